@@ -1,1 +1,6 @@
-# owned by the allowlist part
+# XDP allowlist and DNS cache map: BPF tests (exit 77 = skipped without privileges) and the
+# end-to-end network-namespace test.
+add_executable(xdp_test ${CMAKE_CURRENT_LIST_DIR}/xdp_test.cpp)
+target_link_libraries(xdp_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
+add_test(NAME bpf_xdp_allowlist COMMAND xdp_test)
+set_tests_properties(bpf_xdp_allowlist PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)

@@ -1,0 +1,303 @@
+#include "bpf/xdp_allowlist.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <utility>
+
+#include "bpf/pin_dir.h"
+#include "xdp_allowlist.skel.h"
+
+namespace snisplice::bpf {
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+bpf_map_info wanted_info(const bpf_map* map) {
+  bpf_map_info info{};
+  info.type = bpf_map__type(map);
+  info.key_size = bpf_map__key_size(map);
+  info.value_size = bpf_map__value_size(map);
+  info.max_entries = bpf_map__max_entries(map);
+  info.map_flags = bpf_map__map_flags(map);
+  return info;
+}
+
+// Keys compare as bytes: the tries hold them in exactly this form.
+template <typename Key>
+struct KeyLess {
+  bool operator()(const Key& a, const Key& b) const { return std::memcmp(&a, &b, sizeof(Key)) < 0; }
+};
+template <typename Key>
+using KeySet = std::set<Key, KeyLess<Key>>;
+
+template <typename Key>
+Key trie_key(const Cidr& cidr) {
+  Key key{};
+  key.prefixlen = cidr.prefix_len;
+  std::memcpy(key.addr, cidr.network.bytes.data(), sizeof(key.addr));
+  return key;
+}
+
+// Brings the config-owned entries of one trie in line with `desired`.
+template <typename Key>
+tl::expected<void, std::string> sync_trie(int map_fd, const char* map_name,
+                                          const KeySet<Key>& desired, AllowSync& result) {
+  KeySet<Key> present, owned;
+  Key key{}, next{};
+  const Key* previous = nullptr;
+  // Bounded: a trie holds at most ALLOWLIST_MAX_ENTRIES keys.
+  for (unsigned i = 0; i <= ALLOWLIST_MAX_ENTRIES; ++i) {
+    if (::bpf_map_get_next_key(map_fd, previous, &next) != 0) {
+      if (errno == ENOENT) break;
+      return tl::unexpected(std::string("listing ") + map_name + ": " + errno_text(errno));
+    }
+    __u32 value = 0;
+    if (::bpf_map_lookup_elem(map_fd, &next, &value) == 0) {
+      present.insert(next);
+      if (value == ALLOWLIST_VALUE_FROM_CONFIG) owned.insert(next);
+    }
+    key = next;
+    previous = &key;
+  }
+  for (const Key& wanted : desired) {
+    if (present.count(wanted)) {
+      if (!owned.count(wanted)) ++result.operator_kept;
+      continue;
+    }
+    const __u32 value = ALLOWLIST_VALUE_FROM_CONFIG;
+    if (::bpf_map_update_elem(map_fd, &wanted, &value, BPF_NOEXIST) != 0) {
+      if (errno == EEXIST) continue;  // an operator added it just now: theirs
+      return tl::unexpected(std::string("adding to ") + map_name + ": " + errno_text(errno));
+    }
+    ++result.added;
+  }
+  for (const Key& stale : owned) {
+    if (desired.count(stale)) continue;
+    if (::bpf_map_delete_elem(map_fd, &stale) != 0 && errno != ENOENT)
+      return tl::unexpected(std::string("deleting from ") + map_name + ": " + errno_text(errno));
+    ++result.removed;
+  }
+  return {};
+}
+
+tl::expected<UniqueFd, std::string> attach_link(int prog_fd, unsigned ifindex, __u32 flags) {
+  LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+  const int fd = ::bpf_link_create(prog_fd, static_cast<int>(ifindex), BPF_XDP, &opts);
+  if (fd < 0) return tl::unexpected(errno_text(errno));
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+const char* to_string(XdpAttachMode mode) {
+  switch (mode) {
+    case XdpAttachMode::native: return "native";
+    case XdpAttachMode::generic: return "generic";
+  }
+  return "unknown";
+}
+
+const char* verdict_label(allowlist_verdict verdict) {
+  switch (verdict) {
+    case ALLOWLIST_VERDICT_PASS: return "pass";
+    case ALLOWLIST_VERDICT_DROP: return "drop";
+    case ALLOWLIST_VERDICT_WOULD_DROP: return "would_drop";
+    case ALLOWLIST_VERDICT_COUNT: break;
+  }
+  return "unknown";
+}
+
+const char* reason_label(allowlist_reason reason) {
+  switch (reason) {
+    case ALLOWLIST_REASON_POLICY_OFF: return "policy_off";
+    case ALLOWLIST_REASON_NOT_IP: return "not_ip";
+    case ALLOWLIST_REASON_NOT_TCP: return "not_tcp";
+    case ALLOWLIST_REASON_OTHER_PORT: return "other_port";
+    case ALLOWLIST_REASON_ALLOWED: return "allowed";
+    case ALLOWLIST_REASON_DENIED: return "denied";
+    case ALLOWLIST_REASON_MALFORMED: return "malformed";
+    case ALLOWLIST_REASON_FRAGMENT: return "fragment";
+    case ALLOWLIST_REASON_UNSUPPORTED: return "unsupported";
+    case ALLOWLIST_REASON_COUNT: break;
+  }
+  return "unknown";
+}
+
+void XdpAllowlist::SkeletonDeleter::operator()(::xdp_allowlist* skeleton) const {
+  xdp_allowlist__destroy(skeleton);
+}
+
+XdpAllowlist::XdpAllowlist(std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton,
+                           std::string pin_path)
+    : skeleton_(std::move(skeleton)), pin_path_(std::move(pin_path)) {}
+XdpAllowlist::XdpAllowlist(XdpAllowlist&&) noexcept = default;
+XdpAllowlist& XdpAllowlist::operator=(XdpAllowlist&&) noexcept = default;
+XdpAllowlist::~XdpAllowlist() = default;
+
+tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
+    const std::string& pin_path, const std::vector<std::string>& interfaces,
+    config::XdpMode mode) {
+  if (auto dir = ensure_pin_dir(pin_path); !dir) return tl::unexpected(dir.error());
+
+  std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton(xdp_allowlist__open());
+  if (!skeleton) return tl::unexpected("opening the XDP allowlist object: " + errno_text(errno));
+
+  struct Pinned {
+    bpf_map* map;
+    bool keeps_operator_data;  // an incompatible pin is an error, never silently replaced
+  };
+  const Pinned pinned[] = {
+      {skeleton->maps.allow_v4, true},      {skeleton->maps.allow_v6, true},
+      {skeleton->maps.xdp_ports, false},    {skeleton->maps.xdp_settings, false},
+      {skeleton->maps.xdp_verdicts, false}, {skeleton->maps.xdp_reasons, false},
+  };
+  for (const Pinned& entry : pinned) {
+    const std::string file = pin_path + "/" + bpf_map__name(entry.map);
+    // An allowlist pin is never replaced, since it holds the operators' entries: an old
+    // layout must be moved aside by hand (libbpf's reuse check fails the load with EINVAL).
+    if (!entry.keeps_operator_data) {
+      if (auto removed = remove_incompatible_pin(file, wanted_info(entry.map)); !removed)
+        return tl::unexpected(removed.error());
+    }
+    if (const int err = bpf_map__set_pin_path(entry.map, file.c_str()); err != 0)
+      return tl::unexpected("pinning " + file + ": " + errno_text(err));
+  }
+  if (const int err = xdp_allowlist__load(skeleton.get()); err != 0) {
+    return tl::unexpected("loading the XDP allowlist with maps pinned under " + pin_path + ": " +
+                          errno_text(err) +
+                          (err == -EINVAL ? " (a pinned allow_v4/allow_v6 with another layout? "
+                                            "move it aside)"
+                                          : ""));
+  }
+
+  XdpAllowlist allowlist(std::move(skeleton), pin_path);
+  const int prog_fd = allowlist.program_fd();
+  for (const std::string& name : interfaces) {
+    const unsigned ifindex = ::if_nametoindex(name.c_str());
+    if (ifindex == 0)
+      return tl::unexpected("xdp interface " + name + ": " + errno_text(errno));
+    tl::expected<UniqueFd, std::string> link = tl::unexpected(std::string());
+    XdpAttachMode used = XdpAttachMode::native;
+    std::string native_error;
+    if (mode != config::XdpMode::generic) {
+      link = attach_link(prog_fd, ifindex, XDP_FLAGS_DRV_MODE);
+      if (!link) native_error = link.error();
+    }
+    if (!link && mode != config::XdpMode::native) {
+      used = XdpAttachMode::generic;
+      link = attach_link(prog_fd, ifindex, XDP_FLAGS_SKB_MODE);
+    }
+    if (!link) {
+      return tl::unexpected("attaching XDP to " + name + ": " +
+                            (native_error.empty() ? "" : "native: " + native_error + "; ") +
+                            (mode == config::XdpMode::native ? "" : "generic: " + link.error()));
+    }
+    allowlist.links_.push_back(std::move(*link));
+    allowlist.attachments_.push_back({name, ifindex, used});
+  }
+  return allowlist;
+}
+
+int XdpAllowlist::program_fd() const {
+  return bpf_program__fd(skeleton_->progs.xdp_allowlist_filter);
+}
+
+tl::expected<AllowSync, std::string> XdpAllowlist::sync_allow(
+    const std::vector<Cidr>& config_allow) {
+  KeySet<allow_v4_key> desired_v4;
+  KeySet<allow_v6_key> desired_v6;
+  for (const Cidr& cidr : config_allow) {
+    if (cidr.network.is_v4())
+      desired_v4.insert(trie_key<allow_v4_key>(cidr));
+    else
+      desired_v6.insert(trie_key<allow_v6_key>(cidr));
+  }
+  AllowSync result;
+  if (auto v4 = sync_trie(bpf_map__fd(skeleton_->maps.allow_v4), ALLOWLIST_MAP_V4, desired_v4,
+                          result);
+      !v4)
+    return tl::unexpected(v4.error());
+  if (auto v6 = sync_trie(bpf_map__fd(skeleton_->maps.allow_v6), ALLOWLIST_MAP_V6, desired_v6,
+                          result);
+      !v6)
+    return tl::unexpected(v6.error());
+  return result;
+}
+
+tl::expected<void, std::string> XdpAllowlist::set_policy(config::XdpPolicy policy) {
+  allowlist_settings settings{};
+  switch (policy) {
+    case config::XdpPolicy::off: settings.policy = ALLOWLIST_POLICY_OFF; break;
+    case config::XdpPolicy::monitor: settings.policy = ALLOWLIST_POLICY_MONITOR; break;
+    case config::XdpPolicy::enforce: settings.policy = ALLOWLIST_POLICY_ENFORCE; break;
+  }
+  const __u32 key = 0;
+  if (::bpf_map_update_elem(bpf_map__fd(skeleton_->maps.xdp_settings), &key, &settings,
+                            BPF_ANY) != 0)
+    return tl::unexpected("setting the XDP policy: " + errno_text(errno));
+  return {};
+}
+
+tl::expected<void, std::string> XdpAllowlist::set_ports(const std::vector<uint16_t>& ports) {
+  const int fd = bpf_map__fd(skeleton_->maps.xdp_ports);
+  const std::set<uint16_t> desired(ports.begin(), ports.end());
+  if (desired.size() > ALLOWLIST_PORTS_MAX_ENTRIES)
+    return tl::unexpected("too many XDP ports: " + std::to_string(desired.size()) + " (at most " +
+                          std::to_string(ALLOWLIST_PORTS_MAX_ENTRIES) + ")");
+  std::vector<uint16_t> stale;
+  __u16 key = 0, next = 0;
+  const __u16* previous = nullptr;
+  for (unsigned i = 0; i <= ALLOWLIST_PORTS_MAX_ENTRIES; ++i) {
+    if (::bpf_map_get_next_key(fd, previous, &next) != 0) {
+      if (errno == ENOENT) break;
+      return tl::unexpected("listing XDP ports: " + errno_text(errno));
+    }
+    if (!desired.count(next)) stale.push_back(next);
+    key = next;
+    previous = &key;
+  }
+  const __u8 value = 1;
+  for (const uint16_t port : desired) {
+    const __u16 port_key = port;
+    if (::bpf_map_update_elem(fd, &port_key, &value, BPF_ANY) != 0)
+      return tl::unexpected("adding XDP port " + std::to_string(port) + ": " + errno_text(errno));
+  }
+  for (const uint16_t port : stale) {
+    const __u16 port_key = port;
+    if (::bpf_map_delete_elem(fd, &port_key) != 0 && errno != ENOENT)
+      return tl::unexpected("removing XDP port " + std::to_string(port) + ": " +
+                            errno_text(errno));
+  }
+  return {};
+}
+
+tl::expected<XdpCounters, std::string> XdpAllowlist::counters() const {
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return tl::unexpected("counting possible CPUs: " + errno_text(cpus));
+  std::vector<__u64> per_cpu(static_cast<size_t>(cpus));
+  auto sum = [&](const bpf_map* map, __u32 key, uint64_t& out) -> tl::expected<void, std::string> {
+    if (::bpf_map_lookup_elem(bpf_map__fd(map), &key, per_cpu.data()) != 0)
+      return tl::unexpected(std::string("reading ") + bpf_map__name(map) + ": " +
+                            errno_text(errno));
+    out = 0;
+    for (const __u64 value : per_cpu) out += value;
+    return {};
+  };
+  XdpCounters counters;
+  for (__u32 v = 0; v < ALLOWLIST_VERDICT_COUNT; ++v)
+    if (auto ok = sum(skeleton_->maps.xdp_verdicts, v, counters.verdicts[v]); !ok)
+      return tl::unexpected(ok.error());
+  for (__u32 r = 0; r < ALLOWLIST_REASON_COUNT; ++r)
+    if (auto ok = sum(skeleton_->maps.xdp_reasons, r, counters.reasons[r]); !ok)
+      return tl::unexpected(ok.error());
+  return counters;
+}
+
+}  // namespace snisplice::bpf

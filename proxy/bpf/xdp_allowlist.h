@@ -1,0 +1,102 @@
+#pragma once
+// Owner of the XDP source allowlist (ebpf/xdp_allowlist.bpf.c): loads it with its maps pinned
+// under bpf_pin_path (an existing pinned allowlist is reused, so operator entries survive
+// restarts), attaches it to interfaces through bpf_links (detached on destruction; the pinned
+// maps stay), and keeps the config-owned part of the allowlist in step with the config.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "base/net_address.h"
+#include "base/unique_fd.h"
+#include "config/config.h"
+#include "xdp_abi.h"
+
+struct xdp_allowlist;  // the generated skeleton (xdp_allowlist.skel.h)
+
+namespace snisplice::bpf {
+
+enum class XdpAttachMode { native, generic };
+const char* to_string(XdpAttachMode mode);
+
+struct XdpAttachment {
+  std::string interface;
+  unsigned ifindex = 0;
+  XdpAttachMode mode = XdpAttachMode::native;
+};
+
+// Sums over every possible CPU, indexed by the ABI enums.
+struct XdpCounters {
+  std::array<uint64_t, ALLOWLIST_VERDICT_COUNT> verdicts{};
+  std::array<uint64_t, ALLOWLIST_REASON_COUNT> reasons{};
+  uint64_t verdict(allowlist_verdict v) const { return verdicts.at(v); }
+  uint64_t reason(allowlist_reason r) const { return reasons.at(r); }
+};
+
+// What sync_allow changed.
+struct AllowSync {
+  unsigned added = 0;          // config entries inserted
+  unsigned removed = 0;        // config-owned entries no longer in the config, deleted
+  unsigned operator_kept = 0;  // config entries already present as operator entries: left as is
+};
+
+// Metric label of each verdict / reason ("pass", "would_drop", "not_tcp", ...).
+const char* verdict_label(allowlist_verdict verdict);
+const char* reason_label(allowlist_reason reason);
+
+class XdpAllowlist {
+ public:
+  // Loads the program, pins (or reuses) its maps under `pin_path` (created, with bpffs
+  // mounted on /sys/fs/bpf when needed) and attaches it to every interface in `interfaces`
+  // (none: loaded, not attached). automatic mode tries native, then generic. The policy
+  // starts as it was left in the pinned xdp_settings map (off on first start): call
+  // set_ports, sync_allow, then set_policy.
+  static tl::expected<XdpAllowlist, std::string> open(const std::string& pin_path,
+                                                      const std::vector<std::string>& interfaces,
+                                                      config::XdpMode mode);
+
+  XdpAllowlist(XdpAllowlist&&) noexcept;
+  XdpAllowlist& operator=(XdpAllowlist&&) noexcept;
+  XdpAllowlist(const XdpAllowlist&) = delete;
+  XdpAllowlist& operator=(const XdpAllowlist&) = delete;
+  ~XdpAllowlist();  // detaches from every interface; pinned maps stay
+
+  // One entry per interface, with the mode actually used.
+  const std::vector<XdpAttachment>& attachments() const { return attachments_; }
+
+  // Makes the config-owned entries of allow_v4 / allow_v6 equal `config_allow`: inserts the
+  // missing ones (marked ALLOWLIST_VALUE_FROM_CONFIG), deletes config-owned entries no longer
+  // listed, and never touches entries an operator added with bpftool (any other value), even
+  // when the config lists the same CIDR. An operator's delete of a config entry is undone by
+  // the next sync: remove it from the config to remove it for good.
+  tl::expected<AllowSync, std::string> sync_allow(const std::vector<Cidr>& config_allow);
+
+  tl::expected<void, std::string> set_policy(config::XdpPolicy policy);
+
+  // The TCP destination ports that are judged; all other ports pass. The caller resolves the
+  // config's "empty: every listener port" before calling. Empty: nothing is filtered.
+  tl::expected<void, std::string> set_ports(const std::vector<uint16_t>& ports);
+
+  tl::expected<XdpCounters, std::string> counters() const;
+
+  // The loaded program, e.g. for bpf_prog_test_run_opts.
+  int program_fd() const;
+  const std::string& pin_path() const { return pin_path_; }
+
+ private:
+  struct SkeletonDeleter {
+    void operator()(::xdp_allowlist* skeleton) const;
+  };
+  XdpAllowlist(std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton, std::string pin_path);
+
+  std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton_;
+  std::string pin_path_;
+  std::vector<UniqueFd> links_;  // closing a link fd detaches (links are not pinned)
+  std::vector<XdpAttachment> attachments_;
+};
+
+}  // namespace snisplice::bpf
