@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/net_address.h"
@@ -57,6 +58,7 @@ struct Route {
 struct Table {
   std::string name;
   std::vector<Route> routes;  // in file order
+  int line = 0;
 };
 
 struct HealthCheck {
@@ -72,6 +74,7 @@ struct Backend {
   ProxyProtocol proxy_protocol = ProxyProtocol::off;
   Duration connect_timeout = std::chrono::seconds(3);
   HealthCheck health_check;
+  int line = 0;
 };
 
 struct Dns {
@@ -122,5 +125,15 @@ struct Config {
   const Table* find_table(std::string_view name) const;
   const Backend* find_backend(std::string_view name) const;
 };
+
+// The spelling each enum value has in the YAML file, for logs and messages.
+std::string_view to_string(Protocol value);
+std::string_view to_string(Balance value);
+std::string_view to_string(ProxyProtocol value);
+std::string_view to_string(SpliceMode value);
+std::string_view to_string(XdpMode value);
+std::string_view to_string(XdpPolicy value);
+std::string_view to_string(LogLevel value);
+std::string_view to_string(RouteAction value);
 
 }  // namespace snisplice::config

@@ -1,0 +1,671 @@
+#include "config/load.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "config/duration.h"
+#include "config/host_pattern.h"
+#include "config/yaml_reader.h"
+
+namespace snisplice::config {
+namespace {
+
+using detail::MapReader;
+using detail::Problems;
+using detail::quote;
+using detail::read_address;
+using detail::read_bool;
+using detail::read_cidr;
+using detail::read_duration;
+using detail::read_enum;
+using detail::read_list;
+using detail::read_list_of;
+using detail::read_optional_key;
+using detail::read_string;
+using detail::read_uint;
+
+using namespace std::string_view_literals;
+
+constexpr std::string_view kTopKeys[] = {
+    "workers"sv, "user"sv,   "listeners"sv, "tables"sv,  "backends"sv,   "dns"sv,     "splice"sv,
+    "xdp"sv,     "bpf_pin_path"sv, "metrics"sv, "access_log"sv, "log_level"sv, "timeouts"sv};
+constexpr std::string_view kListenerKeys[] = {
+    "name"sv, "listen"sv, "protocol"sv, "table"sv, "transparent"sv, "proxy_protocol_from"sv,
+    "client_hello_timeout"sv, "client_hello_max_bytes"sv, "max_connections"sv,
+    "per_ip_max_connections"sv};
+constexpr std::string_view kRouteKeys[] = {"host"sv, "alpn"sv, "backend"sv, "resolve"sv,
+                                           "action"sv};
+constexpr std::string_view kResolveKeys[] = {"port"sv, "allow_networks"sv};
+constexpr std::string_view kBackendKeys[] = {"servers"sv, "balance"sv, "proxy_protocol"sv,
+                                             "connect_timeout"sv, "health_check"sv};
+constexpr std::string_view kHealthCheckKeys[] = {"interval"sv, "timeout"sv};
+constexpr std::string_view kDnsKeys[] = {"servers"sv, "timeout"sv,      "tries"sv,     "min_ttl"sv,
+                                         "max_ttl"sv, "negative_ttl"sv, "cache_size"sv};
+constexpr std::string_view kXdpKeys[] = {"interfaces"sv, "mode"sv, "policy"sv, "ports"sv,
+                                         "allow"sv};
+constexpr std::string_view kMetricsKeys[] = {"listen"sv};
+constexpr std::string_view kTimeoutsKeys[] = {"idle"sv, "shutdown_grace"sv};
+
+constexpr uint64_t kMaxWorkers = 1024;
+constexpr uint64_t kMinHelloBytes = 1024;   // a ClientHello's first record always fits
+constexpr uint64_t kMaxHelloBytes = 65536;  // Envoy's cap; post-quantum hellos need ~2 KiB
+constexpr size_t kMaxAlpnId = 255;          // RFC 7301 section 3.1: 1-byte length
+constexpr size_t kMaxInterfaceName = 15;    // IFNAMSIZ - 1
+
+// Where the parts that the cross-checks talk about were written.
+struct ListenerSource {
+  std::string path;
+  std::optional<YAML::Node> name;
+  std::optional<YAML::Node> table;
+  std::vector<YAML::Node> listen;  // parallel to Listener::listen
+};
+
+struct RouteSource {
+  std::string path;
+  std::optional<YAML::Node> backend;
+  // The `port: original` or `action: original_dst` node, when the route needs a transparent
+  // listener.
+  std::optional<YAML::Node> original;
+};
+
+bool is_unspecified(const IpAddress& ip) {
+  return std::all_of(ip.bytes.begin(), ip.bytes.begin() + static_cast<long>(ip.size()),
+                     [](uint8_t b) { return b == 0; });
+}
+
+// Two bind addresses collide when they are equal, or when one is the wildcard of its family on
+// the same port. IPv6 sockets are bound IPV6_V6ONLY, so [::] does not cover IPv4.
+bool binds_overlap(const SocketAddress& a, const SocketAddress& b) {
+  if (a.port != b.port || a.port == 0 || a.ip.family != b.ip.family) return false;
+  return a.ip == b.ip || is_unspecified(a.ip) || is_unspecified(b.ip);
+}
+
+class Loader {
+ public:
+  explicit Loader(Problems& problems) : p_(problems) {}
+
+  void load(const YAML::Node& root, Config& config) {
+    if (root.IsNull()) {  // an empty file
+      p_.add(1, "listeners", "missing required key");
+      return;
+    }
+    MapReader top(p_, root, "", kTopKeys);
+    if (!top.is_map()) return;
+    read_optional_key(top, "workers", config.workers,
+                      [&](const YAML::Node& n, const std::string& path) { return read_workers(n, path); });
+    read_optional_key(top, "user", config.user, [&](const YAML::Node& n, const std::string& path) {
+      return read_string(p_, n, path);
+    });
+    if (auto node = top.require("listeners")) read_listeners(*node, config);
+    if (auto node = top.find("tables")) read_tables(*node, config);
+    if (auto node = top.find("backends")) read_backends(*node, config);
+    if (auto node = top.find("dns")) read_dns(*node, config.dns);
+    read_optional_key(top, "splice", config.splice,
+                      [&](const YAML::Node& n, const std::string& path) {
+                        return read_enum(p_, n, path, kSpliceModeNames);
+                      });
+    if (auto node = top.find("xdp")) read_xdp(*node, config.xdp);
+    read_optional_key(top, "bpf_pin_path", config.bpf_pin_path,
+                      [&](const YAML::Node& n, const std::string& path) {
+                        return read_absolute_path(n, path);
+                      });
+    if (auto node = top.find("metrics")) read_metrics(*node, config);
+    if (auto node = top.find("access_log")) read_access_log(*node, config.access_log);
+    read_optional_key(top, "log_level", config.log_level,
+                      [&](const YAML::Node& n, const std::string& path) {
+                        return read_enum(p_, n, path, kLogLevelNames);
+                      });
+    if (auto node = top.find("timeouts")) read_timeouts(*node, config.timeouts);
+
+    check_listener_names(config);
+    check_listen_overlap(config);
+    check_references(config);
+    check_transparent_only(config);
+  }
+
+ private:
+  // ---- values ----
+
+  std::optional<unsigned> read_workers(const YAML::Node& node, const std::string& path) {
+    if (node.IsScalar()) {
+      if (node.Scalar() == "auto") return 0u;
+      if (auto count = read_uint(p_, node, path, 1, kMaxWorkers)) return static_cast<unsigned>(*count);
+      return std::nullopt;
+    }
+    p_.add(node, path, "expected \"auto\" or a positive integer, got " + detail::describe(node));
+    return std::nullopt;
+  }
+
+  std::optional<std::string> read_absolute_path(const YAML::Node& node, const std::string& path) {
+    auto text = read_string(p_, node, path);
+    if (text && !text->starts_with('/')) {
+      p_.add(node, path, "must be an absolute path, got " + quote(*text));
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  std::optional<Duration> read_positive_duration(const YAML::Node& node, const std::string& path) {
+    auto value = read_duration(p_, node, path);
+    if (value && value->count() == 0) {
+      p_.add(node, path, "must be longer than 0");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<uint16_t> read_port(const YAML::Node& node, const std::string& path) {
+    if (auto port = read_uint(p_, node, path, 1, 65535)) return static_cast<uint16_t>(*port);
+    return std::nullopt;
+  }
+
+  std::optional<std::vector<Cidr>> read_cidrs(const YAML::Node& node, const std::string& path) {
+    return read_list_of<Cidr>(p_, node, path, [&](const YAML::Node& item, const std::string& item_path) {
+      return read_cidr(p_, item, item_path);
+    });
+  }
+
+  // ---- listeners ----
+
+  void read_listeners(const YAML::Node& node, Config& config) {
+    bool is_list = read_list(p_, node, "listeners", [&](const YAML::Node& item, const std::string& path) {
+      read_listener(item, path, config);
+    });
+    if (is_list && node.size() == 0) p_.add(node, "listeners", "at least one listener is needed");
+  }
+
+  void read_listener(const YAML::Node& node, const std::string& path, Config& config) {
+    MapReader map(p_, node, path, kListenerKeys);
+    if (!map.is_map()) return;
+    Listener listener;
+    ListenerSource source{path, {}, {}, {}};
+    listener.line = detail::line_of(node);
+    if (auto name = map.require("name")) {
+      if (auto text = read_name(*name, map.child_path("name"))) {
+        listener.name = *text;
+        source.name = *name;
+      }
+    }
+    if (auto listen = map.require("listen")) {
+      bool is_list = read_list(p_, *listen, map.child_path("listen"),
+                               [&](const YAML::Node& item, const std::string& item_path) {
+                                 if (auto address = read_address(p_, item, item_path, true)) {
+                                   listener.listen.push_back(*address);
+                                   source.listen.push_back(item);
+                                 }
+                               });
+      if (is_list && listen->size() == 0)
+        p_.add(*listen, map.child_path("listen"), "at least one address is needed");
+    }
+    read_optional_key(map, "protocol", listener.protocol,
+                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kProtocolNames); });
+    if (auto table = map.require("table")) {
+      if (auto text = read_name(*table, map.child_path("table"))) {
+        listener.table = *text;
+        source.table = *table;
+      }
+    }
+    read_optional_key(map, "transparent", listener.transparent,
+                      [&](const YAML::Node& n, const std::string& p) { return read_bool(p_, n, p); });
+    read_optional_key(map, "proxy_protocol_from", listener.proxy_protocol_from,
+                      [&](const YAML::Node& n, const std::string& p) { return read_cidrs(n, p); });
+    read_optional_key(map, "client_hello_timeout", listener.client_hello_timeout,
+                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+    read_optional_key(map, "client_hello_max_bytes", listener.client_hello_max_bytes,
+                      [&](const YAML::Node& n, const std::string& p) {
+                        return read_uint(p_, n, p, kMinHelloBytes, kMaxHelloBytes);
+                      });
+    read_optional_key(map, "max_connections", listener.max_connections,
+                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, UINT32_MAX); });
+    read_optional_key(map, "per_ip_max_connections", listener.per_ip_max_connections,
+                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, UINT32_MAX); });
+    config.listeners.push_back(std::move(listener));
+    listener_sources_.push_back(std::move(source));
+  }
+
+  // Listener, table and backend names: used in logs, metric labels and references.
+  std::optional<std::string> read_name(const YAML::Node& node, const std::string& path) {
+    auto text = read_string(p_, node, path);
+    if (text && text->empty()) {
+      p_.add(node, path, "must not be empty");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  // ---- tables ----
+
+  void read_tables(const YAML::Node& node, Config& config) {
+    MapReader tables(p_, node, "tables", "table");
+    for (const auto& [name, routes] : tables.entries()) {
+      Table table;
+      table.name = name;
+      table.line = tables.key_line(name);
+      route_sources_.emplace_back();
+      read_routes(routes, tables.child_path(name), table, route_sources_.back());
+      config.tables.push_back(std::move(table));
+    }
+  }
+
+  void read_routes(const YAML::Node& node, const std::string& path, Table& table,
+                   std::vector<RouteSource>& sources) {
+    // Pattern key + alpn set -> line of its first use.
+    std::map<std::pair<std::string, std::set<std::string>>, int> seen;
+    read_list(p_, node, path, [&](const YAML::Node& item, const std::string& item_path) {
+      RouteSource source{item_path, {}, {}};
+      auto route = read_route(item, item_path, source);
+      if (!route) return;
+      auto key = std::make_pair(host_pattern_key(route->host),
+                                std::set<std::string>(route->alpn.begin(), route->alpn.end()));
+      if (!seen.emplace(std::move(key), route->line).second) {
+        std::string message = "duplicate pattern " + quote(route->host);
+        if (!route->alpn.empty()) {
+          message += " with alpn [";
+          for (size_t i = 0; i < route->alpn.size(); ++i)
+            message += (i ? ", " : "") + quote(route->alpn[i]);
+          message += "]";
+        }
+        p_.add(route->line, item_path + ".host", message);
+        return;
+      }
+      table.routes.push_back(std::move(*route));
+      sources.push_back(std::move(source));
+    });
+  }
+
+  std::optional<Route> read_route(const YAML::Node& node, const std::string& path,
+                                  RouteSource& source) {
+    MapReader map(p_, node, path, kRouteKeys);
+    if (!map.is_map()) return std::nullopt;
+    Route route;
+    bool good = true;
+    if (auto host = map.require("host")) {
+      route.line = detail::line_of(*host);
+      if (auto text = read_string(p_, *host, map.child_path("host"))) {
+        route.host = *text;
+        if (auto error = host_pattern_error(*text)) {
+          p_.add(*host, map.child_path("host"), "bad host pattern " + quote(*text) + ": " + *error);
+          good = false;
+        }
+      } else {
+        good = false;
+      }
+    } else {
+      good = false;
+    }
+    if (auto alpn = map.find("alpn")) {
+      auto ids = read_list_of<std::string>(p_, *alpn, map.child_path("alpn"),
+                                           [&](const YAML::Node& item, const std::string& item_path) {
+                                             return read_alpn_id(item, item_path);
+                                           });
+      if (ids)
+        route.alpn = std::move(*ids);
+      else
+        good = false;
+    }
+
+    auto backend = map.find("backend");
+    auto resolve = map.find("resolve");
+    auto action = map.find("action");
+    int targets = (backend ? 1 : 0) + (resolve ? 1 : 0) + (action ? 1 : 0);
+    if (targets != 1) {
+      p_.add(node, path,
+             targets == 0 ? "route needs one of backend, resolve or action"
+                          : "route has more than one of backend, resolve and action");
+      return std::nullopt;
+    }
+    if (backend) {
+      route.action = RouteAction::backend;
+      if (auto name = read_name(*backend, map.child_path("backend"))) {
+        route.backend = *name;
+        source.backend = *backend;
+      } else {
+        good = false;
+      }
+    } else if (resolve) {
+      route.action = RouteAction::resolve;
+      good = read_resolve(*resolve, map.child_path("resolve"), route.resolve, source) && good;
+    } else if (auto value = read_enum(p_, *action, map.child_path("action"), kRouteActionNames)) {
+      route.action = *value;
+      if (*value == RouteAction::original_dst) source.original = *action;
+    } else {
+      good = false;
+    }
+    if (!good) return std::nullopt;
+    return route;
+  }
+
+  std::optional<std::string> read_alpn_id(const YAML::Node& node, const std::string& path) {
+    auto id = read_string(p_, node, path);
+    if (!id) return std::nullopt;
+    if (id->empty() || id->size() > kMaxAlpnId) {
+      p_.add(node, path, id->empty() ? "empty ALPN id" : "ALPN id longer than 255 bytes");
+      return std::nullopt;
+    }
+    return id;
+  }
+
+  bool read_resolve(const YAML::Node& node, const std::string& path, ResolveTarget& target,
+                    RouteSource& source) {
+    MapReader map(p_, node, path, kResolveKeys);
+    if (!map.is_map()) return false;
+    bool good = true;
+    if (auto port = map.require("port")) {
+      if (port->IsScalar() && port->Scalar() == "original") {
+        target.port = std::nullopt;
+        source.original = *port;
+      } else if (auto number = read_resolve_port(*port, map.child_path("port"))) {
+        target.port = *number;
+      } else {
+        good = false;
+      }
+    } else {
+      good = false;
+    }
+    if (auto networks = map.find("allow_networks")) {
+      if (auto cidrs = read_cidrs(*networks, map.child_path("allow_networks")))
+        target.allow_networks = std::move(*cidrs);
+      else
+        good = false;
+    }
+    return good;
+  }
+
+  std::optional<uint16_t> read_resolve_port(const YAML::Node& node, const std::string& path) {
+    unsigned value = 0;
+    if (node.IsScalar()) {
+      const std::string& text = node.Scalar();
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (!text.empty() && ec == std::errc{} && end == text.data() + text.size() && value >= 1 &&
+          value <= 65535)
+        return static_cast<uint16_t>(value);
+    }
+    p_.add(node, path,
+           "bad port " + detail::describe(node) + " (expected 1-65535 or \"original\")");
+    return std::nullopt;
+  }
+
+  // ---- backends ----
+
+  void read_backends(const YAML::Node& node, Config& config) {
+    MapReader backends(p_, node, "backends", "backend");
+    for (const auto& [name, value] : backends.entries()) {
+      Backend backend;
+      backend.name = name;
+      backend.line = backends.key_line(name);
+      read_backend(value, backends.child_path(name), backend);
+      config.backends.push_back(std::move(backend));
+    }
+  }
+
+  void read_backend(const YAML::Node& node, const std::string& path, Backend& backend) {
+    MapReader map(p_, node, path, kBackendKeys);
+    if (!map.is_map()) return;
+    if (auto servers = map.require("servers")) {
+      bool is_list = read_list(p_, *servers, map.child_path("servers"),
+                               [&](const YAML::Node& item, const std::string& item_path) {
+                                 if (auto address = read_address(p_, item, item_path, false))
+                                   backend.servers.push_back(*address);
+                               });
+      if (is_list && servers->size() == 0)
+        p_.add(*servers, map.child_path("servers"), "backend has no servers");
+    }
+    read_optional_key(map, "balance", backend.balance,
+                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kBalanceNames); });
+    read_optional_key(map, "proxy_protocol", backend.proxy_protocol,
+                      [&](const YAML::Node& n, const std::string& p) {
+                        return read_enum(p_, n, p, kProxyProtocolNames);
+                      });
+    read_optional_key(map, "connect_timeout", backend.connect_timeout,
+                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+    if (auto check = map.find("health_check")) {
+      MapReader health(p_, *check, map.child_path("health_check"), kHealthCheckKeys);
+      if (health.is_map()) {
+        backend.health_check.enabled = true;
+        read_optional_key(health, "interval", backend.health_check.interval,
+                          [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+        read_optional_key(health, "timeout", backend.health_check.timeout,
+                          [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+      }
+    }
+  }
+
+  // ---- dns, xdp, metrics, logs, timeouts ----
+
+  void read_dns(const YAML::Node& node, Dns& dns) {
+    MapReader map(p_, node, "dns", kDnsKeys);
+    if (!map.is_map()) return;
+    read_optional_key(map, "servers", dns.servers, [&](const YAML::Node& n, const std::string& p) {
+      return read_list_of<SocketAddress>(p_, n, p, [&](const YAML::Node& item, const std::string& item_path) {
+        return read_address(p_, item, item_path, false);
+      });
+    });
+    read_optional_key(map, "timeout", dns.timeout,
+                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+    read_optional_key(map, "tries", dns.tries,
+                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, 100); });
+    // A zero floor, zero ceiling or zero negative TTL are meaningful (do not cache).
+    auto read_ttl = [&](const YAML::Node& n, const std::string& p) { return read_duration(p_, n, p); };
+    read_optional_key(map, "min_ttl", dns.min_ttl, read_ttl);
+    read_optional_key(map, "max_ttl", dns.max_ttl, read_ttl);
+    read_optional_key(map, "negative_ttl", dns.negative_ttl, read_ttl);
+    read_optional_key(map, "cache_size", dns.cache_size,
+                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, UINT32_MAX); });
+    if (dns.min_ttl > dns.max_ttl) {
+      auto where = map.find("min_ttl");
+      p_.add(where ? detail::line_of(*where) : map.key_line("max_ttl"), "dns.min_ttl",
+             "min_ttl (" + format_duration(dns.min_ttl) + ") is greater than max_ttl (" +
+                 format_duration(dns.max_ttl) + ")");
+    }
+  }
+
+  void read_xdp(const YAML::Node& node, Xdp& xdp) {
+    MapReader map(p_, node, "xdp", kXdpKeys);
+    if (!map.is_map()) return;
+    read_optional_key(map, "interfaces", xdp.interfaces, [&](const YAML::Node& n, const std::string& p) {
+      return read_list_of<std::string>(p_, n, p, [&](const YAML::Node& item, const std::string& item_path) {
+        return read_interface(item, item_path);
+      });
+    });
+    read_optional_key(map, "mode", xdp.mode,
+                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kXdpModeNames); });
+    read_optional_key(map, "policy", xdp.policy,
+                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kXdpPolicyNames); });
+    read_optional_key(map, "ports", xdp.ports, [&](const YAML::Node& n, const std::string& p) {
+      return read_list_of<uint16_t>(p_, n, p, [&](const YAML::Node& item, const std::string& item_path) {
+        return read_port(item, item_path);
+      });
+    });
+    read_optional_key(map, "allow", xdp.allow,
+                      [&](const YAML::Node& n, const std::string& p) { return read_cidrs(n, p); });
+  }
+
+  std::optional<std::string> read_interface(const YAML::Node& node, const std::string& path) {
+    auto name = read_string(p_, node, path);
+    if (name && (name->empty() || name->size() > kMaxInterfaceName ||
+                 name->find_first_of("/ \t\n") != std::string::npos || *name == "." || *name == "..")) {
+      p_.add(node, path, "bad interface name " + quote(*name));
+      return std::nullopt;
+    }
+    return name;
+  }
+
+  void read_metrics(const YAML::Node& node, Config& config) {
+    MapReader map(p_, node, "metrics", kMetricsKeys);
+    auto listen = map.find("listen");
+    if (!listen) return;
+    if (listen->IsScalar() && listen->Scalar().empty()) {
+      config.metrics_listen = std::nullopt;
+      return;
+    }
+    if (auto address = read_address(p_, *listen, "metrics.listen", true)) {
+      config.metrics_listen = *address;
+      metrics_listen_ = *listen;
+    }
+  }
+
+  void read_access_log(const YAML::Node& node, AccessLog& log) {
+    auto text = read_string(p_, node, "access_log");
+    if (!text) return;
+    if (*text == "stdout") {
+      log = {AccessLog::Kind::stdout_stream, {}};
+    } else if (*text == "off") {
+      log = {AccessLog::Kind::off, {}};
+    } else if (text->empty()) {
+      p_.add(node, "access_log", "expected stdout, off or a file path, got \"\"");
+    } else {
+      log = {AccessLog::Kind::file, *text};
+    }
+  }
+
+  void read_timeouts(const YAML::Node& node, Timeouts& timeouts) {
+    MapReader map(p_, node, "timeouts", kTimeoutsKeys);
+    if (!map.is_map()) return;
+    read_optional_key(map, "idle", timeouts.idle,
+                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+    // Zero grace: close every connection at once on SIGTERM.
+    read_optional_key(map, "shutdown_grace", timeouts.shutdown_grace,
+                      [&](const YAML::Node& n, const std::string& p) { return read_duration(p_, n, p); });
+  }
+
+  // ---- checks across sections ----
+
+  void check_listener_names(const Config& config) {
+    std::map<std::string, int> first_line;
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      const auto& source = listener_sources_[i];
+      if (!source.name) continue;
+      const auto& name = config.listeners[i].name;
+      auto [it, inserted] = first_line.emplace(name, detail::line_of(*source.name));
+      if (!inserted)
+        p_.add(*source.name, source.path + ".name",
+               "duplicate listener name " + quote(name) + " (first at line " +
+                   std::to_string(it->second) + ")");
+    }
+  }
+
+  void check_listen_overlap(const Config& config) {
+    struct Bound {
+      SocketAddress address;
+      size_t listener;
+    };
+    std::vector<Bound> bound;
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      const auto& listener = config.listeners[i];
+      const auto& source = listener_sources_[i];
+      for (size_t k = 0; k < listener.listen.size(); ++k) {
+        const auto& address = listener.listen[k];
+        auto clash = std::ranges::find_if(
+            bound, [&](const Bound& other) { return binds_overlap(other.address, address); });
+        if (clash != bound.end()) {
+          const auto& other = config.listeners[clash->listener];
+          std::string what = clash->address == address
+                                 ? "address " + address.to_string() + " is already used"
+                                 : address.to_string() + " overlaps " + clash->address.to_string();
+          p_.add(source.listen[k], source.path + ".listen[" + std::to_string(k) + "]",
+                 what + " by listener " + quote(other.name) + " (line " +
+                     std::to_string(other.line) + ")");
+        }
+        bound.push_back({address, i});
+      }
+    }
+    if (config.metrics_listen && metrics_listen_) {
+      for (const auto& other : bound) {
+        if (!binds_overlap(other.address, *config.metrics_listen)) continue;
+        const auto& listener = config.listeners[other.listener];
+        p_.add(*metrics_listen_, "metrics.listen",
+               config.metrics_listen->to_string() + " overlaps " + other.address.to_string() +
+                   " of listener " + quote(listener.name) + " (line " + std::to_string(listener.line) + ")");
+        break;
+      }
+    }
+  }
+
+  void check_references(const Config& config) {
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      const auto& source = listener_sources_[i];
+      if (source.table && !config.find_table(config.listeners[i].table))
+        p_.add(*source.table, source.path + ".table",
+               "undefined table " + quote(config.listeners[i].table));
+    }
+    for (size_t t = 0; t < config.tables.size(); ++t) {
+      const auto& routes = config.tables[t].routes;
+      for (size_t r = 0; r < routes.size(); ++r) {
+        const auto& source = route_sources_[t][r];
+        if (routes[r].action == RouteAction::backend && !config.find_backend(routes[r].backend))
+          p_.add(*source.backend, source.path + ".backend",
+                 "undefined backend " + quote(routes[r].backend));
+      }
+    }
+  }
+
+  // `port: original` and `action: original_dst` need the original destination, which only
+  // a transparent (TPROXY) listener knows.
+  void check_transparent_only(const Config& config) {
+    for (size_t t = 0; t < config.tables.size(); ++t) {
+      const auto& table = config.tables[t];
+      std::vector<std::string> plain_users;
+      for (const auto& listener : config.listeners)
+        if (!listener.transparent && listener.table == table.name)
+          plain_users.push_back(quote(listener.name));
+      if (plain_users.empty()) continue;
+      std::string users = plain_users[0];
+      for (size_t i = 1; i < plain_users.size(); ++i) users += ", " + plain_users[i];
+      for (size_t r = 0; r < table.routes.size(); ++r) {
+        const auto& source = route_sources_[t][r];
+        if (!source.original) continue;
+        bool is_port = table.routes[r].action == RouteAction::resolve;
+        p_.add(*source.original, source.path + (is_port ? ".resolve.port" : ".action"),
+               std::string(is_port ? "port \"original\"" : "action \"original_dst\"") +
+                   " works only on transparent listeners; table " + quote(table.name) +
+                   " is used by non-transparent listener" + (plain_users.size() > 1 ? "s " : " ") +
+                   users);
+      }
+    }
+  }
+
+  Problems& p_;
+  std::vector<ListenerSource> listener_sources_;    // parallel to Config::listeners
+  std::vector<std::vector<RouteSource>> route_sources_;  // parallel to Config::tables
+  std::optional<YAML::Node> metrics_listen_;
+};
+
+}  // namespace
+
+LoadResult load_config_text(std::string_view yaml, std::string_view file_name) {
+  Problems problems(file_name);
+  Config config;
+  config.source_path = std::string(file_name);
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    if (documents.size() > 1)
+      problems.add(documents[1], "", "syntax error: only one YAML document is allowed");
+    Loader(problems).load(documents.empty() ? YAML::Node() : documents[0], config);
+  } catch (const YAML::Exception& e) {
+    problems.add(e.mark.line < 0 ? 0 : e.mark.line + 1, "", "syntax error: " + e.msg);
+  } catch (const std::exception& e) {
+    problems.add(0, "", std::string("cannot load: ") + e.what());
+  }
+  if (!problems.empty()) return tl::unexpected(problems.lines());
+  return config;
+}
+
+LoadResult load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int error = errno;
+    return tl::unexpected(std::vector<std::string>{path + ": cannot read: " + std::strerror(error)});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return tl::unexpected(std::vector<std::string>{path + ": cannot read"});
+  return load_config_text(text.str(), path);
+}
+
+}  // namespace snisplice::config

@@ -1,0 +1,68 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "config/host_pattern.h"
+
+using snisplice::config::host_pattern_error;
+using snisplice::config::host_pattern_key;
+
+TEST_CASE("valid host patterns") {
+  for (const char* pattern :
+       {"*", "example.com", "Example.COM.", "*.example.com", ".example.org", "a", "x_y-z.example",
+        "1.2.3.4", "~shop[0-9]+\\.example\\.net", "~.*", "bücher.example", "*.例え.jp",
+        ".xn--bcher-kva.example"})
+    CHECK_MESSAGE(!host_pattern_error(pattern), pattern);
+  std::string longest_label(63, 'a');
+  CHECK(!host_pattern_error(longest_label + ".example"));
+  // 4 * 63 + 3 dots = 255 > 253; 3 * 63 + 61 + 3 dots = 253.
+  std::string label(63, 'b');
+  std::string name_253 = label + "." + label + "." + label + "." + std::string(61, 'c');
+  REQUIRE(name_253.size() == 253);
+  CHECK(!host_pattern_error(name_253));
+  CHECK(!host_pattern_error(name_253 + "."));
+}
+
+TEST_CASE("invalid host patterns say why") {
+  struct Case {
+    std::string pattern;
+    const char* error;
+  };
+  std::string label(63, 'b');
+  const Case cases[] = {
+      {"", "empty host pattern"},
+      {"~", "empty regex"},
+      {"~a(", "bad regex: missing ): a("},
+      {"a.*.example", "a wildcard '*' is allowed only as a leading \"*.\" or alone"},
+      {"*example.com", "a wildcard '*' is allowed only as a leading \"*.\" or alone"},
+      {"*.*.example", "a wildcard '*' is allowed only as a leading \"*.\" or alone"},
+      {"**", "a wildcard '*' is allowed only as a leading \"*.\" or alone"},
+      {"*.", "empty name"},
+      {".", "empty name"},
+      {"..example", "empty label"},
+      {"a..example", "empty label"},
+      {"example..", "empty label"},
+      {"exa mple", "invalid character ' '"},
+      {"example.com/", "invalid character '/'"},
+      {"example:443", "invalid character ':'"},
+      {std::string("a\tb"), "invalid character byte 0x09"},
+      {std::string(64, 'a') + ".example", "label longer than 63 characters"},
+      {label + "." + label + "." + label + "." + std::string(62, 'c'),
+       "name longer than 253 characters"},
+      {"b\xc3r.example", "invalid UTF-8"},
+      {"\xed\xa0\x80.example", "invalid UTF-8"},
+  };
+  for (const auto& [pattern, error] : cases) {
+    auto result = host_pattern_error(pattern);
+    REQUIRE_MESSAGE(result, pattern);
+    CHECK_MESSAGE(*result == error, pattern);
+  }
+}
+
+TEST_CASE("pattern keys ignore case and one trailing dot, but not in regexes") {
+  CHECK(host_pattern_key("*.Example.COM.") == "*.example.com");
+  CHECK(host_pattern_key("Example.com") == "example.com");
+  CHECK(host_pattern_key(".Example.org.") == ".example.org");
+  CHECK(host_pattern_key("~Shop.") == "~Shop.");
+  CHECK(host_pattern_key("*") == "*");
+}
