@@ -27,7 +27,7 @@ enum dns_cache_family {
 };
 
 struct dns_cache_address {
-  __u32 family;   /* enum dns_cache_family */
+  enum dns_cache_family family;
   __u8 addr[16];  /* network order; IPv4 uses the first 4 bytes, the rest is zero */
 };
 
