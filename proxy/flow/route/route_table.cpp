@@ -103,8 +103,9 @@ tl::expected<RouteTable, std::string> RouteTable::build(std::vector<Entry> entri
   RouteTable table;
   for (size_t index = 0; index < entries.size(); ++index) {
     Entry& entry = entries[index];
+    // "entry 2: duplicate pattern \"*.example.com\"": the caller maps the index to file:line.
     auto fail = [&](const std::string& why) {
-      return tl::unexpected("entry " + std::to_string(index) + " \"" + entry.pattern + "\": " + why);
+      return tl::unexpected("entry " + std::to_string(index) + ": " + why + " \"" + entry.pattern + "\"");
     };
 
     std::string_view pattern = entry.pattern;
@@ -123,7 +124,7 @@ tl::expected<RouteTable, std::string> RouteTable::build(std::vector<Entry> entri
         options.set_case_sensitive(false);
         options.set_log_errors(false);
         auto re = std::make_unique<re2::RE2>(source, options);
-        if (!re->ok()) return fail("bad regex: " + re->error());
+        if (!re->ok()) return fail("bad regex (" + re->error() + ")");
         table.regexes_.push_back(Regex{std::move(re), {}});
         slot = &table.regexes_.back().candidates;
       }
@@ -132,7 +133,7 @@ tl::expected<RouteTable, std::string> RouteTable::build(std::vector<Entry> entri
       bool below = pattern.starts_with("*.");
       bool apex = !below && pattern.starts_with('.');
       auto name = normalise_name(pattern.substr(below ? 2 : apex ? 1 : 0));
-      if (!name) return fail("bad pattern: " + name.error());
+      if (!name) return fail("bad pattern (" + name.error() + ")");
       if (below) slot = &table.suffixes_[*name].below;
       else if (apex) slot = &table.suffixes_[*name].apex_and_below;
       else slot = &table.exact_[*name];
@@ -150,7 +151,7 @@ tl::expected<RouteTable, std::string> RouteTable::build(std::vector<Entry> entri
       bool taken = std::any_of(slot->conditioned.begin(), slot->conditioned.end(), [&](const auto& other) {
         return std::find(other.alpn.begin(), other.alpn.end(), id) != other.alpn.end();
       });
-      if (repeated || taken) return fail("duplicate pattern with ALPN \"" + id + "\"");
+      if (repeated || taken) return fail("duplicate ALPN \"" + id + "\" for pattern");
     }
     slot->conditioned.push_back({std::move(entry.alpn), entry.target});
   }

@@ -46,8 +46,9 @@ struct Entry {
 
 class RouteTable {
  public:
-  // Errors name the offending entry: a bad regex, a malformed pattern, or a duplicate pattern +
-  // ALPN id (patterns compared after normalisation, so "A.com." duplicates "a.com").
+  // Errors read "entry <index>: <problem> \"<pattern>\"", e.g. `entry 2: duplicate pattern
+  // "*.example.com"`: a bad regex, a malformed pattern, an empty ALPN id, or a pattern + ALPN id
+  // that appears twice (patterns compared after normalisation, so "A.com." duplicates "a.com").
   static tl::expected<RouteTable, std::string> build(std::vector<Entry> entries);
 
   // host: the name as received (SNI or Host, already validated ASCII), "" when there is none.

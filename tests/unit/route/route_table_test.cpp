@@ -183,6 +183,18 @@ TEST_CASE("build rejects duplicates after normalisation") {
   CHECK(RouteTable::build({{"a.example", {}, 1}, {".a.example", {}, 2}, {"*.a.example", {}, 3}}).has_value());
 }
 
+TEST_CASE("build errors name the entry and the pattern") {
+  CHECK(build_error({{"*.example.com", {}, 1}, {"*.example.com", {}, 2}}) ==
+        "entry 1: duplicate pattern \"*.example.com\"");
+}
+
+TEST_CASE("IDN patterns in upper case and already in A-label form are equivalent") {
+  auto table = build({{"BÜCHER.example", {}, 1}, {"*.XN--MNCHEN-3YA.example", {}, 2}});
+  CHECK(match(table, "xn--bcher-kva.example") == 1u);
+  CHECK(match(table, "a.xn--mnchen-3ya.example") == 2u);
+  CHECK(build_error({{"bad\xff\xfe.example", {}, 1}}).find("bad pattern") != std::string::npos);
+}
+
 TEST_CASE("build rejects bad regexes") {
   auto error = build_error({{"~shop[0-9", {}, 1}});
   CHECK(error.find("bad regex") != std::string::npos);
