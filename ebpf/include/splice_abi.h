@@ -1,0 +1,45 @@
+#pragma once
+/* ABI of the in-kernel splice (ebpf/splice.bpf.c), shared with its C++ owner
+ * (proxy/bpf/splice_engine.*). Both sides include this header; nothing here is defined twice.
+ *
+ * Maps:
+ *   splice_peers  SOCKHASH  key: __u64 socket cookie  value: the socket spliced to it.
+ *                 Each socket is stored under its PEER's cookie, so the verdict program finds
+ *                 the destination of an skb with one lookup keyed by the receiving socket's
+ *                 own cookie (bpf_get_socket_cookie(skb)).
+ *   splice_stats  HASH      key: __u64 socket cookie  value: struct splice_sock_stats.
+ *                 Created (zeroed) and deleted only by userspace, around the sockhash
+ *                 entries; the program only updates entries that exist.
+ * Both maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
+ * budget; SPLICE_DEFAULT_MAX_SOCKETS is what the object file declares. */
+#include <linux/types.h>
+
+#ifdef __cplusplus
+#define SPLICE_ABI_ASSERT(expr, msg) static_assert(expr, msg)
+#else
+#define SPLICE_ABI_ASSERT(expr, msg) _Static_assert(expr, msg)
+#endif
+
+/* Two entries per spliced pair. `ulimit -Hn` caps a process at ~20000 fds here, so 65536
+ * sockets leaves headroom for several processes sharing nothing but the object file. */
+#define SPLICE_DEFAULT_MAX_SOCKETS 65536
+
+/* Counters for one socket's receive side, i.e. for one direction of a pair. */
+struct splice_sock_stats {
+  /* Bytes the verdict handed to the peer's egress (bpf_sk_redirect_hash succeeded). They
+   * are on their way to the peer's TCP send queue, not necessarily in it yet. */
+  __u64 redirected_bytes;
+  __u64 redirected_skbs;
+  /* Bytes left on this socket for userspace to read (SK_PASS) because the peer entry was
+   * missing. Once non-zero, every later byte is passed too, so the bytes userspace reads
+   * are never overtaken by redirected ones: this direction then belongs to the relay. */
+  __u64 passed_bytes;
+  /* Non-zero once a FIN arrived (a zero-length skb, dropped: redirecting it would set
+   * EPIPE on the peer). Userspace propagates the FIN itself after draining. */
+  __u32 fin_seen;
+  __u32 padding;
+};
+SPLICE_ABI_ASSERT(sizeof(struct splice_sock_stats) == 32, "splice_stats value layout");
+
+/* Sockhash values are written as a __u64 fd and read back by userspace as the cookie. */
+SPLICE_ABI_ASSERT(sizeof(__u64) == 8, "splice_peers key and value size");

@@ -1,0 +1,378 @@
+#include "bpf/splice_engine.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <utility>
+
+#include "splice.skel.h"
+#include "splice_abi.h"
+
+namespace snisplice::bpf {
+namespace {
+
+std::string errno_text(std::string_view what, int error_number) {
+  std::string text(what);
+  text += ": ";
+  text += std::strerror(error_number);
+  return text;
+}
+
+tl::expected<uint64_t, int> socket_cookie(int fd) {
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) return tl::unexpected(errno);
+  return cookie;
+}
+
+tl::expected<tcp_info, std::string> tcp_info_of(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
+    return tl::unexpected(errno_text("getsockopt(TCP_INFO)", errno));
+  }
+  if (len < offsetof(tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received) {
+    return tl::unexpected(std::string("getsockopt(TCP_INFO): kernel reports no byte counters"));
+  }
+  return info;
+}
+
+// tcpi_state values (include/net/tcp_states.h, stable ABI; <netinet/tcp.h> has them too but
+// clashes with <linux/tcp.h>, whose tcp_info carries the byte counters).
+enum TcpState : uint8_t { kTimeWait = 6, kClose = 7, kCloseWait = 8, kLastAck = 9, kClosing = 11 };
+
+// States reached by receiving a FIN (kClose: reset or fully closed, counters final).
+bool fin_received(uint8_t state) {
+  switch (state) {
+    case kCloseWait:
+    case kLastAck:
+    case kClosing:
+    case kTimeWait:
+    case kClose: return true;
+    default: return false;
+  }
+}
+
+tl::expected<uint64_t, std::string> queue_ioctl(int fd, unsigned long request, const char* name) {
+  int bytes = 0;
+  if (::ioctl(fd, request, &bytes) != 0) return tl::unexpected(errno_text(name, errno));
+  return static_cast<uint64_t>(bytes);
+}
+
+// Errno -> the caller's decision. All of them mean "relay in userspace"; the kind is for
+// the metric and the log.
+SpliceFailure classify_insert_errno(int error_number) {
+  switch (error_number) {
+    case EOPNOTSUPP: return SpliceFailure::not_established;
+    case E2BIG:
+    case ENOSPC:
+    case ENOMEM: return SpliceFailure::map_full;
+    default: return SpliceFailure::system;
+  }
+}
+
+SpliceError insert_error(std::string_view what, int error_number) {
+  return SpliceError{classify_insert_errno(error_number), error_number, errno_text(what, error_number)};
+}
+
+SpliceError system_error(std::string_view what, int error_number) {
+  return SpliceError{SpliceFailure::system, error_number, errno_text(what, error_number)};
+}
+
+// Removes whatever splice() had inserted when a later step fails, or a pair at its end.
+// ENOENT is expected for entries never inserted or already gone.
+void delete_entries(int peers_map_fd, int stats_map_fd, uint64_t client_cookie, uint64_t backend_cookie) {
+  ::bpf_map_delete_elem(peers_map_fd, &backend_cookie);
+  ::bpf_map_delete_elem(peers_map_fd, &client_cookie);
+  ::bpf_map_delete_elem(stats_map_fd, &client_cookie);
+  ::bpf_map_delete_elem(stats_map_fd, &backend_cookie);
+}
+
+tl::expected<size_t, std::string> count_entries(int map_fd) {
+  size_t count = 0;
+  uint64_t key = 0;
+  const void* previous = nullptr;  // first call: no previous key
+  // Bounded by the map's size; each step is one syscall.
+  for (;;) {
+    uint64_t next = 0;
+    if (::bpf_map_get_next_key(map_fd, previous, &next) != 0) {
+      if (errno == ENOENT) return count;
+      return tl::unexpected(errno_text("bpf_map_get_next_key", errno));
+    }
+    ++count;
+    key = next;
+    previous = &key;
+  }
+}
+
+// Makes the verdict look at bytes already queued on fd: they arrived before the socket was
+// in the map and no data-ready event will come for them. SO_RCVLOWAT runs tcp_data_ready(),
+// which calls the psock's data-ready and so the verdict (measured; tests/bpf/splice_test.cpp
+// "bytes queued before splice() reach the peer"). recv(MSG_PEEK) does not: it copies the
+// bytes to userspace from the receive queue without running the verdict.
+bool kick(int fd) {
+  int lowat = 1;
+  return ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;
+}
+
+}  // namespace
+
+std::string_view to_string(SpliceFailure failure) {
+  switch (failure) {
+    case SpliceFailure::not_established: return "not_established";
+    case SpliceFailure::map_full: return "map_full";
+    case SpliceFailure::system: return "system";
+  }
+  return "system";
+}
+
+tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd) {
+  auto info = tcp_info_of(fd);
+  if (!info) return tl::unexpected(info.error());
+  auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
+  if (!queued) return tl::unexpected(queued.error());
+  return info->tcpi_bytes_acked + *queued;
+}
+
+tl::expected<uint64_t, std::string> bytes_read_by_userspace(int fd) {
+  // Bytes may arrive between the two reads: retry until the received count did not move.
+  constexpr int kAttempts = 64;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto before = tcp_info_of(fd);
+    if (!before) return tl::unexpected(before.error());
+    auto unread = queue_ioctl(fd, SIOCINQ, "ioctl(SIOCINQ)");
+    if (!unread) return tl::unexpected(unread.error());
+    auto after = tcp_info_of(fd);
+    if (!after) return tl::unexpected(after.error());
+    if (before->tcpi_bytes_received == after->tcpi_bytes_received &&
+        after->tcpi_bytes_received >= *unread) {
+      return after->tcpi_bytes_received - *unread;
+    }
+  }
+  return tl::unexpected(std::string("bytes_read_by_userspace: receive counter kept moving"));
+}
+
+// ---------------------------------------------------------------------------- SpliceEngine
+
+tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets) {
+  if (max_sockets < 2) return tl::unexpected(std::string("splice: max_sockets must be at least 2"));
+  struct splice* skeleton = splice__open();
+  if (skeleton == nullptr) return tl::unexpected(errno_text("splice: open BPF object", errno));
+  SpliceEngine engine(skeleton);  // destroys the skeleton on every early return
+
+  if (int err = bpf_map__set_max_entries(skeleton->maps.splice_peers, max_sockets); err != 0) {
+    return tl::unexpected(errno_text("splice: size splice_peers", -err));
+  }
+  if (int err = bpf_map__set_max_entries(skeleton->maps.splice_stats, max_sockets); err != 0) {
+    return tl::unexpected(errno_text("splice: size splice_stats", -err));
+  }
+  if (int err = splice__load(skeleton); err != 0) {
+    return tl::unexpected(errno_text("splice: load (needs CAP_BPF and CAP_NET_ADMIN)", -err));
+  }
+  // libbpf 1.1 has no auto-attach for stream verdicts: attach to the map explicitly.
+  if (::bpf_prog_attach(bpf_program__fd(skeleton->progs.splice_verdict),
+                        bpf_map__fd(skeleton->maps.splice_peers), BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
+    return tl::unexpected(errno_text("splice: attach stream verdict", errno));
+  }
+  return engine;
+}
+
+SpliceEngine::SpliceEngine(SpliceEngine&& other) noexcept
+    : skeleton_(std::exchange(other.skeleton_, nullptr)) {}
+
+SpliceEngine& SpliceEngine::operator=(SpliceEngine&& other) noexcept {
+  if (this != &other) {
+    destroy();
+    skeleton_ = std::exchange(other.skeleton_, nullptr);
+  }
+  return *this;
+}
+
+SpliceEngine::~SpliceEngine() { destroy(); }
+
+void SpliceEngine::destroy() noexcept {
+  if (skeleton_ == nullptr) return;
+  // Fails harmlessly when load() stopped before attaching.
+  ::bpf_prog_detach2(bpf_program__fd(skeleton_->progs.splice_verdict),
+                     bpf_map__fd(skeleton_->maps.splice_peers), BPF_SK_SKB_STREAM_VERDICT);
+  splice__destroy(std::exchange(skeleton_, nullptr));
+}
+
+int SpliceEngine::peers_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_peers); }
+int SpliceEngine::stats_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_stats); }
+
+tl::expected<MapOccupancy, std::string> SpliceEngine::occupancy() const {
+  auto peers = count_entries(peers_map_fd());
+  if (!peers) return tl::unexpected("splice_peers: " + peers.error());
+  auto stats = count_entries(stats_map_fd());
+  if (!stats) return tl::unexpected("splice_stats: " + stats.error());
+  return MapOccupancy{*peers, *stats};
+}
+
+tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int backend_fd) const {
+  SplicedPair::Side client{.fd = client_fd};
+  SplicedPair::Side backend{.fd = backend_fd};
+  for (SplicedPair::Side* side : {&client, &backend}) {
+    auto cookie = socket_cookie(side->fd);
+    if (!cookie) return tl::unexpected(system_error("getsockopt(SO_COOKIE)", cookie.error()));
+    side->cookie = *cookie;
+    // Baselines: what userspace wrote (the replayed hello) and read (the hello) before now.
+    auto queued = bytes_into_send_queue(side->fd);
+    if (!queued) return tl::unexpected(SpliceError{SpliceFailure::system, 0, queued.error()});
+    side->queue_baseline = *queued;
+    auto consumed = bytes_read_by_userspace(side->fd);
+    if (!consumed) return tl::unexpected(SpliceError{SpliceFailure::system, 0, consumed.error()});
+    side->received_baseline = *consumed;
+  }
+
+  const int peers = peers_map_fd();
+  const int stats = stats_map_fd();
+  auto fail = [&](SpliceError error) {
+    delete_entries(peers, stats, client.cookie, backend.cookie);
+    return tl::unexpected(std::move(error));
+  };
+
+  // Stats first, so the verdict counts from the first byte it sees.
+  const splice_sock_stats zero{};
+  for (const SplicedPair::Side* side : {&client, &backend}) {
+    if (::bpf_map_update_elem(stats, &side->cookie, &zero, BPF_NOEXIST) != 0) {
+      return fail(insert_error("splice_stats insert", errno));
+    }
+  }
+  // The client goes in first: its peer entry is missing until the backend is in, and the
+  // client is the side that waits (for the server's answer to its hello) at this point.
+  // Each socket is stored under its peer's cookie.
+  const uint64_t client_value = static_cast<uint64_t>(client_fd);
+  const uint64_t backend_value = static_cast<uint64_t>(backend_fd);
+  if (::bpf_map_update_elem(peers, &backend.cookie, &client_value, BPF_NOEXIST) != 0) {
+    return fail(insert_error("splice_peers insert client", errno));
+  }
+  if (::bpf_map_update_elem(peers, &client.cookie, &backend_value, BPF_NOEXIST) != 0) {
+    return fail(insert_error("splice_peers insert backend", errno));
+  }
+  for (const SplicedPair::Side* side : {&client, &backend}) {
+    if (!kick(side->fd)) return fail(system_error("setsockopt(SO_RCVLOWAT)", errno));
+  }
+  return SplicedPair(peers, stats, client, backend);
+}
+
+// ----------------------------------------------------------------------------- SplicedPair
+
+SplicedPair::SplicedPair(SplicedPair&& other) noexcept
+    : peers_map_fd_(other.peers_map_fd_),
+      stats_map_fd_(other.stats_map_fd_),
+      client_(other.client_),
+      backend_(other.backend_),
+      in_maps_(std::exchange(other.in_maps_, false)) {}
+
+SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
+  if (this != &other) {
+    release();
+    peers_map_fd_ = other.peers_map_fd_;
+    stats_map_fd_ = other.stats_map_fd_;
+    client_ = other.client_;
+    backend_ = other.backend_;
+    in_maps_ = std::exchange(other.in_maps_, false);
+  }
+  return *this;
+}
+
+SplicedPair::~SplicedPair() { release(); }
+
+void SplicedPair::release() noexcept {
+  if (!std::exchange(in_maps_, false)) return;
+  delete_entries(peers_map_fd_, stats_map_fd_, client_.cookie, backend_.cookie);
+}
+
+const SplicedPair::Side& SplicedPair::source(Direction direction) const {
+  return direction == Direction::client_to_backend ? client_ : backend_;
+}
+const SplicedPair::Side& SplicedPair::destination(Direction direction) const {
+  return direction == Direction::client_to_backend ? backend_ : client_;
+}
+SplicedPair::Side& SplicedPair::destination(Direction direction) {
+  return direction == Direction::client_to_backend ? backend_ : client_;
+}
+
+PairStats SplicedPair::stats() const {
+  PairStats result;
+  if (!in_maps_) return result;
+  auto read = [this](uint64_t cookie, DirectionStats& out) {
+    splice_sock_stats value{};
+    if (::bpf_map_lookup_elem(stats_map_fd_, &cookie, &value) != 0) return;
+    out.redirected_bytes = value.redirected_bytes;
+    out.redirected_skbs = value.redirected_skbs;
+    out.passed_bytes = value.passed_bytes;
+    out.fin_seen = value.fin_seen != 0;
+  };
+  read(client_.cookie, result.client_to_backend);
+  read(backend_.cookie, result.backend_to_client);
+  return result;
+}
+
+tl::expected<uint64_t, std::string> SplicedPair::delivered(Direction direction) const {
+  const Side& to = destination(direction);
+  auto queued = bytes_into_send_queue(to.fd);
+  if (!queued) return tl::unexpected(queued.error());
+  return *queued > to.queue_baseline ? *queued - to.queue_baseline : 0;
+}
+
+tl::expected<bool, std::string> SplicedPair::drained(Direction direction) const {
+  // Counters first: bytes counted after this read are compared with later deliveries.
+  const DirectionStats counters = stats()[direction];
+  auto received = tcp_info_of(source(direction).fd);
+  if (!received) return tl::unexpected(received.error());
+  // tcpi_bytes_received advances over the FIN's sequence number too.
+  const uint64_t received_total = received->tcpi_bytes_received - (fin_received(received->tcpi_state) ? 1 : 0);
+  const uint64_t received_since_splice =
+      received_total - std::min(received_total, source(direction).received_baseline);
+  if (counters.redirected_bytes + counters.passed_bytes < received_since_splice) return false;
+  auto sent = delivered(direction);
+  if (!sent) return tl::unexpected(sent.error());
+  return bpf::drained(counters.redirected_bytes, *sent);
+}
+
+tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction) {
+  Side& to = destination(direction);
+  if (to.shut_down) return true;
+  auto done = drained(direction);
+  if (!done || !*done) return done;
+  if (::shutdown(to.fd, SHUT_WR) != 0) return tl::unexpected(errno_text("shutdown(SHUT_WR)", errno));
+  to.shut_down = true;
+  return true;
+}
+
+tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) const {
+  const PairStats counters = stats();
+  for (Direction direction : {Direction::client_to_backend, Direction::backend_to_client}) {
+    // A half-closed destination counts its own FIN in its queue; it no longer receives.
+    if (destination(direction).shut_down) continue;
+    auto sent = delivered(direction);
+    if (!sent) return tl::unexpected(sent.error());
+    if (bpf::over_budget(counters[direction].redirected_bytes, *sent, budget_bytes)) return true;
+  }
+  return false;
+}
+
+void SplicedPair::abort() {
+  release();
+  const linger reset{.l_onoff = 1, .l_linger = 0};
+  for (const Side* side : {&client_, &backend_}) {
+    ::setsockopt(side->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  }
+}
+
+void SplicedPair::record_relayed(Direction direction, uint64_t bytes) {
+  destination(direction).queue_baseline += bytes;
+}
+
+}  // namespace snisplice::bpf

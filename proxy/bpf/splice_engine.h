@@ -1,0 +1,195 @@
+#pragma once
+// In-kernel splice of a client socket and a backend socket through a sockhash whose
+// SK_SKB stream verdict (ebpf/splice.bpf.c) sends the bytes each socket receives out of
+// its peer. The kernel forwards bytes only: FIN, drain and backpressure stay with the
+// caller, through the building blocks below (measured hazards: shared/notes/kernel-datapath.md).
+//
+// Life of one spliced connection, for the daemon:
+//  1. Replay the ClientHello (and any PROXY header) to the backend yourself, then call
+//     SpliceEngine::splice(client, backend) while both sockets are ESTABLISHED. Bytes that
+//     are already queued on either socket are redirected too (splice() kicks both).
+//     On error, nothing is left in the maps: relay this connection in userspace
+//     (SpliceError::failure says why, for the metric).
+//  2. If stats()[d].passed_bytes is non-zero (a peer entry was missing when bytes arrived,
+//     e.g. in the microseconds between the two insertions), direction d belongs to the
+//     userspace relay for good: read from its source socket as usual (the bytes are
+//     readable there, in order) and report each write with record_relayed(d, n).
+//  3. Watch each socket for POLLRDHUP (FIN received). For direction d whose source saw
+//     it, call shutdown_peer_when_drained(d) until it returns true: it half-closes the
+//     destination only once every redirected byte has reached its TCP send queue.
+//  4. Check over_budget(budget) periodically (every few ms while bytes move): when true,
+//     call abort() and close both fds. Memory held by the kernel is then bounded by
+//     budget + (peak rate x check interval).
+//  5. When both directions are shut down (or after abort), destroy the SplicedPair, then
+//     close the fds. Destroying it earlier drops bytes still queued toward a socket.
+// Every SplicedPair must be destroyed before the SpliceEngine that made it.
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+struct splice;  // the generated skeleton (splice.skel.h), kept out of this header
+
+namespace snisplice::bpf {
+
+// Why a pair could not be spliced. Every case means: relay this connection in userspace.
+enum class SpliceFailure {
+  not_established,  // a socket is not ESTABLISHED (e.g. CLOSE_WAIT after an early FIN)
+  map_full,         // max_sockets reached
+  system,           // anything else (errno in SpliceError)
+};
+std::string_view to_string(SpliceFailure failure);
+
+struct SpliceError {
+  SpliceFailure failure;
+  int error_number;  // errno of the failing call
+  std::string message;
+};
+
+enum class Direction { client_to_backend, backend_to_client };
+
+// Counters of one direction, i.e. of its source socket's receive side.
+struct DirectionStats {
+  uint64_t redirected_bytes = 0;  // handed to the destination's egress by the verdict
+  uint64_t redirected_skbs = 0;
+  uint64_t passed_bytes = 0;  // left readable on the source socket (userspace owns them)
+  bool fin_seen = false;      // the source socket received a FIN
+};
+
+struct PairStats {
+  DirectionStats client_to_backend;
+  DirectionStats backend_to_client;
+  const DirectionStats& operator[](Direction direction) const {
+    return direction == Direction::client_to_backend ? client_to_backend : backend_to_client;
+  }
+};
+
+// Bytes written into fd's TCP send queue since the connection started, whoever wrote them:
+// tcpi_bytes_acked (left the queue, acknowledged) + SIOCOUTQ (still queued, unacked or
+// unsent). Monotonic until the socket sends its own FIN.
+tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
+
+// Bytes fd has received and userspace has not read: tcpi_bytes_received - SIOCINQ, read
+// until both agree. Meaningful only before splice() (afterwards the verdict reads).
+tl::expected<uint64_t, std::string> bytes_read_by_userspace(int fd);
+
+// Redirected bytes not yet in the destination's send queue. `delivered` counts only bytes
+// the verdict put there (bytes_into_send_queue minus what was in it before splice() and
+// minus what userspace wrote since).
+constexpr uint64_t undelivered_bytes(uint64_t redirected, uint64_t delivered) {
+  return redirected > delivered ? redirected - delivered : 0;
+}
+constexpr bool drained(uint64_t redirected, uint64_t delivered) {
+  return delivered >= redirected;
+}
+// Bytes parked in kernel memory that TCP does not account for (no backpressure): over the
+// budget means the destination does not keep up and the pair must be aborted.
+constexpr bool over_budget(uint64_t redirected, uint64_t delivered, uint64_t budget) {
+  return undelivered_bytes(redirected, delivered) > budget;
+}
+
+// Occupancy of the two maps (entries, not pairs): for metrics and leak checks.
+struct MapOccupancy {
+  size_t peer_entries = 0;
+  size_t stats_entries = 0;
+};
+
+class SplicedPair;
+
+// Owns the loaded skeleton: both maps and the verdict attached to the sockhash.
+// One per process; its methods may be called from any thread.
+class SpliceEngine {
+ public:
+  // Opens and loads ebpf/splice.bpf.c sized for max_sockets sockets (two per pair) and
+  // attaches the verdict. Needs CAP_BPF + CAP_NET_ADMIN; errors carry the errno text.
+  static tl::expected<SpliceEngine, std::string> load(uint32_t max_sockets);
+
+  SpliceEngine(SpliceEngine&& other) noexcept;
+  SpliceEngine& operator=(SpliceEngine&& other) noexcept;
+  SpliceEngine(const SpliceEngine&) = delete;
+  SpliceEngine& operator=(const SpliceEngine&) = delete;
+  ~SpliceEngine();
+
+  // Splices two connected TCP sockets; the caller keeps owning the fds. On success bytes
+  // flow in the kernel both ways, including any already queued. On failure nothing is left.
+  tl::expected<SplicedPair, SpliceError> splice(int client_fd, int backend_fd) const;
+
+  tl::expected<MapOccupancy, std::string> occupancy() const;
+
+  // For bpftool-style inspection and tests: the maps described in splice_abi.h.
+  int peers_map_fd() const;
+  int stats_map_fd() const;
+
+ private:
+  explicit SpliceEngine(struct splice* skeleton) noexcept : skeleton_(skeleton) {}
+  void destroy() noexcept;
+
+  struct splice* skeleton_ = nullptr;
+};
+
+// One spliced connection. Destroying it removes both sockhash entries and both stats
+// entries; the sockets then behave as plain sockets again (bytes still queued toward
+// one of them in the splice are lost: destroy only after draining or aborting).
+class SplicedPair {
+ public:
+  SplicedPair(SplicedPair&& other) noexcept;
+  SplicedPair& operator=(SplicedPair&& other) noexcept;
+  SplicedPair(const SplicedPair&) = delete;
+  SplicedPair& operator=(const SplicedPair&) = delete;
+  ~SplicedPair();
+
+  int client_fd() const { return client_.fd; }
+  int backend_fd() const { return backend_.fd; }
+
+  // Counters from the stats map (zeros once the pair is released).
+  PairStats stats() const;
+
+  // Bytes the verdict has put into the destination's TCP send queue in direction d.
+  tl::expected<uint64_t, std::string> delivered(Direction direction) const;
+  // True when every byte the source has received went through the verdict and every
+  // redirected byte is in the destination's send queue. Call after the source's FIN
+  // (POLLRDHUP): a FIN can be seen before the verdict ran on the bytes in front of it.
+  tl::expected<bool, std::string> drained(Direction direction) const;
+  // Half-closes the destination of direction d (shutdown SHUT_WR) if it is drained.
+  // Returns true once done (then and on later calls), false while bytes are on their way.
+  tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction);
+  // True when either direction holds more than budget_bytes redirected but undelivered.
+  tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
+  // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
+  // them (the caller's job, right after) sends RST to both ends instead of a FIN.
+  void abort();
+  // Userspace wrote n bytes to the destination of direction d itself (relay after a pass).
+  void record_relayed(Direction direction, uint64_t bytes);
+
+ private:
+  friend class SpliceEngine;
+  struct Side {
+    int fd = -1;
+    uint64_t cookie = 0;
+    uint64_t queue_baseline = 0;     // bytes_into_send_queue(fd) at splice time + relayed
+    uint64_t received_baseline = 0;  // bytes_read_by_userspace(fd) at splice time
+    bool shut_down = false;
+  };
+  SplicedPair(int peers_map_fd, int stats_map_fd, Side client, Side backend) noexcept
+      : peers_map_fd_(peers_map_fd),
+        stats_map_fd_(stats_map_fd),
+        client_(client),
+        backend_(backend),
+        in_maps_(true) {}
+  void release() noexcept;
+  const Side& source(Direction direction) const;
+  Side& destination(Direction direction);
+  const Side& destination(Direction direction) const;
+
+  int peers_map_fd_ = -1;
+  int stats_map_fd_ = -1;
+  Side client_;
+  Side backend_;
+  bool in_maps_ = false;
+};
+
+}  // namespace snisplice::bpf
