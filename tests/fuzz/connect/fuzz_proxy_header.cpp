@@ -17,8 +17,18 @@ void require(bool condition) {
 
 bool same(const std::optional<SocketAddress>& a, const std::optional<SocketAddress>& b) { return a == b; }
 
+// A prefix of the input is either still undecided or already has the whole input's verdict.
+void check_prefix_agrees(std::span<const uint8_t> in, const Outcome& whole) {
+  if (in.empty()) return;
+  auto prefix = parse(in.first(in.size() / 2));
+  if (std::holds_alternative<NeedMore>(prefix)) return;
+  require(prefix.index() == whole.index());
+  if (auto* rejected = std::get_if<Rejected>(&prefix)) require(rejected->reason == std::get<Rejected>(whole).reason);
+}
+
 void check_parse(std::span<const uint8_t> in) {
   auto outcome = parse(in);
+  check_prefix_agrees(in, outcome);
   auto* done = std::get_if<Done>(&outcome);
   if (!done) return;
   require(done->consumed > 0 && done->consumed <= in.size());
