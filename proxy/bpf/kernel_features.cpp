@@ -1,11 +1,15 @@
 #include "bpf/kernel_features.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <optional>
 
 namespace snisplice::bpf {
 namespace {
@@ -20,6 +24,18 @@ FeatureProbe from_probe_result(int result) {
   return {Support::unknown, std::move(detail)};
 }
 
+// libbpf's probes answer 0 ("unsupported") when they are merely not allowed to try. Find
+// out first whether this process may create any map at all.
+std::optional<FeatureProbe> denied() {
+  const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, sizeof(uint32_t), sizeof(uint32_t), 1, nullptr);
+  if (fd >= 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  const int error_number = errno;
+  return from_probe_result(-error_number);
+}
+
 FeatureProbe both(const FeatureProbe& first, const FeatureProbe& second) {
   return first.support != Support::available ? first : second;
 }
@@ -30,6 +46,12 @@ KernelFeatures probe_kernel_features() {
   KernelFeatures features;
   utsname name{};
   features.kernel_release = ::uname(&name) == 0 ? name.release : "unknown";
+  if (auto refusal = denied()) {
+    features.sockmap = *refusal;
+    features.xdp = *refusal;
+    features.xdp_native_note = refusal->detail;
+    return features;
+  }
   features.sockmap = both(from_probe_result(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr)),
                           from_probe_result(libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, nullptr)));
   features.xdp = from_probe_result(libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, nullptr));

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -88,8 +89,7 @@ SpliceError system_error(std::string_view what, int error_number) {
   return SpliceError{SpliceFailure::system, error_number, errno_text(what, error_number)};
 }
 
-// Removes whatever splice() had inserted when a later step fails, or a pair at its end.
-// ENOENT is expected for entries never inserted or already gone.
+// Removes a pair's entries at its end. ENOENT is expected for entries already gone.
 void delete_entries(int peers_map_fd, int stats_map_fd, uint64_t client_cookie, uint64_t backend_cookie) {
   ::bpf_map_delete_elem(peers_map_fd, &backend_cookie);
   ::bpf_map_delete_elem(peers_map_fd, &client_cookie);
@@ -176,7 +176,10 @@ tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets)
     return tl::unexpected(errno_text("splice: size splice_stats", -err));
   }
   if (int err = splice__load(skeleton); err != 0) {
-    return tl::unexpected(errno_text("splice: load (needs CAP_BPF and CAP_NET_ADMIN)", -err));
+    const bool denied = err == -EPERM;
+    return tl::unexpected(errno_text(denied ? "splice: load BPF program (needs CAP_BPF and CAP_NET_ADMIN)"
+                                            : "splice: load BPF program",
+                                     -err));
   }
   // libbpf 1.1 has no auto-attach for stream verdicts: attach to the map explicitly.
   if (::bpf_prog_attach(bpf_program__fd(skeleton->progs.splice_verdict),
@@ -234,31 +237,38 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     side->received_baseline = *consumed;
   }
 
-  const int peers = peers_map_fd();
-  const int stats = stats_map_fd();
+  // Every insert uses BPF_NOEXIST, so a socket already spliced elsewhere is refused (EEXIST)
+  // and the rollback below deletes only the entries this call created.
+  struct Inserted {
+    int map_fd;
+    uint64_t key;
+  };
+  std::array<Inserted, 4> inserted{};
+  size_t inserted_count = 0;
+  auto insert = [&](int map_fd, uint64_t key, const void* value) {
+    if (::bpf_map_update_elem(map_fd, &key, value, BPF_NOEXIST) != 0) return false;
+    inserted[inserted_count++] = Inserted{map_fd, key};
+    return true;
+  };
   auto fail = [&](SpliceError error) {
-    delete_entries(peers, stats, client.cookie, backend.cookie);
+    for (size_t i = inserted_count; i > 0; --i) ::bpf_map_delete_elem(inserted[i - 1].map_fd, &inserted[i - 1].key);
     return tl::unexpected(std::move(error));
   };
 
+  const int peers = peers_map_fd();
+  const int stats = stats_map_fd();
   // Stats first, so the verdict counts from the first byte it sees.
   const splice_sock_stats zero{};
   for (const SplicedPair::Side* side : {&client, &backend}) {
-    if (::bpf_map_update_elem(stats, &side->cookie, &zero, BPF_NOEXIST) != 0) {
-      return fail(insert_error("splice_stats insert", errno));
-    }
+    if (!insert(stats, side->cookie, &zero)) return fail(insert_error("splice_stats insert", errno));
   }
   // The client goes in first: its peer entry is missing until the backend is in, and the
   // client is the side that waits (for the server's answer to its hello) at this point.
   // Each socket is stored under its peer's cookie.
   const uint64_t client_value = static_cast<uint64_t>(client_fd);
   const uint64_t backend_value = static_cast<uint64_t>(backend_fd);
-  if (::bpf_map_update_elem(peers, &backend.cookie, &client_value, BPF_NOEXIST) != 0) {
-    return fail(insert_error("splice_peers insert client", errno));
-  }
-  if (::bpf_map_update_elem(peers, &client.cookie, &backend_value, BPF_NOEXIST) != 0) {
-    return fail(insert_error("splice_peers insert backend", errno));
-  }
+  if (!insert(peers, backend.cookie, &client_value)) return fail(insert_error("splice_peers insert client", errno));
+  if (!insert(peers, client.cookie, &backend_value)) return fail(insert_error("splice_peers insert backend", errno));
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!kick(side->fd)) return fail(system_error("setsockopt(SO_RCVLOWAT)", errno));
   }

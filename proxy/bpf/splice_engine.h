@@ -5,10 +5,13 @@
 // caller, through the building blocks below (measured hazards: shared/notes/kernel-datapath.md).
 //
 // Life of one spliced connection, for the daemon:
-//  1. Replay the ClientHello (and any PROXY header) to the backend yourself, then call
-//     SpliceEngine::splice(client, backend) while both sockets are ESTABLISHED. Bytes that
-//     are already queued on either socket are redirected too (splice() kicks both).
-//     On error, nothing is left in the maps: relay this connection in userspace
+//  1. Replay what you read from the client (PROXY header, ClientHello, anything after it)
+//     to the backend yourself, then call SpliceEngine::splice(client, backend) while both
+//     sockets are ESTABLISHED. Bytes still queued on either socket that you never read are
+//     redirected too (splice() kicks both sockets). But once you have read from a socket,
+//     read it until EAGAIN before splice(): the verdict receives the head segment whole, so
+//     the part of it you had read would be sent again (measured on 6.18).
+//     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
 //  2. If stats()[d].passed_bytes is non-zero (a peer entry was missing when bytes arrived,
 //     e.g. in the microseconds between the two insertions), direction d belongs to the
@@ -101,7 +104,7 @@ struct MapOccupancy {
 class SplicedPair;
 
 // Owns the loaded skeleton: both maps and the verdict attached to the sockhash.
-// One per process; its methods may be called from any thread.
+// One per process; its const methods may be called from any thread at once.
 class SpliceEngine {
  public:
   // Opens and loads ebpf/splice.bpf.c sized for max_sockets sockets (two per pair) and
