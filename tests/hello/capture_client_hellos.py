@@ -3,8 +3,8 @@
 
 A listener on 127.0.0.1 reads each client's records until its ClientHello is complete, saves
 exactly those bytes, and hangs up. Clients: openssl s_client (plain, multi-record with
--max_send_frag 512, TLS 1.2 only, no SNI, mixed-case SNI), curl, gnutls-cli and Python's ssl
-module. The manifest of captures and expected SNI/ALPN goes to hello_capture_check.
+-max_send_frag 512, TLS 1.2 only, no SNI, mixed-case SNI), curl, gnutls-cli, Python's ssl
+module and, when a JDK is installed, Java's JSSE. The manifest of captures and expected SNI/ALPN goes to hello_capture_check.
 
 usage: capture_client_hellos.py --checker PATH --out DIR
 """
@@ -88,7 +88,16 @@ def clients(port):
          "gnutls.example.test", ["h2", "http/1.1"], 1),
         ("python_ssl", lambda: python_ssl_client(port, "python.example.test", ["h2", "http/1.1"]),
          "python.example.test", ["h2", "http/1.1"], 1),
-    ]
+    ] + java_clients(port)
+
+
+def java_clients(port):
+    if shutil.which("java") is None:
+        print("note: java not installed, no JSSE capture")
+        return []
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "JavaTlsClient.java")
+    return [("java_jsse", ["java", source, str(port), "java.example.test", "h2,http/1.1"],
+             "java.example.test", ["h2", "http/1.1"], 1)]
 
 
 def capture(listener, client):

@@ -10,6 +10,10 @@
 // - SSLv2-compatible hellos (first byte with the high bit set) are rejected as not_tls: no
 //   client still sends them and they cannot carry SNI.
 // - nothing may follow the ClientHello inside the record that completes it.
+// - ClientHello body: legacy_version 0x03xx with xx >= 1 (SSL 3.0 hellos are bad_handshake),
+//   session_id of at most 32 bytes, a non-empty even-length cipher_suites, at least one
+//   compression method, then either nothing (pre-TLS 1.2 clients) or an extensions block that
+//   ends exactly where the message ends.
 // - extensions: every type at most once; SNI (0) must hold exactly one host_name, valid per
 //   normalize_host_name; ALPN (16) a non-empty list of 1..255-byte names; the presence of
 //   encrypted_client_hello (0xfe0d) sets ech_offered (routing stays on the outer SNI).
