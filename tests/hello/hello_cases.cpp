@@ -325,6 +325,8 @@ std::vector<Case> http_cases() {
   add("no host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", rejected(Reject::http_no_host));
   add("two host headers", "GET / HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\n\r\n",
       rejected(Reject::http_multiple_host));
+  add("host headers differing only in name case", "GET / HTTP/1.1\r\nHost: a.example\r\nHOST: b.example\r\n\r\n",
+      rejected(Reject::http_multiple_host));
   add("absolute-form target conflicts with host",
       "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n", rejected(Reject::http_host_conflict));
   add("userinfo in absolute-form target", "GET http://user@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n",

@@ -45,7 +45,9 @@ struct Hello {
   // "" when a ClientHello carries no SNI.
   std::string host;
   std::vector<std::string> alpn;  // ALPN protocol names in the client's order (TLS only)
-  bool ech_offered = false;       // encrypted_client_hello present: host is the outer name
+  // encrypted_client_hello present: host is the outer (public) name. Also true for the GREASE
+  // ECH extension Chrome sends when it has no ECH config, so it does not mean "hidden name".
+  bool ech_offered = false;
   size_t consumed = 0;            // bytes of the buffer the hello occupies (see each parser)
   bool operator==(const Hello&) const = default;
 };
