@@ -23,6 +23,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -44,28 +45,44 @@ constexpr uint32_t kMaxSockets = 1024;
 
 // ------------------------------------------------------------------------------ sockets
 
-UniqueFd listen_loopback(uint16_t& port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+// 127.0.0.1 or ::1, ephemeral port.
+sockaddr_storage loopback(int family, uint16_t port, socklen_t& len) {
+  sockaddr_storage storage{};
+  if (family == AF_INET6) {
+    auto* address = reinterpret_cast<sockaddr_in6*>(&storage);
+    address->sin6_family = AF_INET6;
+    address->sin6_addr = in6addr_loopback;
+    address->sin6_port = htons(port);
+    len = sizeof *address;
+  } else {
+    auto* address = reinterpret_cast<sockaddr_in*>(&storage);
+    address->sin_family = AF_INET;
+    address->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address->sin_port = htons(port);
+    len = sizeof *address;
+  }
+  return storage;
+}
+
+UniqueFd listen_loopback(int family, uint16_t& port) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   REQUIRE(fd);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t len = 0;
+  sockaddr_storage address = loopback(family, 0, len);
+  REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), len) == 0);
   REQUIRE(::listen(fd.get(), 8) == 0);
-  socklen_t len = sizeof address;
   REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &len) == 0);
-  port = ntohs(address.sin_port);
+  port = ntohs(family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
+                                  : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
   return fd;
 }
 
-UniqueFd connect_loopback(uint16_t port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+UniqueFd connect_loopback(int family, uint16_t port) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   REQUIRE(fd);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t len = 0;
+  const sockaddr_storage address = loopback(family, port, len);
+  REQUIRE(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), len) == 0);
   return fd;
 }
 
@@ -87,14 +104,14 @@ struct Topology {
   UniqueFd proxy_backend_side;  // p2
   UniqueFd backend;
 
-  Topology() {
+  explicit Topology(int client_family = AF_INET, int backend_family = AF_INET) {
     uint16_t backend_port = 0;
     uint16_t proxy_port = 0;
-    UniqueFd backend_listener = listen_loopback(backend_port);
-    UniqueFd proxy_listener = listen_loopback(proxy_port);
-    client = connect_loopback(proxy_port);
+    UniqueFd backend_listener = listen_loopback(backend_family, backend_port);
+    UniqueFd proxy_listener = listen_loopback(client_family, proxy_port);
+    client = connect_loopback(client_family, proxy_port);
     proxy_client_side = accept_one(proxy_listener.get());
-    proxy_backend_side = connect_loopback(backend_port);
+    proxy_backend_side = connect_loopback(backend_family, backend_port);
     backend = accept_one(backend_listener.get());
     set_nonblocking(client.get());
     set_nonblocking(backend.get());
@@ -355,6 +372,23 @@ TEST_CASE("64 MiB each way arrive intact and in order, counted per direction") {
   require_maps_empty(engine);
 }
 
+TEST_CASE("an IPv6 client spliced to an IPv4 backend, and the reverse") {
+  SpliceEngine engine = load_engine();
+  for (const auto& [client_family, backend_family] : {std::pair{AF_INET6, AF_INET}, std::pair{AF_INET, AF_INET6}}) {
+    Topology t(client_family, backend_family);
+    SplicedPair pair = splice_or_fail(engine, t);
+    Writer up{t.client.get(), 20, 4 * kMiB};
+    Writer down{t.backend.get(), 21, 4 * kMiB};
+    Reader at_backend{t.backend.get(), 20, 4 * kMiB};
+    Reader at_client{t.client.get(), 21, 4 * kMiB};
+    INFO(describe(at_backend) << "; " << describe(at_client) << "; " << describe(pair));
+    REQUIRE(pump({&up, &down}, {&at_backend, &at_client}, 10s));
+    CHECK(at_backend.intact());
+    CHECK(at_client.intact());
+  }
+  require_maps_empty(engine);
+}
+
 // Pitfall 1: bytes queued before insertion wait for a data-ready event that never comes.
 TEST_CASE("bytes queued before splice() reach the peer (the kick)") {
   SpliceEngine engine = load_engine();
@@ -600,18 +634,22 @@ TEST_CASE("a pair destroyed once drained loses nothing, and the sockets work as 
   SpliceEngine engine = load_engine();
   {
     Topology t;
-    Reader at_backend{t.backend.get(), 13, 1 * kMiB};
+    Reader at_backend{t.backend.get(), 13, 32 * kMiB};
     {
       SplicedPair pair = splice_or_fail(engine, t);
-      Writer up{t.client.get(), 13, 1 * kMiB};
-      INFO(describe(up) << "; " << describe(pair));
+      // The backend reads nothing yet: the bytes pile up in the splice, beyond TCP's queues.
+      Writer up{t.client.get(), 13, 32 * kMiB};
       REQUIRE(pump({&up}, {}, 5s));
-      REQUIRE(eventually(
-          [&] {
-            return *pair.drained(Direction::client_to_backend) &&
-                   pair.stats().client_to_backend.redirected_bytes == 1 * kMiB;
-          },
-          2000ms));
+      REQUIRE(eventually([&] { return pair.stats().client_to_backend.redirected_bytes == 32 * kMiB; }, 2000ms));
+      REQUIRE_FALSE(*pair.drained(Direction::client_to_backend));
+      // The daemon's teardown: let the backend read until drained(), only then remove the pair.
+      bool drained = false;
+      pump({}, {&at_backend}, 10s, [&] {
+        drained = *pair.drained(Direction::client_to_backend);
+        return !drained;
+      });
+      INFO(describe(at_backend) << "; " << describe(pair));
+      REQUIRE(drained);
     }
     require_maps_empty(engine);
     INFO(describe(at_backend));
