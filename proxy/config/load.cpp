@@ -74,16 +74,18 @@ struct RouteSource {
   std::optional<YAML::Node> original;
 };
 
+// At most a few names, quoted, for messages: "a", "b", "c" and 5 more.
+std::string quoted_list(const std::vector<std::string>& names) {
+  constexpr size_t kShown = 4;
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < kShown; ++i) out += (i ? ", " : "") + quote(names[i]);
+  if (names.size() > kShown) out += " and " + std::to_string(names.size() - kShown) + " more";
+  return out;
+}
+
 bool is_unspecified(const IpAddress& ip) {
   return std::all_of(ip.bytes.begin(), ip.bytes.begin() + static_cast<long>(ip.size()),
                      [](uint8_t b) { return b == 0; });
-}
-
-// Two bind addresses collide when they are equal, or when one is the wildcard of its family on
-// the same port. IPv6 sockets are bound IPV6_V6ONLY, so [::] does not cover IPv4.
-bool binds_overlap(const SocketAddress& a, const SocketAddress& b) {
-  if (a.port != b.port || a.port == 0 || a.ip.family != b.ip.family) return false;
-  return a.ip == b.ip || is_unspecified(a.ip) || is_unspecified(b.ip);
 }
 
 class Loader {
@@ -265,12 +267,7 @@ class Loader {
                                 std::set<std::string>(route->alpn.begin(), route->alpn.end()));
       if (!seen.emplace(std::move(key), route->line).second) {
         std::string message = "duplicate pattern " + quote(route->host);
-        if (!route->alpn.empty()) {
-          message += " with alpn [";
-          for (size_t i = 0; i < route->alpn.size(); ++i)
-            message += (i ? ", " : "") + quote(route->alpn[i]);
-          message += "]";
-        }
+        if (!route->alpn.empty()) message += " with alpn [" + quoted_list(route->alpn) + "]";
         p_.add(route->line, item_path + ".host", message);
         return;
       }
@@ -550,47 +547,67 @@ class Loader {
     }
   }
 
+  // Two bind addresses collide when they are equal, or when one is the wildcard of its family
+  // on the same port. IPv6 sockets are bound IPV6_V6ONLY, so [::] does not cover IPv4. Port 0
+  // leaves the port to the kernel and never collides.
   void check_listen_overlap(const Config& config) {
     struct Bound {
       SocketAddress address;
       size_t listener;
     };
-    std::vector<Bound> bound;
+    struct PortUse {
+      std::optional<Bound> wildcard;
+      std::optional<Bound> specific;  // the first one
+    };
+    std::map<SocketAddress, Bound> exact;
+    std::map<std::pair<IpAddress::Family, uint16_t>, PortUse> ports;
+    // The address already bound that `address` collides with, if any.
+    auto clash_with = [&](const SocketAddress& address) -> std::optional<Bound> {
+      if (address.port == 0) return std::nullopt;
+      if (auto it = exact.find(address); it != exact.end()) return it->second;
+      auto use = ports.find({address.ip.family, address.port});
+      if (use == ports.end()) return std::nullopt;
+      return is_unspecified(address.ip) ? use->second.specific : use->second.wildcard;
+    };
+    auto describe_clash = [&](const SocketAddress& address, const Bound& other) {
+      const auto& listener = config.listeners[other.listener];
+      std::string what = other.address == address
+                             ? "address " + address.to_string() + " is already used"
+                             : address.to_string() + " overlaps " + other.address.to_string();
+      return what + " by listener " + quote(listener.name) + " (line " +
+             std::to_string(listener.line) + ")";
+    };
     for (size_t i = 0; i < config.listeners.size(); ++i) {
       const auto& listener = config.listeners[i];
       const auto& source = listener_sources_[i];
       for (size_t k = 0; k < listener.listen.size(); ++k) {
         const auto& address = listener.listen[k];
-        auto clash = std::ranges::find_if(
-            bound, [&](const Bound& other) { return binds_overlap(other.address, address); });
-        if (clash != bound.end()) {
-          const auto& other = config.listeners[clash->listener];
-          std::string what = clash->address == address
-                                 ? "address " + address.to_string() + " is already used"
-                                 : address.to_string() + " overlaps " + clash->address.to_string();
+        if (auto other = clash_with(address)) {
           p_.add(source.listen[k], source.path + ".listen[" + std::to_string(k) + "]",
-                 what + " by listener " + quote(other.name) + " (line " +
-                     std::to_string(other.line) + ")");
+                 describe_clash(address, *other));
+          continue;
         }
-        bound.push_back({address, i});
+        if (address.port == 0) continue;
+        Bound bound{address, i};
+        exact.emplace(address, bound);
+        auto& use = ports[{address.ip.family, address.port}];
+        auto& slot = is_unspecified(address.ip) ? use.wildcard : use.specific;
+        if (!slot) slot = bound;
       }
     }
-    if (config.metrics_listen && metrics_listen_) {
-      for (const auto& other : bound) {
-        if (!binds_overlap(other.address, *config.metrics_listen)) continue;
-        const auto& listener = config.listeners[other.listener];
-        p_.add(*metrics_listen_, "metrics.listen",
-               config.metrics_listen->to_string() + " overlaps " + other.address.to_string() +
-                   " of listener " + quote(listener.name) + " (line " + std::to_string(listener.line) + ")");
-        break;
-      }
-    }
+    if (config.metrics_listen && metrics_listen_)
+      if (auto other = clash_with(*config.metrics_listen))
+        p_.add(*metrics_listen_, "metrics.listen", describe_clash(*config.metrics_listen, *other));
   }
 
   void check_references(const Config& config) {
+    std::set<std::string_view> tables;
+    for (const auto& table : config.tables) tables.insert(table.name);
+    std::set<std::string_view> backends;
+    for (const auto& backend : config.backends) backends.insert(backend.name);
     for (size_t i = 0; i < config.listeners.size(); ++i) {
       const auto& source = listener_sources_[i];
-      if (source.table && !config.find_table(config.listeners[i].table))
+      if (source.table && !tables.contains(config.listeners[i].table))
         p_.add(*source.table, source.path + ".table",
                "undefined table " + quote(config.listeners[i].table));
     }
@@ -598,7 +615,7 @@ class Loader {
       const auto& routes = config.tables[t].routes;
       for (size_t r = 0; r < routes.size(); ++r) {
         const auto& source = route_sources_[t][r];
-        if (routes[r].action == RouteAction::backend && !config.find_backend(routes[r].backend))
+        if (routes[r].action == RouteAction::backend && !backends.contains(routes[r].backend))
           p_.add(*source.backend, source.path + ".backend",
                  "undefined backend " + quote(routes[r].backend));
       }
@@ -608,15 +625,13 @@ class Loader {
   // `port: original` and `action: original_dst` need the original destination, which only
   // a transparent (TPROXY) listener knows.
   void check_transparent_only(const Config& config) {
+    std::map<std::string_view, std::vector<std::string>> plain_users;  // table -> listener names
+    for (const auto& listener : config.listeners)
+      if (!listener.transparent) plain_users[listener.table].push_back(listener.name);
     for (size_t t = 0; t < config.tables.size(); ++t) {
       const auto& table = config.tables[t];
-      std::vector<std::string> plain_users;
-      for (const auto& listener : config.listeners)
-        if (!listener.transparent && listener.table == table.name)
-          plain_users.push_back(quote(listener.name));
-      if (plain_users.empty()) continue;
-      std::string users = plain_users[0];
-      for (size_t i = 1; i < plain_users.size(); ++i) users += ", " + plain_users[i];
+      auto users = plain_users.find(table.name);
+      if (users == plain_users.end()) continue;
       for (size_t r = 0; r < table.routes.size(); ++r) {
         const auto& source = route_sources_[t][r];
         if (!source.original) continue;
@@ -624,8 +639,8 @@ class Loader {
         p_.add(*source.original, source.path + (is_port ? ".resolve.port" : ".action"),
                std::string(is_port ? "port \"original\"" : "action \"original_dst\"") +
                    " works only on transparent listeners; table " + quote(table.name) +
-                   " is used by non-transparent listener" + (plain_users.size() > 1 ? "s " : " ") +
-                   users);
+                   " is used by non-transparent listener" + (users->second.size() > 1 ? "s " : " ") +
+                   quoted_list(users->second));
       }
     }
   }
@@ -647,6 +662,10 @@ LoadResult load_config_text(std::string_view yaml, std::string_view file_name) {
     if (documents.size() > 1)
       problems.add(documents[1], "", "syntax error: only one YAML document is allowed");
     Loader(problems).load(documents.empty() ? YAML::Node() : documents[0], config);
+  } catch (const detail::TooManyValues& e) {
+    problems.add(e.line, "",
+                 "more than " + std::to_string(Problems::kMaxValues) +
+                     " values (aliases repeating large parts of the file?)");
   } catch (const YAML::Exception& e) {
     problems.add(e.mark.line < 0 ? 0 : e.mark.line + 1, "", "syntax error: " + e.msg);
   } catch (const std::exception& e) {

@@ -14,6 +14,10 @@ int line_of(const YAML::Node& node) {
 }
 
 void Problems::add(int line, std::string_view path, std::string_view message) {
+  if (problems_.size() >= kMaxShown) {
+    ++not_shown_;
+    return;
+  }
   std::string text = file_name_ + ":" + std::to_string(line) + ": ";
   if (!path.empty()) text += std::string(path) + ": ";
   text += message;
@@ -26,6 +30,8 @@ std::vector<std::string> Problems::lines() const {
   std::vector<std::string> out;
   out.reserve(sorted.size());
   for (auto& problem : sorted) out.push_back(std::move(problem.text));
+  if (not_shown_ != 0)
+    out.push_back(file_name_ + ": " + std::to_string(not_shown_) + " more problems not shown");
   return out;
 }
 
@@ -70,6 +76,7 @@ MapReader::MapReader(Problems& problems, const YAML::Node& map, std::string path
   }
   is_map_ = true;
   for (const auto& entry : map) {
+    problems_.count_value(map);
     const YAML::Node key_node = entry.first;
     if (!key_node.IsScalar()) {
       problems_.add(key_node, path_, "keys must be plain names, got " + describe(key_node));
@@ -130,8 +137,9 @@ int MapReader::key_line(std::string_view key) const {
 
 std::string quote(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr size_t kMaxQuoted = 200;
   std::string out = "\"";
-  for (char c : text) {
+  for (char c : text.substr(0, kMaxQuoted)) {
     auto byte = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
       out += '\\';
@@ -144,7 +152,7 @@ std::string quote(std::string_view text) {
       out += c;
     }
   }
-  return out + "\"";
+  return out + (text.size() > kMaxQuoted ? "...\"" : "\"");
 }
 
 std::string describe(const YAML::Node& node) {

@@ -20,16 +20,31 @@ namespace snisplice::config::detail {
 // 1-based line of a node, 0 when yaml-cpp knows none.
 int line_of(const YAML::Node& node);
 
+// Thrown by Problems::count_value when a file holds more values than any real configuration;
+// YAML aliases can make a few kilobytes of text repeat a subtree millions of times.
+struct TooManyValues {
+  int line;
+};
+
 class Problems {
  public:
+  static constexpr size_t kMaxValues = 1'000'000;
+  static constexpr size_t kMaxShown = 1000;
+
   explicit Problems(std::string_view file_name) : file_name_(file_name) {}
   void add(int line, std::string_view path, std::string_view message);
   void add(const YAML::Node& node, std::string_view path, std::string_view message) {
     add(line_of(node), path, message);
   }
-  bool empty() const { return problems_.empty(); }
-  // One line per problem, ordered by line (stable, so same-line problems keep their order).
+  // Called for every list item and mapping entry read; throws TooManyValues past kMaxValues.
+  void count_value(const YAML::Node& node) {
+    if (++values_read_ > kMaxValues) throw TooManyValues{line_of(node)};
+  }
+  bool empty() const { return problems_.empty() && not_shown_ == 0; }
+  // One line per problem, ordered by line (stable, so same-line problems keep their order);
+  // past kMaxShown problems, one last line says how many more there were.
   std::vector<std::string> lines() const;
+  const std::string& file_name() const { return file_name_; }
 
  private:
   struct Problem {
@@ -38,6 +53,8 @@ class Problems {
   };
   std::string file_name_;
   std::vector<Problem> problems_;
+  size_t not_shown_ = 0;
+  size_t values_read_ = 0;
 };
 
 // A mapping's entries, checked once against the keys the schema knows: unknown keys (with a
@@ -77,7 +94,8 @@ class MapReader {
 };
 
 std::string describe(const YAML::Node& node);  // "a list", "a mapping", "null", "\"text\""
-std::string quote(std::string_view text);      // "text", with control bytes escaped
+// "text", with control bytes escaped; past 200 bytes cut short with "...".
+std::string quote(std::string_view text);
 
 std::optional<std::string> read_string(Problems& p, const YAML::Node& node, std::string_view path);
 std::optional<bool> read_bool(Problems& p, const YAML::Node& node, std::string_view path);
@@ -97,8 +115,10 @@ bool read_list(Problems& p, const YAML::Node& node, std::string_view path, Read&
     p.add(node, path, "expected a list, got " + describe(node));
     return false;
   }
-  for (size_t i = 0; i < node.size(); ++i)
+  for (size_t i = 0; i < node.size(); ++i) {
+    p.count_value(node);
     read(node[i], std::string(path) + "[" + std::to_string(i) + "]");
+  }
   return true;
 }
 

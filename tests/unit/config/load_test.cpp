@@ -393,7 +393,10 @@ TEST_CASE("metrics.listen: an address, or empty to disable") {
   REQUIRE(moved);
   CHECK(moved->to_string() == "[::1]:9000");
   check_errors(minimal_plus({"metrics:", "  listen: \"127.0.0.1:8443\""}),
-               {"t.yaml:13: metrics.listen: 127.0.0.1:8443 overlaps 127.0.0.1:8443 of listener "
+               {"t.yaml:13: metrics.listen: address 127.0.0.1:8443 is already used by listener "
+                "\"tls\" (line 2)"});
+  check_errors(minimal_plus({"metrics:", "  listen: \"0.0.0.0:8443\""}),
+               {"t.yaml:13: metrics.listen: 0.0.0.0:8443 overlaps 127.0.0.1:8443 by listener "
                 "\"tls\" (line 2)"});
 }
 
@@ -919,4 +922,35 @@ TEST_CASE("an unreadable file is one error line") {
   REQUIRE_FALSE(result);
   CHECK(result.error() ==
         std::vector<std::string>{"/nonexistent/snisplice.yaml: cannot read: No such file or directory"});
+}
+
+TEST_CASE("aliases that repeat a subtree millions of times are refused, not expanded") {
+  std::string text = "listeners:\n  - &l {name: a, table: t, listen: &a [";
+  for (int i = 0; i < 1100; ++i) text += i ? ", \"127.0.0.1:1\"" : "\"127.0.0.1:1\"";
+  text += "]}\n";
+  for (int i = 0; i < 1000; ++i) text += "  - *l\n";
+  auto errors = errors_of(text);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].starts_with("t.yaml:"));
+  CHECK(errors[0].ends_with(": more than 1000000 values (aliases repeating large parts of the "
+                            "file?)"));
+}
+
+TEST_CASE("past 1000 problems, one line counts the rest") {
+  std::string text = "listeners:\n  - {name: a, table: t, listen: [";
+  for (int i = 0; i < 1500; ++i) text += i ? ", x" : "x";
+  text += "]}\ntables: {t: []}\n";
+  auto errors = errors_of(text);
+  REQUIRE(errors.size() == 1001);
+  CHECK(errors[0] == "t.yaml:2: listeners[0].listen[0]: bad address \"x\" (expected \"ip:port\" "
+                     "or \"[ipv6]:port\")");
+  CHECK(errors[1000] == "t.yaml: 500 more problems not shown");
+}
+
+TEST_CASE("long values are cut short in messages") {
+  std::string long_name(300, 'x');
+  auto errors = errors_of(minimal_plus({"log_level: " + long_name}));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == "t.yaml:12: log_level: unknown value \"" + std::string(200, 'x') +
+                         "...\" (allowed: error, warn, info, debug)");
 }
