@@ -381,8 +381,4 @@ void SplicedPair::abort() {
   }
 }
 
-void SplicedPair::record_relayed(Direction direction, uint64_t bytes) {
-  destination(direction).queue_baseline += bytes;
-}
-
 }  // namespace snisplice::bpf

@@ -16,7 +16,9 @@
 //  2. If stats()[d].passed_bytes is non-zero (a peer entry was missing when bytes arrived,
 //     e.g. in the microseconds between the two insertions), direction d belongs to the
 //     userspace relay for good: read from its source socket as usual (the bytes are
-//     readable there, in order) and report each write with record_relayed(d, n).
+//     readable there, in order, with POLLIN) and write them to the destination. Nothing is
+//     redirected in that direction any more, so drained(d) and over_budget() stay exact;
+//     before shutting the destination down, flush what the relay holds.
 //  3. Watch each socket for POLLRDHUP (FIN received). For direction d whose source saw
 //     it, call shutdown_peer_when_drained(d) until it returns true: it half-closes the
 //     destination only once every redirected byte has reached its TCP send queue.
@@ -81,8 +83,7 @@ tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
 tl::expected<uint64_t, std::string> bytes_read_by_userspace(int fd);
 
 // Redirected bytes not yet in the destination's send queue. `delivered` counts only bytes
-// the verdict put there (bytes_into_send_queue minus what was in it before splice() and
-// minus what userspace wrote since).
+// the verdict put there (bytes_into_send_queue minus what was in it before splice()).
 constexpr uint64_t undelivered_bytes(uint64_t redirected, uint64_t delivered) {
   return redirected > delivered ? redirected - delivered : 0;
 }
@@ -165,15 +166,13 @@ class SplicedPair {
   // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
   // them (the caller's job, right after) sends RST to both ends instead of a FIN.
   void abort();
-  // Userspace wrote n bytes to the destination of direction d itself (relay after a pass).
-  void record_relayed(Direction direction, uint64_t bytes);
 
  private:
   friend class SpliceEngine;
   struct Side {
     int fd = -1;
     uint64_t cookie = 0;
-    uint64_t queue_baseline = 0;     // bytes_into_send_queue(fd) at splice time + relayed
+    uint64_t queue_baseline = 0;     // bytes_into_send_queue(fd) at splice time
     uint64_t received_baseline = 0;  // bytes_read_by_userspace(fd) at splice time
     bool shut_down = false;
   };

@@ -554,6 +554,15 @@ TEST_CASE("bytes for a missing peer stay readable on their socket, in order, fro
     CHECK(at_client.intact());
     char none = 0;
     CHECK(::recv(t.backend.get(), &none, 1, MSG_DONTWAIT) == -1);
+
+    // The relay's part: forward what it read, then the FIN once the source is drained.
+    send_all(t.p2(), first + "second");
+    REQUIRE(::shutdown(t.client.get(), SHUT_WR) == 0);
+    REQUIRE(wait_for(t.p1(), POLLRDHUP, 1000ms));
+    CHECK(eventually([&] { return *pair.shutdown_peer_when_drained(Direction::client_to_backend); }, 1000ms));
+    CHECK(read_exactly(t.backend.get(), first.size() + 6, 1000ms) == first + "second");
+    CHECK(wait_for(t.backend.get(), POLLIN, 1000ms));
+    CHECK(::recv(t.backend.get(), &none, 1, MSG_DONTWAIT) == 0);
   }
   require_maps_empty(engine);
 }
