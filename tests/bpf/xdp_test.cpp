@@ -7,6 +7,10 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/if_ether.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/pin_dir.h"
 #include "bpf/xdp_allowlist.h"
 
 namespace {
@@ -550,6 +555,42 @@ TEST_CASE("a pin path outside any bpffs is refused with a reason") {
                                    snisplice::config::XdpMode::automatic);
   REQUIRE_FALSE(opened.has_value());
   CHECK(opened.error().find("not on a BPF filesystem") != std::string::npos);
+}
+
+TEST_CASE("pin dir: mounts bpffs on /sys/fs/bpf when a fresh machine has none") {
+  // In a child with a private mount namespace, so the host's bpffs is never touched.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0) ::_exit(10);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(11);
+    for (int i = 0; i < 4 && snisplice::bpf::is_on_bpffs("/sys/fs/bpf"); ++i)
+      ::umount2("/sys/fs/bpf", MNT_DETACH);
+    if (snisplice::bpf::is_on_bpffs("/sys/fs/bpf")) ::_exit(12);
+    if (!snisplice::bpf::ensure_pin_dir("/sys/fs/bpf/snisplice-test/nested")) ::_exit(13);
+    if (!snisplice::bpf::is_on_bpffs("/sys/fs/bpf/snisplice-test/nested")) ::_exit(14);
+    struct stat st {};
+    if (::stat("/sys/fs/bpf/snisplice-test/nested", &st) != 0 || (st.st_mode & 0777) != 0700)
+      ::_exit(15);
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK_MESSAGE(WEXITSTATUS(status) == 0, "child step " << WEXITSTATUS(status) << " failed");
+}
+
+TEST_CASE("pin dir: relative paths and existing non-directories are refused") {
+  CHECK(snisplice::bpf::ensure_pin_dir("sys/fs/bpf/x").error().find("absolute") != std::string::npos);
+  TempPinDir pins;
+  REQUIRE(snisplice::bpf::ensure_pin_dir(pins.path()).has_value());
+  REQUIRE(snisplice::bpf::ensure_pin_dir(pins.path()).has_value());  // idempotent
+  // A pinned map where a directory is wanted.
+  const std::string map_pin = pins.path() + "/not-a-dir";
+  snisplice::UniqueFd map(bpf_map_create(BPF_MAP_TYPE_ARRAY, "probe", 4, 4, 1, nullptr));
+  REQUIRE(map);
+  REQUIRE(bpf_obj_pin(map.get(), map_pin.c_str()) == 0);
+  CHECK_FALSE(snisplice::bpf::ensure_pin_dir(map_pin).has_value());
 }
 
 int main(int argc, char** argv) {
