@@ -651,6 +651,40 @@ class Loader {
   std::optional<YAML::Node> metrics_listen_;
 };
 
+bool is_document_marker(std::string_view line, std::string_view marker) {
+  return line.starts_with(marker) &&
+         (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+}
+
+// The line where a second YAML document starts, 0 when there is none. Found by scanning
+// rather than with YAML::LoadAll, which loops forever allocating on some malformed input
+// (yaml-cpp 0.7; found by fuzz_config). A "---" or "..." at the start of a line is always a
+// document marker in YAML, even inside block and quoted scalars.
+int second_document_line(std::string_view text) {
+  bool seen_content = false;  // of the first document
+  bool ended = false;         // by "..."
+  int line_number = 0;
+  while (!text.empty()) {
+    ++line_number;
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    if (is_document_marker(line, "---")) {
+      if (seen_content || ended) return line_number;
+      line.remove_prefix(3);
+    } else if (is_document_marker(line, "...")) {
+      ended = true;
+      continue;
+    }
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos || line[first] == '#' || (first == 0 && line[0] == '%'))
+      continue;
+    if (ended) return line_number;
+    seen_content = true;
+  }
+  return 0;
+}
+
 }  // namespace
 
 LoadResult load_config_text(std::string_view yaml, std::string_view file_name) {
@@ -658,10 +692,9 @@ LoadResult load_config_text(std::string_view yaml, std::string_view file_name) {
   Config config;
   config.source_path = std::string(file_name);
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1)
-      problems.add(documents[1], "", "syntax error: only one YAML document is allowed");
-    Loader(problems).load(documents.empty() ? YAML::Node() : documents[0], config);
+    if (int line = second_document_line(yaml))
+      problems.add(line, "", "syntax error: only one YAML document is allowed");
+    Loader(problems).load(YAML::Load(std::string(yaml)), config);
   } catch (const detail::TooManyValues& e) {
     problems.add(e.line, "",
                  "more than " + std::to_string(Problems::kMaxValues) +

@@ -892,7 +892,14 @@ TEST_CASE("YAML syntax errors are error lines too") {
   CHECK(errors[0].find(": syntax error: ") != std::string::npos);
   check_errors("a: b\n  c: d\n", {"t.yaml:2: syntax error: illegal map value"});
   check_errors(yaml_lines(kMinimal) + "---\nworkers: 2\n",
-               {"t.yaml:13: syntax error: only one YAML document is allowed"});
+               {"t.yaml:12: syntax error: only one YAML document is allowed"});
+  check_errors(yaml_lines(kMinimal) + "...\n# done\nworkers: 2\n",
+               {"t.yaml:14: syntax error: only one YAML document is allowed"});
+  // A leading marker, directives, comments and a final "..." are one document.
+  load_ok("%YAML 1.2\n# comment\n---\n" + yaml_lines(kMinimal) + "...\n");
+  load_ok("--- # the only one\n" + yaml_lines(kMinimal));
+  // yaml-cpp 0.7's LoadAll never returns on this input (fuzz_config found it).
+  CHECK_FALSE(load_config_file(SNISPLICE_CONFIG_TEST_DATA "/yaml_cpp_loadall_loop.yaml"));
 }
 
 TEST_CASE("a file with many problems reports all of them, in line order") {
