@@ -14,8 +14,11 @@ set_tests_properties(bpf_dns_cache PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIM
 # this tool, real TCP connections, bpftool edits of the pinned tries.
 add_executable(xdp_allowlist_tool ${CMAKE_CURRENT_LIST_DIR}/xdp_allowlist_tool.cpp)
 target_link_libraries(xdp_allowlist_tool PRIVATE snisplice_bpf_allowlist CLI11::CLI11)
-add_test(NAME e2e_xdp_allowlist
-         COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/xdp/xdp_allowlist_e2e.sh
-                 $<TARGET_FILE:xdp_allowlist_tool> ${PROJECT_SOURCE_DIR}/scripts/allowlist-key
-                 ${PROJECT_SOURCE_DIR}/ebpf/include/xdp_abi.h)
-set_tests_properties(e2e_xdp_allowlist PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 180)
+foreach(mode auto generic)
+  add_test(NAME e2e_xdp_allowlist_${mode}
+           COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/xdp/xdp_allowlist_e2e.sh
+                   $<TARGET_FILE:xdp_allowlist_tool> ${PROJECT_SOURCE_DIR}/scripts/allowlist-key
+                   ${PROJECT_SOURCE_DIR}/ebpf/include/xdp_abi.h ${mode})
+  set_tests_properties(e2e_xdp_allowlist_${mode}
+                       PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 180)
+endforeach()

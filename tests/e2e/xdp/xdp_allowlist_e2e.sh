@@ -6,14 +6,16 @@
 # Checks: allowed sources connect; denied SYNs are dropped before the server sees them and
 # the drop counter rises; `bpftool map update` on the pinned trie admits a source at once and
 # `bpftool map delete` shuts it out again; the unfiltered port always passes.
-# Usage: xdp_allowlist_e2e.sh XDP_ALLOWLIST_TOOL ALLOWLIST_KEY_SCRIPT XDP_ABI_HEADER
+# Usage: xdp_allowlist_e2e.sh XDP_ALLOWLIST_TOOL ALLOWLIST_KEY_SCRIPT XDP_ABI_HEADER [MODE]
+#   MODE: native | generic | auto (default auto; the tool must report the mode asked for)
 # Exits 77 (skipped) with a reason when root, namespaces, bpftool or python3 are missing.
 set -euo pipefail
 
-USAGE="usage: $0 XDP_ALLOWLIST_TOOL ALLOWLIST_KEY_SCRIPT XDP_ABI_HEADER"
+USAGE="usage: $0 XDP_ALLOWLIST_TOOL ALLOWLIST_KEY_SCRIPT XDP_ABI_HEADER [native|generic|auto]"
 TOOL=${1:?$USAGE}
 KEY_SCRIPT=${2:?$USAGE}
 ABI_HEADER=${3:?$USAGE}
+MODE=${4:-auto}
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
@@ -106,7 +108,7 @@ PY
 nsenter --net="/run/netns/$SRV" python3 "$WORK/server.py" "$WORK/accepted.log" "$WORK/server.ready" "$FILTERED" "$UNFILTERED" &
 PIDS+=($!)
 
-nsenter --net="/run/netns/$SRV" "$TOOL" --pin-path "$PIN" --interface "$SRV_IF" --mode auto --policy enforce \
+nsenter --net="/run/netns/$SRV" "$TOOL" --pin-path "$PIN" --interface "$SRV_IF" --mode "$MODE" --policy enforce \
   --port "$FILTERED" --allow "$NET4.2/32" --allow "$NET6::2/128" >"$WORK/tool.log" 2>&1 &
 PIDS+=($!)
 
@@ -116,7 +118,11 @@ for _ in $(seq 50); do
 done
 [[ -e $WORK/server.ready ]] || fail "server did not start"
 grep -q '^ready$' "$WORK/tool.log" || fail "XDP tool did not attach: $(cat "$WORK/tool.log")"
-echo "$(grep '^attached' "$WORK/tool.log")"
+attached=$(grep '^attached' "$WORK/tool.log")
+echo "$attached"
+if [[ $MODE != auto && $attached != "attached $SRV_IF $MODE" ]]; then
+  fail "asked for $MODE mode, got: $attached"
+fi
 
 # connect SOURCE DEST PORT: 0 when the server answered "ok" within 2 s.
 connect() {
