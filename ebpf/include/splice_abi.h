@@ -10,6 +10,11 @@
  *   splice_stats  HASH      key: __u64 socket cookie  value: struct splice_sock_stats.
  *                 Created (zeroed) and deleted only by userspace, around the sockhash
  *                 entries; the program only updates entries that exist.
+ *   splice_relayed HASH     key: __u64 socket cookie  value: __u32 (any).
+ *                 Present for a socket whose receive side userspace took over (demotion
+ *                 of a direction whose destination cannot keep up): the program passes
+ *                 every later byte instead of redirecting it. A separate map because
+ *                 userspace must never rewrite a stats value the program updates.
  * Both maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
  * budget; SPLICE_DEFAULT_MAX_SOCKETS is what the object file declares. */
 #include <linux/types.h>
@@ -34,8 +39,9 @@ struct splice_sock_stats {
    * missing. Once non-zero, every later byte is passed too, so the bytes userspace reads
    * are never overtaken by redirected ones: this direction then belongs to the relay. */
   __u64 passed_bytes;
-  /* Non-zero once a FIN arrived (a zero-length skb, dropped: redirecting it would set
-   * EPIPE on the peer). Userspace propagates the FIN itself after draining. */
+  /* Non-zero once a bare FIN arrived (a zero-length skb, dropped: redirecting it would
+   * set EPIPE on the peer). A FIN riding on data does not show here: userspace watches
+   * POLLRDHUP and propagates the FIN itself after draining. */
   __u32 fin_seen;
   __u32 padding;
 };

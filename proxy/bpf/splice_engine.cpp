@@ -89,12 +89,13 @@ SpliceError system_error(std::string_view what, int error_number) {
   return SpliceError{SpliceFailure::system, error_number, errno_text(what, error_number)};
 }
 
-// Removes a pair's entries at its end. ENOENT is expected for entries already gone.
-void delete_entries(int peers_map_fd, int stats_map_fd, uint64_t client_cookie, uint64_t backend_cookie) {
-  ::bpf_map_delete_elem(peers_map_fd, &backend_cookie);
-  ::bpf_map_delete_elem(peers_map_fd, &client_cookie);
-  ::bpf_map_delete_elem(stats_map_fd, &client_cookie);
-  ::bpf_map_delete_elem(stats_map_fd, &backend_cookie);
+// Removes a pair's entries at its end. ENOENT is expected for entries never made or gone.
+void delete_entries(int peers_map_fd, int stats_map_fd, int relayed_map_fd, uint64_t client_cookie,
+                    uint64_t backend_cookie) {
+  for (int map_fd : {peers_map_fd, stats_map_fd, relayed_map_fd}) {
+    ::bpf_map_delete_elem(map_fd, &backend_cookie);
+    ::bpf_map_delete_elem(map_fd, &client_cookie);
+  }
 }
 
 tl::expected<size_t, std::string> count_entries(int map_fd) {
@@ -175,6 +176,9 @@ tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets)
   if (int err = bpf_map__set_max_entries(skeleton->maps.splice_stats, max_sockets); err != 0) {
     return tl::unexpected(errno_text("splice: size splice_stats", -err));
   }
+  if (int err = bpf_map__set_max_entries(skeleton->maps.splice_relayed, max_sockets); err != 0) {
+    return tl::unexpected(errno_text("splice: size splice_relayed", -err));
+  }
   if (int err = splice__load(skeleton); err != 0) {
     const bool denied = err == -EPERM;
     return tl::unexpected(errno_text(denied ? "splice: load BPF program (needs CAP_BPF and CAP_NET_ADMIN)"
@@ -212,13 +216,16 @@ void SpliceEngine::destroy() noexcept {
 
 int SpliceEngine::peers_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_peers); }
 int SpliceEngine::stats_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_stats); }
+int SpliceEngine::relayed_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_relayed); }
 
 tl::expected<MapOccupancy, std::string> SpliceEngine::occupancy() const {
   auto peers = count_entries(peers_map_fd());
   if (!peers) return tl::unexpected("splice_peers: " + peers.error());
   auto stats = count_entries(stats_map_fd());
   if (!stats) return tl::unexpected("splice_stats: " + stats.error());
-  return MapOccupancy{*peers, *stats};
+  auto relayed = count_entries(relayed_map_fd());
+  if (!relayed) return tl::unexpected("splice_relayed: " + relayed.error());
+  return MapOccupancy{*peers, *stats, *relayed};
 }
 
 tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int backend_fd) const {
@@ -272,7 +279,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!kick(side->fd)) return fail(system_error("setsockopt(SO_RCVLOWAT)", errno));
   }
-  return SplicedPair(peers, stats, client, backend);
+  return SplicedPair(peers, stats, relayed_map_fd(), client, backend);
 }
 
 // ----------------------------------------------------------------------------- SplicedPair
@@ -280,6 +287,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
 SplicedPair::SplicedPair(SplicedPair&& other) noexcept
     : peers_map_fd_(other.peers_map_fd_),
       stats_map_fd_(other.stats_map_fd_),
+      relayed_map_fd_(other.relayed_map_fd_),
       client_(other.client_),
       backend_(other.backend_),
       in_maps_(std::exchange(other.in_maps_, false)) {}
@@ -289,6 +297,7 @@ SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
     release();
     peers_map_fd_ = other.peers_map_fd_;
     stats_map_fd_ = other.stats_map_fd_;
+    relayed_map_fd_ = other.relayed_map_fd_;
     client_ = other.client_;
     backend_ = other.backend_;
     in_maps_ = std::exchange(other.in_maps_, false);
@@ -300,7 +309,7 @@ SplicedPair::~SplicedPair() { release(); }
 
 void SplicedPair::release() noexcept {
   if (!std::exchange(in_maps_, false)) return;
-  delete_entries(peers_map_fd_, stats_map_fd_, client_.cookie, backend_.cookie);
+  delete_entries(peers_map_fd_, stats_map_fd_, relayed_map_fd_, client_.cookie, backend_.cookie);
 }
 
 const SplicedPair::Side& SplicedPair::source(Direction direction) const {
@@ -361,16 +370,31 @@ tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Directio
   return true;
 }
 
+tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
+  // A half-closed destination counts its own FIN in its queue; it no longer receives.
+  if (destination(direction).shut_down) return 0;
+  const uint64_t redirected = stats()[direction].redirected_bytes;
+  auto sent = delivered(direction);
+  if (!sent) return tl::unexpected(sent.error());
+  return undelivered_bytes(redirected, *sent);
+}
+
 tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) const {
-  const PairStats counters = stats();
   for (Direction direction : {Direction::client_to_backend, Direction::backend_to_client}) {
-    // A half-closed destination counts its own FIN in its queue; it no longer receives.
-    if (destination(direction).shut_down) continue;
-    auto sent = delivered(direction);
-    if (!sent) return tl::unexpected(sent.error());
-    if (bpf::over_budget(counters[direction].redirected_bytes, *sent, budget_bytes)) return true;
+    auto pending = undelivered(direction);
+    if (!pending) return tl::unexpected(pending.error());
+    if (*pending > budget_bytes) return true;
   }
   return false;
+}
+
+tl::expected<void, std::string> SplicedPair::demote_to_userspace(Direction direction) {
+  if (!in_maps_) return tl::unexpected(std::string("demote_to_userspace: the pair is no longer spliced"));
+  const uint32_t relayed = 1;
+  if (::bpf_map_update_elem(relayed_map_fd_, &source(direction).cookie, &relayed, BPF_ANY) != 0) {
+    return tl::unexpected(errno_text("splice_relayed insert", errno));
+  }
+  return {};
 }
 
 void SplicedPair::abort() {

@@ -22,14 +22,18 @@
 //  3. Watch each socket for POLLRDHUP (FIN received). For direction d whose source saw
 //     it, call shutdown_peer_when_drained(d) until it returns true: it half-closes the
 //     destination only once every redirected byte has reached its TCP send queue.
-//  4. Check over_budget(budget) periodically (every few ms while bytes move): when true,
-//     call abort() and close both fds. Memory held by the kernel is then bounded by
-//     budget + (peak rate x check interval).
+//     There is no event for "drained": re-check on a short timer (a few ms) until true.
+//  4. Check over_budget(budget) periodically (every few ms while bytes move). When true,
+//     for each direction d with undelivered(d) > budget, either
+//     - demote_to_userspace(d): the verdict passes d's later bytes to the source socket,
+//       where TCP's flow control holds the sender back again (measured: a flooding client
+//       stalled after ~4 MB). Once drained(d) is true, relay d in userspace as in step 2;
+//       the other direction stays in the kernel. The graceful answer to a slow peer; or
+//     - abort() and close both fds (RST to both ends): for a peer that reads nothing.
+//     Kernel memory per pair is then bounded by budget + (peak rate x check interval).
 //  5. When both directions are shut down (or after abort), destroy the SplicedPair, then
 //     close the fds. Destroying it earlier drops bytes still queued toward a socket.
 // Every SplicedPair must be destroyed before the SpliceEngine that made it.
-#include <sys/types.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -62,7 +66,7 @@ struct DirectionStats {
   uint64_t redirected_bytes = 0;  // handed to the destination's egress by the verdict
   uint64_t redirected_skbs = 0;
   uint64_t passed_bytes = 0;  // left readable on the source socket (userspace owns them)
-  bool fin_seen = false;      // the source socket received a FIN
+  bool fin_seen = false;      // a bare FIN reached the verdict (one riding on data does not)
 };
 
 struct PairStats {
@@ -78,8 +82,7 @@ struct PairStats {
 // unsent). Monotonic until the socket sends its own FIN.
 tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
 
-// Bytes fd has received and userspace has not read: tcpi_bytes_received - SIOCINQ, read
-// until both agree. Meaningful only before splice() (afterwards the verdict reads).
+// Bytes userspace has read from fd: tcpi_bytes_received - SIOCINQ, read until both agree. Meaningful only before splice() (afterwards the verdict reads).
 tl::expected<uint64_t, std::string> bytes_read_by_userspace(int fd);
 
 // Redirected bytes not yet in the destination's send queue. `delivered` counts only bytes
@@ -90,16 +93,12 @@ constexpr uint64_t undelivered_bytes(uint64_t redirected, uint64_t delivered) {
 constexpr bool drained(uint64_t redirected, uint64_t delivered) {
   return delivered >= redirected;
 }
-// Bytes parked in kernel memory that TCP does not account for (no backpressure): over the
-// budget means the destination does not keep up and the pair must be aborted.
-constexpr bool over_budget(uint64_t redirected, uint64_t delivered, uint64_t budget) {
-  return undelivered_bytes(redirected, delivered) > budget;
-}
 
 // Occupancy of the two maps (entries, not pairs): for metrics and leak checks.
 struct MapOccupancy {
   size_t peer_entries = 0;
   size_t stats_entries = 0;
+  size_t relayed_entries = 0;
 };
 
 class SplicedPair;
@@ -127,6 +126,7 @@ class SpliceEngine {
   // For bpftool-style inspection and tests: the maps described in splice_abi.h.
   int peers_map_fd() const;
   int stats_map_fd() const;
+  int relayed_map_fd() const;
 
  private:
   explicit SpliceEngine(struct splice* skeleton) noexcept : skeleton_(skeleton) {}
@@ -161,8 +161,15 @@ class SplicedPair {
   // Half-closes the destination of direction d (shutdown SHUT_WR) if it is drained.
   // Returns true once done (then and on later calls), false while bytes are on their way.
   tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction);
+  // Redirected bytes of direction d not yet in the destination's send queue: kernel memory
+  // that TCP does not account for.
+  tl::expected<uint64_t, std::string> undelivered(Direction direction) const;
   // True when either direction holds more than budget_bytes redirected but undelivered.
   tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
+  // From now on, the verdict leaves direction d's bytes readable on its source socket
+  // instead of redirecting them (see step 4 above). Redirected bytes already on their way
+  // still reach the destination: relay only once drained(d).
+  tl::expected<void, std::string> demote_to_userspace(Direction direction);
   // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
   // them (the caller's job, right after) sends RST to both ends instead of a FIN.
   void abort();
@@ -176,9 +183,10 @@ class SplicedPair {
     uint64_t received_baseline = 0;  // bytes_read_by_userspace(fd) at splice time
     bool shut_down = false;
   };
-  SplicedPair(int peers_map_fd, int stats_map_fd, Side client, Side backend) noexcept
+  SplicedPair(int peers_map_fd, int stats_map_fd, int relayed_map_fd, Side client, Side backend) noexcept
       : peers_map_fd_(peers_map_fd),
         stats_map_fd_(stats_map_fd),
+        relayed_map_fd_(relayed_map_fd),
         client_(client),
         backend_(backend),
         in_maps_(true) {}
@@ -189,6 +197,7 @@ class SplicedPair {
 
   int peers_map_fd_ = -1;
   int stats_map_fd_ = -1;
+  int relayed_map_fd_ = -1;
   Side client_;
   Side backend_;
   bool in_maps_ = false;
