@@ -96,6 +96,14 @@ tl::expected<UniqueFd, std::string> attach_link(int prog_fd, unsigned ifindex, _
 
 }  // namespace
 
+std::vector<uint16_t> filtered_ports(const config::Config& config) {
+  std::set<uint16_t> ports(config.xdp.ports.begin(), config.xdp.ports.end());
+  if (ports.empty())
+    for (const config::Listener& listener : config.listeners)
+      for (const SocketAddress& address : listener.listen) ports.insert(address.port);
+  return {ports.begin(), ports.end()};
+}
+
 const char* to_string(XdpAttachMode mode) {
   switch (mode) {
     case XdpAttachMode::native: return "native";
@@ -178,8 +186,34 @@ tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
   }
 
   XdpAllowlist allowlist(std::move(skeleton), pin_path);
-  const int prog_fd = allowlist.program_fd();
+  if (auto attached = allowlist.set_interfaces(interfaces, mode); !attached)
+    return tl::unexpected(attached.error());
+  return allowlist;
+}
+
+std::vector<XdpAttachment> XdpAllowlist::attachments() const {
+  std::vector<XdpAttachment> out;
+  for (const Link& link : links_) out.push_back(link.attachment);
+  return out;
+}
+
+tl::expected<void, std::string> XdpAllowlist::set_interfaces(
+    const std::vector<std::string>& interfaces, config::XdpMode mode) {
+  auto mode_accepted = [mode](XdpAttachMode used) {
+    return mode == config::XdpMode::automatic ||
+           (mode == config::XdpMode::native) == (used == XdpAttachMode::native);
+  };
+  std::erase_if(links_, [&](const Link& link) {
+    return std::find(interfaces.begin(), interfaces.end(), link.attachment.interface) ==
+               interfaces.end() ||
+           !mode_accepted(link.attachment.mode);
+  });
+
+  const int prog_fd = program_fd();
   for (const std::string& name : interfaces) {
+    if (std::any_of(links_.begin(), links_.end(),
+                    [&](const Link& link) { return link.attachment.interface == name; }))
+      continue;
     const unsigned ifindex = ::if_nametoindex(name.c_str());
     if (ifindex == 0)
       return tl::unexpected("xdp interface " + name + ": " + errno_text(errno));
@@ -196,13 +230,14 @@ tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
     }
     if (!link) {
       return tl::unexpected("attaching XDP to " + name + ": " +
-                            (native_error.empty() ? "" : "native: " + native_error + "; ") +
-                            (mode == config::XdpMode::native ? "" : "generic: " + link.error()));
+                            (native_error.empty() ? "" : "native: " + native_error) +
+                            (mode == config::XdpMode::native ? ""
+                             : native_error.empty()          ? "generic: " + link.error()
+                                                             : "; generic: " + link.error()));
     }
-    allowlist.links_.push_back(std::move(*link));
-    allowlist.attachments_.push_back({name, ifindex, used});
+    links_.push_back({{name, ifindex, used}, std::move(*link)});
   }
-  return allowlist;
+  return {};
 }
 
 int XdpAllowlist::program_fd() const {

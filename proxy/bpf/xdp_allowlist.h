@@ -44,6 +44,10 @@ struct AllowSync {
   unsigned operator_kept = 0;  // config entries already present as operator entries: left as is
 };
 
+// The TCP ports the allowlist judges for `config`: xdp.ports, or when it is empty every port
+// a listener listens on (the contract's "empty: every listener port"), sorted, unique.
+std::vector<uint16_t> filtered_ports(const config::Config& config);
+
 // Metric label of each verdict / reason ("pass", "would_drop", "not_tcp", ...).
 const char* verdict_label(allowlist_verdict verdict);
 const char* reason_label(allowlist_reason reason);
@@ -52,7 +56,8 @@ class XdpAllowlist {
  public:
   // Loads the program, pins (or reuses) its maps under `pin_path` (created, with bpffs
   // mounted on /sys/fs/bpf when needed) and attaches it to every interface in `interfaces`
-  // (none: loaded, not attached). automatic mode tries native, then generic. The policy
+  // (none: loaded, not attached; see set_interfaces). automatic mode tries native, then
+  // generic. The policy
   // starts as it was left in the pinned xdp_settings map (off on first start): call
   // set_ports, sync_allow, then set_policy.
   static tl::expected<XdpAllowlist, std::string> open(const std::string& pin_path,
@@ -65,8 +70,14 @@ class XdpAllowlist {
   XdpAllowlist& operator=(const XdpAllowlist&) = delete;
   ~XdpAllowlist();  // detaches from every interface; pinned maps stay
 
-  // One entry per interface, with the mode actually used.
-  const std::vector<XdpAttachment>& attachments() const { return attachments_; }
+  // One entry per attached interface, with the mode actually used.
+  std::vector<XdpAttachment> attachments() const;
+
+  // Attaches to every interface in `interfaces` and detaches from the others (e.g. on reload).
+  // An interface attached in a mode `mode` does not accept is re-attached; automatic accepts
+  // either. On error, interfaces attached before the call stay attached.
+  tl::expected<void, std::string> set_interfaces(const std::vector<std::string>& interfaces,
+                                                 config::XdpMode mode);
 
   // Makes the config-owned entries of allow_v4 / allow_v6 equal `config_allow`: inserts the
   // missing ones (marked ALLOWLIST_VALUE_FROM_CONFIG), deletes config-owned entries no longer
@@ -95,8 +106,11 @@ class XdpAllowlist {
 
   std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton_;
   std::string pin_path_;
-  std::vector<UniqueFd> links_;  // closing a link fd detaches (links are not pinned)
-  std::vector<XdpAttachment> attachments_;
+  struct Link {
+    XdpAttachment attachment;
+    UniqueFd fd;  // closing it detaches (links are not pinned)
+  };
+  std::vector<Link> links_;
 };
 
 }  // namespace snisplice::bpf

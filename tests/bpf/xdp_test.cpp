@@ -6,7 +6,10 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
 #include <linux/if_ether.h>
+#include <linux/if_link.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -15,6 +18,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -540,6 +544,100 @@ TEST_CASE("a restart reuses the pinned allowlist, operator entries and policy in
   CHECK(synced->removed == 1);
   expect(second, ipv4_frame({.source = "10.1.2.3"}), ALLOWLIST_VERDICT_DROP,
          ALLOWLIST_REASON_DENIED);
+}
+
+namespace {
+
+// The program attached to `name` in the calling process's network namespace, as the kernel
+// reports it: XDP_ATTACHED_NONE / DRV / SKB.
+int attach_mode_of(const char* name) {
+  const unsigned ifindex = if_nametoindex(name);
+  if (ifindex == 0) return -1;
+  LIBBPF_OPTS(bpf_xdp_query_opts, query);
+  if (bpf_xdp_query(static_cast<int>(ifindex), 0, &query) != 0) return -1;
+  return query.attach_mode;
+}
+
+// Runs `body` in a child process inside a fresh network namespace (its own lo, veth pair
+// snxa/snxb), so attaching never disturbs the host. Returns the child's exit code: 0 when
+// every step passed, else the number of the first failing step.
+template <typename Body>
+int in_fresh_netns(Body body) {
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNET) != 0) ::_exit(100);
+    if (std::system("ip link add snxa type veth peer name snxb && ip link set snxa up && "
+                    "ip link set snxb up && ip link set lo up") != 0)
+      ::_exit(101);
+    ::_exit(body());
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+TEST_CASE("attach: auto falls back to generic; set_interfaces attaches, detaches, re-attaches") {
+  TempPinDir pins;
+  const int failed_step = in_fresh_netns([&]() -> int {
+    using snisplice::config::XdpMode;
+    using snisplice::bpf::XdpAttachMode;
+    {
+      // lo has no native XDP: native alone fails, and says so.
+      auto native_only = XdpAllowlist::open(pins.path(), {"lo"}, XdpMode::native);
+      if (native_only || native_only.error().find("native") == std::string::npos) return 1;
+    }
+    auto opened = XdpAllowlist::open(pins.path(), {"lo"}, XdpMode::automatic);
+    if (!opened) return 2;
+    XdpAllowlist& allowlist = *opened;
+    auto attached = allowlist.attachments();
+    if (attached.size() != 1 || attached[0].interface != "lo" ||
+        attached[0].mode != XdpAttachMode::generic || attach_mode_of("lo") != XDP_ATTACHED_SKB)
+      return 3;
+
+    if (!allowlist.set_interfaces({"snxa", "snxb"}, XdpMode::native)) return 4;
+    attached = allowlist.attachments();
+    if (attached.size() != 2 || attached[0].mode != XdpAttachMode::native ||
+        attached[1].mode != XdpAttachMode::native)
+      return 5;
+    if (attach_mode_of("lo") != XDP_ATTACHED_NONE || attach_mode_of("snxa") != XDP_ATTACHED_DRV ||
+        attach_mode_of("snxb") != XDP_ATTACHED_DRV)
+      return 6;
+
+    // A mode change re-attaches; an interface no longer listed is detached.
+    if (!allowlist.set_interfaces({"snxa"}, XdpMode::generic)) return 7;
+    attached = allowlist.attachments();
+    if (attached.size() != 1 || attached[0].mode != XdpAttachMode::generic) return 8;
+    if (attach_mode_of("snxa") != XDP_ATTACHED_SKB || attach_mode_of("snxb") != XDP_ATTACHED_NONE)
+      return 9;
+    // automatic keeps what is attached.
+    if (!allowlist.set_interfaces({"snxa"}, XdpMode::automatic)) return 10;
+    if (attach_mode_of("snxa") != XDP_ATTACHED_SKB) return 11;
+
+    // An error leaves earlier attachments in place.
+    if (allowlist.set_interfaces({"snxa", "snx-missing"}, XdpMode::automatic)) return 12;
+    if (attach_mode_of("snxa") != XDP_ATTACHED_SKB) return 13;
+
+    { XdpAllowlist gone = std::move(allowlist); }
+    if (attach_mode_of("snxa") != XDP_ATTACHED_NONE) return 14;  // destruction detaches
+    return 0;
+  });
+  CHECK_MESSAGE(failed_step == 0, "step " << failed_step << " failed");
+}
+
+TEST_CASE("filtered_ports: xdp.ports, else every listener port") {
+  snisplice::config::Config config;
+  snisplice::config::Listener tls, plain;
+  tls.listen = {*snisplice::SocketAddress::parse("127.0.0.1:8443"),
+                *snisplice::SocketAddress::parse("[::]:8443")};
+  plain.listen = {*snisplice::SocketAddress::parse("127.0.0.1:8080")};
+  config.listeners = {tls, plain};
+  CHECK(snisplice::bpf::filtered_ports(config) == std::vector<uint16_t>{8080, 8443});
+  config.xdp.ports = {443, 80, 443};
+  CHECK(snisplice::bpf::filtered_ports(config) == std::vector<uint16_t>{80, 443});
 }
 
 TEST_CASE("an unknown interface is a clear error") {
