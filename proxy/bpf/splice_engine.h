@@ -13,15 +13,17 @@
 //     the part of it you had read would be sent again (measured on 6.18).
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
-//  2. If stats()[d].passed_bytes is non-zero (a peer entry was missing when bytes arrived,
-//     e.g. in the microseconds between the two insertions), direction d belongs to the
-//     userspace relay for good: read from its source socket as usual (the bytes are
-//     readable there, in order, with POLLIN) and write them to the destination. Nothing is
-//     redirected in that direction any more, so drained(d) and over_budget() stay exact;
-//     before shutting the destination down, flush what the relay holds.
-//  3. Watch each socket for POLLRDHUP (FIN received). For direction d whose source saw
-//     it, call shutdown_peer_when_drained(d) until it returns true: it half-closes the
-//     destination only once every redirected byte has reached its TCP send queue.
+//  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes never make a spliced
+//     socket readable, so POLLIN without POLLRDHUP means the verdict passed bytes to
+//     userspace (stats()[d].passed_bytes > 0): a peer entry was missing when they arrived,
+//     e.g. in the microseconds between the two insertions. Direction d then belongs to
+//     the userspace relay for good: read its source socket as usual (the bytes are there,
+//     in order, and EOF reads as 0) and write them to the destination. Nothing is
+//     redirected in d any more, so drained(d) and over_budget() stay exact.
+//  3. On POLLRDHUP (FIN received) on the source of a direction d still in the kernel, call
+//     shutdown_peer_when_drained(d) until it returns true: it half-closes the destination
+//     only once every redirected byte has reached its TCP send queue. (A relayed direction
+//     forwards EOF itself, after flushing what it holds.)
 //     There is no event for "drained": re-check on a short timer (a few ms) until true.
 //  4. Check over_budget(budget) periodically (every few ms while bytes move). When true,
 //     for each direction d with undelivered(d) > budget, either

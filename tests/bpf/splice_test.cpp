@@ -400,8 +400,17 @@ TEST_CASE("64 MiB each way arrive intact and in order, counted per direction") {
     CHECK(*pair.delivered(Direction::client_to_backend) == 64 * kMiB);
     CHECK(*pair.delivered(Direction::backend_to_client) == 64 * kMiB);
     CHECK(*pair.drained(Direction::client_to_backend));
+    // Nothing was left for userspace: a POLLIN watch on the proxy's sockets stays quiet.
+    CHECK_FALSE(wait_for(t.p1(), POLLIN, 0ms));
+    CHECK_FALSE(wait_for(t.p2(), POLLIN, 0ms));
   }
   require_maps_empty(engine);
+}
+
+TEST_CASE("load() refuses a map too small for one pair") {
+  auto engine = SpliceEngine::load(1);
+  REQUIRE_FALSE(engine.has_value());
+  CHECK(engine.error().find("max_sockets") != std::string::npos);
 }
 
 TEST_CASE("an IPv6 client spliced to an IPv4 backend, and the reverse") {
@@ -567,6 +576,7 @@ TEST_CASE("bytes for a missing peer stay readable on their socket, in order, fro
 
     const std::string first = pattern_string(10, 4096);
     send_all(t.client.get(), first);
+    CHECK(wait_for(t.p1(), POLLIN, 1000ms));  // the daemon's cue to relay this direction
     CHECK(read_exactly(t.p1(), first.size(), 2000ms) == first);
     CHECK(pair.stats().client_to_backend.passed_bytes == first.size());
     CHECK(pair.stats().client_to_backend.redirected_bytes == 0);
