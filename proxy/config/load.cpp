@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "config/duration.h"
 #include "config/host_pattern.h"
@@ -26,19 +27,25 @@ using detail::read_duration;
 using detail::read_enum;
 using detail::read_list;
 using detail::read_list_of;
-using detail::read_optional_key;
 using detail::read_string;
 using detail::read_uint;
 
 using namespace std::string_view_literals;
 
 constexpr std::string_view kTopKeys[] = {
-    "workers"sv, "user"sv,   "listeners"sv, "tables"sv,  "backends"sv,   "dns"sv,     "splice"sv,
-    "xdp"sv,     "bpf_pin_path"sv, "metrics"sv, "access_log"sv, "log_level"sv, "timeouts"sv};
-constexpr std::string_view kListenerKeys[] = {
-    "name"sv, "listen"sv, "protocol"sv, "table"sv, "transparent"sv, "proxy_protocol_from"sv,
-    "client_hello_timeout"sv, "client_hello_max_bytes"sv, "max_connections"sv,
-    "per_ip_max_connections"sv};
+    "workers"sv,    "user"sv,      "listeners"sv, "tables"sv,       "backends"sv,
+    "dns"sv,        "splice"sv,    "xdp"sv,       "bpf_pin_path"sv, "metrics"sv,
+    "access_log"sv, "log_level"sv, "timeouts"sv};
+constexpr std::string_view kListenerKeys[] = {"name"sv,
+                                              "listen"sv,
+                                              "protocol"sv,
+                                              "table"sv,
+                                              "transparent"sv,
+                                              "proxy_protocol_from"sv,
+                                              "client_hello_timeout"sv,
+                                              "client_hello_max_bytes"sv,
+                                              "max_connections"sv,
+                                              "per_ip_max_connections"sv};
 constexpr std::string_view kRouteKeys[] = {"host"sv, "alpn"sv, "backend"sv, "resolve"sv,
                                            "action"sv};
 constexpr std::string_view kResolveKeys[] = {"port"sv, "allow_networks"sv};
@@ -53,10 +60,11 @@ constexpr std::string_view kMetricsKeys[] = {"listen"sv};
 constexpr std::string_view kTimeoutsKeys[] = {"idle"sv, "shutdown_grace"sv};
 
 constexpr uint64_t kMaxWorkers = 1024;
-constexpr uint64_t kMinHelloBytes = 1024;   // a ClientHello's first record always fits
-constexpr uint64_t kMaxHelloBytes = 65536;  // Envoy's cap; post-quantum hellos need ~2 KiB
-constexpr size_t kMaxAlpnId = 255;          // RFC 7301 section 3.1: 1-byte length
-constexpr size_t kMaxInterfaceName = 15;    // IFNAMSIZ - 1
+// Classic ClientHellos are ~500 bytes, post-quantum ones ~2 KiB; Envoy caps at 64 KiB.
+constexpr uint64_t kMinHelloBytes = 1024;
+constexpr uint64_t kMaxHelloBytes = 65536;
+constexpr size_t kMaxAlpnId = 255;        // RFC 7301 section 3.1: 1-byte length
+constexpr size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
 
 // Where the parts that the cross-checks talk about were written.
 struct ListenerSource {
@@ -99,30 +107,18 @@ class Loader {
     }
     MapReader top(p_, root, "", kTopKeys);
     if (!top.is_map()) return;
-    read_optional_key(top, "workers", config.workers,
-                      [&](const YAML::Node& n, const std::string& path) { return read_workers(n, path); });
-    read_optional_key(top, "user", config.user, [&](const YAML::Node& n, const std::string& path) {
-      return read_string(p_, n, path);
-    });
+    read_key(top, "workers", config.workers, &Loader::workers);
+    read_key(top, "user", config.user, &Loader::string);
     if (auto node = top.require("listeners")) read_listeners(*node, config);
     if (auto node = top.find("tables")) read_tables(*node, config);
     if (auto node = top.find("backends")) read_backends(*node, config);
     if (auto node = top.find("dns")) read_dns(*node, config.dns);
-    read_optional_key(top, "splice", config.splice,
-                      [&](const YAML::Node& n, const std::string& path) {
-                        return read_enum(p_, n, path, kSpliceModeNames);
-                      });
+    read_key(top, "splice", config.splice, &Loader::enumerated<kSpliceModeNames>);
     if (auto node = top.find("xdp")) read_xdp(*node, config.xdp);
-    read_optional_key(top, "bpf_pin_path", config.bpf_pin_path,
-                      [&](const YAML::Node& n, const std::string& path) {
-                        return read_absolute_path(n, path);
-                      });
+    read_key(top, "bpf_pin_path", config.bpf_pin_path, &Loader::absolute_path);
     if (auto node = top.find("metrics")) read_metrics(*node, config);
     if (auto node = top.find("access_log")) read_access_log(*node, config.access_log);
-    read_optional_key(top, "log_level", config.log_level,
-                      [&](const YAML::Node& n, const std::string& path) {
-                        return read_enum(p_, n, path, kLogLevelNames);
-                      });
+    read_key(top, "log_level", config.log_level, &Loader::enumerated<kLogLevelNames>);
     if (auto node = top.find("timeouts")) read_timeouts(*node, config.timeouts);
 
     check_listener_names(config);
@@ -132,28 +128,53 @@ class Loader {
   }
 
  private:
-  // ---- values ----
+  // ---- values: each reader reports its own problems and returns nullopt on them ----
 
-  std::optional<unsigned> read_workers(const YAML::Node& node, const std::string& path) {
-    if (node.IsScalar()) {
-      if (node.Scalar() == "auto") return 0u;
-      if (auto count = read_uint(p_, node, path, 1, kMaxWorkers)) return static_cast<unsigned>(*count);
-      return std::nullopt;
-    }
-    p_.add(node, path, "expected \"auto\" or a positive integer, got " + detail::describe(node));
-    return std::nullopt;
+  template <class T>
+  using Reader = std::optional<T> (Loader::*)(const YAML::Node&, const std::string&);
+
+  // Sets `target` from `key` when the key is present and its value good; the default stays
+  // otherwise.
+  template <class Target, class T>
+  void read_key(const MapReader& map, std::string_view key, Target& target, Reader<T> read) {
+    if (auto node = map.find(key))
+      if (auto value = (this->*read)(*node, map.child_path(key)))
+        target = static_cast<Target>(std::move(*value));
   }
 
-  std::optional<std::string> read_absolute_path(const YAML::Node& node, const std::string& path) {
-    auto text = read_string(p_, node, path);
-    if (text && !text->starts_with('/')) {
-      p_.add(node, path, "must be an absolute path, got " + quote(*text));
-      return std::nullopt;
-    }
-    return text;
+  template <class T>
+  std::optional<std::vector<T>> list_of(const YAML::Node& node, const std::string& path,
+                                        Reader<T> read_item) {
+    return read_list_of<T>(p_, node, path,
+                           [&](const YAML::Node& item, const std::string& item_path) {
+                             return (this->*read_item)(item, item_path);
+                           });
   }
 
-  std::optional<Duration> read_positive_duration(const YAML::Node& node, const std::string& path) {
+  std::optional<std::string> string(const YAML::Node& node, const std::string& path) {
+    return read_string(p_, node, path);
+  }
+
+  std::optional<bool> boolean(const YAML::Node& node, const std::string& path) {
+    return read_bool(p_, node, path);
+  }
+
+  template <uint64_t Min, uint64_t Max>
+  std::optional<uint64_t> integer(const YAML::Node& node, const std::string& path) {
+    return read_uint(p_, node, path, Min, Max);
+  }
+
+  template <const auto& Names>
+  std::optional<std::remove_cvref_t<decltype(Names[0].value)>> enumerated(const YAML::Node& node,
+                                                                          const std::string& path) {
+    return read_enum(p_, node, path, Names);
+  }
+
+  std::optional<Duration> duration(const YAML::Node& node, const std::string& path) {
+    return read_duration(p_, node, path);
+  }
+
+  std::optional<Duration> positive_duration(const YAML::Node& node, const std::string& path) {
     auto value = read_duration(p_, node, path);
     if (value && value->count() == 0) {
       p_.add(node, path, "must be longer than 0");
@@ -162,23 +183,66 @@ class Loader {
     return value;
   }
 
-  std::optional<uint16_t> read_port(const YAML::Node& node, const std::string& path) {
+  // Where snisplice binds: port 0 leaves the choice to the kernel (handy in tests).
+  std::optional<SocketAddress> bind_address(const YAML::Node& node, const std::string& path) {
+    return read_address(p_, node, path, true);
+  }
+
+  // Where snisplice connects: a port is needed.
+  std::optional<SocketAddress> destination(const YAML::Node& node, const std::string& path) {
+    return read_address(p_, node, path, false);
+  }
+
+  std::optional<Cidr> cidr(const YAML::Node& node, const std::string& path) {
+    return read_cidr(p_, node, path);
+  }
+
+  std::optional<std::vector<Cidr>> cidrs(const YAML::Node& node, const std::string& path) {
+    return list_of(node, path, &Loader::cidr);
+  }
+
+  std::optional<uint16_t> port(const YAML::Node& node, const std::string& path) {
     if (auto port = read_uint(p_, node, path, 1, 65535)) return static_cast<uint16_t>(*port);
     return std::nullopt;
   }
 
-  std::optional<std::vector<Cidr>> read_cidrs(const YAML::Node& node, const std::string& path) {
-    return read_list_of<Cidr>(p_, node, path, [&](const YAML::Node& item, const std::string& item_path) {
-      return read_cidr(p_, item, item_path);
-    });
+  std::optional<unsigned> workers(const YAML::Node& node, const std::string& path) {
+    if (node.IsScalar()) {
+      if (node.Scalar() == "auto") return 0u;
+      if (auto count = read_uint(p_, node, path, 1, kMaxWorkers))
+        return static_cast<unsigned>(*count);
+      return std::nullopt;
+    }
+    p_.add(node, path, "expected \"auto\" or a positive integer, got " + detail::describe(node));
+    return std::nullopt;
+  }
+
+  std::optional<std::string> absolute_path(const YAML::Node& node, const std::string& path) {
+    auto text = read_string(p_, node, path);
+    if (text && !text->starts_with('/')) {
+      p_.add(node, path, "must be an absolute path, got " + quote(*text));
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  // Listener, table and backend names: used in logs, metric labels and references.
+  std::optional<std::string> name(const YAML::Node& node, const std::string& path) {
+    auto text = read_string(p_, node, path);
+    if (text && text->empty()) {
+      p_.add(node, path, "must not be empty");
+      return std::nullopt;
+    }
+    return text;
   }
 
   // ---- listeners ----
 
   void read_listeners(const YAML::Node& node, Config& config) {
-    bool is_list = read_list(p_, node, "listeners", [&](const YAML::Node& item, const std::string& path) {
-      read_listener(item, path, config);
-    });
+    bool is_list =
+        read_list(p_, node, "listeners", [&](const YAML::Node& item, const std::string& path) {
+          read_listener(item, path, config);
+        });
     if (is_list && node.size() == 0) p_.add(node, "listeners", "at least one listener is needed");
   }
 
@@ -188,16 +252,16 @@ class Loader {
     Listener listener;
     ListenerSource source{path, {}, {}, {}};
     listener.line = detail::line_of(node);
-    if (auto name = map.require("name")) {
-      if (auto text = read_name(*name, map.child_path("name"))) {
+    if (auto name_node = map.require("name")) {
+      if (auto text = name(*name_node, map.child_path("name"))) {
         listener.name = *text;
-        source.name = *name;
+        source.name = *name_node;
       }
     }
     if (auto listen = map.require("listen")) {
       bool is_list = read_list(p_, *listen, map.child_path("listen"),
                                [&](const YAML::Node& item, const std::string& item_path) {
-                                 if (auto address = read_address(p_, item, item_path, true)) {
+                                 if (auto address = bind_address(item, item_path)) {
                                    listener.listen.push_back(*address);
                                    source.listen.push_back(item);
                                  }
@@ -205,67 +269,51 @@ class Loader {
       if (is_list && listen->size() == 0)
         p_.add(*listen, map.child_path("listen"), "at least one address is needed");
     }
-    read_optional_key(map, "protocol", listener.protocol,
-                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kProtocolNames); });
+    read_key(map, "protocol", listener.protocol, &Loader::enumerated<kProtocolNames>);
     if (auto table = map.require("table")) {
-      if (auto text = read_name(*table, map.child_path("table"))) {
+      if (auto text = name(*table, map.child_path("table"))) {
         listener.table = *text;
         source.table = *table;
       }
     }
-    read_optional_key(map, "transparent", listener.transparent,
-                      [&](const YAML::Node& n, const std::string& p) { return read_bool(p_, n, p); });
-    read_optional_key(map, "proxy_protocol_from", listener.proxy_protocol_from,
-                      [&](const YAML::Node& n, const std::string& p) { return read_cidrs(n, p); });
-    read_optional_key(map, "client_hello_timeout", listener.client_hello_timeout,
-                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
-    read_optional_key(map, "client_hello_max_bytes", listener.client_hello_max_bytes,
-                      [&](const YAML::Node& n, const std::string& p) {
-                        return read_uint(p_, n, p, kMinHelloBytes, kMaxHelloBytes);
-                      });
-    read_optional_key(map, "max_connections", listener.max_connections,
-                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, UINT32_MAX); });
-    read_optional_key(map, "per_ip_max_connections", listener.per_ip_max_connections,
-                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, UINT32_MAX); });
+    read_key(map, "transparent", listener.transparent, &Loader::boolean);
+    read_key(map, "proxy_protocol_from", listener.proxy_protocol_from, &Loader::cidrs);
+    read_key(map, "client_hello_timeout", listener.client_hello_timeout,
+             &Loader::positive_duration);
+    read_key(map, "client_hello_max_bytes", listener.client_hello_max_bytes,
+             &Loader::integer<kMinHelloBytes, kMaxHelloBytes>);
+    read_key(map, "max_connections", listener.max_connections, &Loader::integer<1, UINT32_MAX>);
+    read_key(map, "per_ip_max_connections", listener.per_ip_max_connections,
+             &Loader::integer<1, UINT32_MAX>);
     config.listeners.push_back(std::move(listener));
     listener_sources_.push_back(std::move(source));
-  }
-
-  // Listener, table and backend names: used in logs, metric labels and references.
-  std::optional<std::string> read_name(const YAML::Node& node, const std::string& path) {
-    auto text = read_string(p_, node, path);
-    if (text && text->empty()) {
-      p_.add(node, path, "must not be empty");
-      return std::nullopt;
-    }
-    return text;
   }
 
   // ---- tables ----
 
   void read_tables(const YAML::Node& node, Config& config) {
     MapReader tables(p_, node, "tables", "table");
-    for (const auto& [name, routes] : tables.entries()) {
+    for (const auto& [table_name, routes] : tables.entries()) {
       Table table;
-      table.name = name;
-      table.line = tables.key_line(name);
+      table.name = table_name;
+      table.line = tables.key_line(table_name);
       route_sources_.emplace_back();
-      read_routes(routes, tables.child_path(name), table, route_sources_.back());
+      read_routes(routes, tables.child_path(table_name), table, route_sources_.back());
       config.tables.push_back(std::move(table));
     }
   }
 
   void read_routes(const YAML::Node& node, const std::string& path, Table& table,
                    std::vector<RouteSource>& sources) {
-    // Pattern key + alpn set -> line of its first use.
-    std::map<std::pair<std::string, std::set<std::string>>, int> seen;
+    // A pattern (in its comparison form) and an alpn set appear once per table.
+    std::set<std::pair<std::string, std::set<std::string>>> seen;
     read_list(p_, node, path, [&](const YAML::Node& item, const std::string& item_path) {
       RouteSource source{item_path, {}, {}};
       auto route = read_route(item, item_path, source);
       if (!route) return;
       auto key = std::make_pair(host_pattern_key(route->host),
                                 std::set<std::string>(route->alpn.begin(), route->alpn.end()));
-      if (!seen.emplace(std::move(key), route->line).second) {
+      if (!seen.insert(std::move(key)).second) {
         std::string message = "duplicate pattern " + quote(route->host);
         if (!route->alpn.empty()) message += " with alpn [" + quoted_list(route->alpn) + "]";
         p_.add(route->line, item_path + ".host", message);
@@ -276,31 +324,25 @@ class Loader {
     });
   }
 
+  // A route whose every part is good, or nullopt (its problems reported).
   std::optional<Route> read_route(const YAML::Node& node, const std::string& path,
                                   RouteSource& source) {
     MapReader map(p_, node, path, kRouteKeys);
     if (!map.is_map()) return std::nullopt;
     Route route;
-    bool good = true;
+    bool good = false;
     if (auto host = map.require("host")) {
       route.line = detail::line_of(*host);
       if (auto text = read_string(p_, *host, map.child_path("host"))) {
         route.host = *text;
-        if (auto error = host_pattern_error(*text)) {
+        auto error = host_pattern_error(*text);
+        if (error)
           p_.add(*host, map.child_path("host"), "bad host pattern " + quote(*text) + ": " + *error);
-          good = false;
-        }
-      } else {
-        good = false;
+        good = !error;
       }
-    } else {
-      good = false;
     }
     if (auto alpn = map.find("alpn")) {
-      auto ids = read_list_of<std::string>(p_, *alpn, map.child_path("alpn"),
-                                           [&](const YAML::Node& item, const std::string& item_path) {
-                                             return read_alpn_id(item, item_path);
-                                           });
+      auto ids = list_of(*alpn, map.child_path("alpn"), &Loader::alpn_id);
       if (ids)
         route.alpn = std::move(*ids);
       else
@@ -319,26 +361,28 @@ class Loader {
     }
     if (backend) {
       route.action = RouteAction::backend;
-      if (auto name = read_name(*backend, map.child_path("backend"))) {
-        route.backend = *name;
+      auto backend_name = name(*backend, map.child_path("backend"));
+      if (backend_name) {
+        route.backend = *backend_name;
         source.backend = *backend;
-      } else {
-        good = false;
       }
+      good = good && backend_name;
     } else if (resolve) {
       route.action = RouteAction::resolve;
       good = read_resolve(*resolve, map.child_path("resolve"), route.resolve, source) && good;
-    } else if (auto value = read_enum(p_, *action, map.child_path("action"), kRouteActionNames)) {
-      route.action = *value;
-      if (*value == RouteAction::original_dst) source.original = *action;
     } else {
-      good = false;
+      auto value = enumerated<kRouteActionNames>(*action, map.child_path("action"));
+      if (value) {
+        route.action = *value;
+        if (*value == RouteAction::original_dst) source.original = *action;
+      }
+      good = good && value;
     }
     if (!good) return std::nullopt;
     return route;
   }
 
-  std::optional<std::string> read_alpn_id(const YAML::Node& node, const std::string& path) {
+  std::optional<std::string> alpn_id(const YAML::Node& node, const std::string& path) {
     auto id = read_string(p_, node, path);
     if (!id) return std::nullopt;
     if (id->empty() || id->size() > kMaxAlpnId) {
@@ -352,29 +396,27 @@ class Loader {
                     RouteSource& source) {
     MapReader map(p_, node, path, kResolveKeys);
     if (!map.is_map()) return false;
-    bool good = true;
-    if (auto port = map.require("port")) {
-      if (port->IsScalar() && port->Scalar() == "original") {
+    bool good = false;
+    if (auto port_node = map.require("port")) {
+      if (port_node->IsScalar() && port_node->Scalar() == "original") {
         target.port = std::nullopt;
-        source.original = *port;
-      } else if (auto number = read_resolve_port(*port, map.child_path("port"))) {
+        source.original = *port_node;
+        good = true;
+      } else if (auto number = resolve_port(*port_node, map.child_path("port"))) {
         target.port = *number;
-      } else {
-        good = false;
+        good = true;
       }
-    } else {
-      good = false;
     }
     if (auto networks = map.find("allow_networks")) {
-      if (auto cidrs = read_cidrs(*networks, map.child_path("allow_networks")))
-        target.allow_networks = std::move(*cidrs);
+      if (auto parsed = cidrs(*networks, map.child_path("allow_networks")))
+        target.allow_networks = std::move(*parsed);
       else
         good = false;
     }
     return good;
   }
 
-  std::optional<uint16_t> read_resolve_port(const YAML::Node& node, const std::string& path) {
+  std::optional<uint16_t> resolve_port(const YAML::Node& node, const std::string& path) {
     unsigned value = 0;
     if (node.IsScalar()) {
       const std::string& text = node.Scalar();
@@ -392,11 +434,11 @@ class Loader {
 
   void read_backends(const YAML::Node& node, Config& config) {
     MapReader backends(p_, node, "backends", "backend");
-    for (const auto& [name, value] : backends.entries()) {
+    for (const auto& [backend_name, value] : backends.entries()) {
       Backend backend;
-      backend.name = name;
-      backend.line = backends.key_line(name);
-      read_backend(value, backends.child_path(name), backend);
+      backend.name = backend_name;
+      backend.line = backends.key_line(backend_name);
+      read_backend(value, backends.child_path(backend_name), backend);
       config.backends.push_back(std::move(backend));
     }
   }
@@ -405,55 +447,39 @@ class Loader {
     MapReader map(p_, node, path, kBackendKeys);
     if (!map.is_map()) return;
     if (auto servers = map.require("servers")) {
-      bool is_list = read_list(p_, *servers, map.child_path("servers"),
-                               [&](const YAML::Node& item, const std::string& item_path) {
-                                 if (auto address = read_address(p_, item, item_path, false))
-                                   backend.servers.push_back(*address);
-                               });
-      if (is_list && servers->size() == 0)
+      read_key(map, "servers", backend.servers, &Loader::destinations);
+      if (servers->IsSequence() && servers->size() == 0)
         p_.add(*servers, map.child_path("servers"), "backend has no servers");
     }
-    read_optional_key(map, "balance", backend.balance,
-                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kBalanceNames); });
-    read_optional_key(map, "proxy_protocol", backend.proxy_protocol,
-                      [&](const YAML::Node& n, const std::string& p) {
-                        return read_enum(p_, n, p, kProxyProtocolNames);
-                      });
-    read_optional_key(map, "connect_timeout", backend.connect_timeout,
-                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+    read_key(map, "balance", backend.balance, &Loader::enumerated<kBalanceNames>);
+    read_key(map, "proxy_protocol", backend.proxy_protocol,
+             &Loader::enumerated<kProxyProtocolNames>);
+    read_key(map, "connect_timeout", backend.connect_timeout, &Loader::positive_duration);
     if (auto check = map.find("health_check")) {
       MapReader health(p_, *check, map.child_path("health_check"), kHealthCheckKeys);
-      if (health.is_map()) {
-        backend.health_check.enabled = true;
-        read_optional_key(health, "interval", backend.health_check.interval,
-                          [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
-        read_optional_key(health, "timeout", backend.health_check.timeout,
-                          [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
-      }
+      backend.health_check.enabled = health.is_map();  // present: enabled
+      read_key(health, "interval", backend.health_check.interval, &Loader::positive_duration);
+      read_key(health, "timeout", backend.health_check.timeout, &Loader::positive_duration);
     }
+  }
+
+  std::optional<std::vector<SocketAddress>> destinations(const YAML::Node& node,
+                                                         const std::string& path) {
+    return list_of(node, path, &Loader::destination);
   }
 
   // ---- dns, xdp, metrics, logs, timeouts ----
 
   void read_dns(const YAML::Node& node, Dns& dns) {
     MapReader map(p_, node, "dns", kDnsKeys);
-    if (!map.is_map()) return;
-    read_optional_key(map, "servers", dns.servers, [&](const YAML::Node& n, const std::string& p) {
-      return read_list_of<SocketAddress>(p_, n, p, [&](const YAML::Node& item, const std::string& item_path) {
-        return read_address(p_, item, item_path, false);
-      });
-    });
-    read_optional_key(map, "timeout", dns.timeout,
-                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
-    read_optional_key(map, "tries", dns.tries,
-                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, 100); });
-    // A zero floor, zero ceiling or zero negative TTL are meaningful (do not cache).
-    auto read_ttl = [&](const YAML::Node& n, const std::string& p) { return read_duration(p_, n, p); };
-    read_optional_key(map, "min_ttl", dns.min_ttl, read_ttl);
-    read_optional_key(map, "max_ttl", dns.max_ttl, read_ttl);
-    read_optional_key(map, "negative_ttl", dns.negative_ttl, read_ttl);
-    read_optional_key(map, "cache_size", dns.cache_size,
-                      [&](const YAML::Node& n, const std::string& p) { return read_uint(p_, n, p, 1, UINT32_MAX); });
+    read_key(map, "servers", dns.servers, &Loader::destinations);
+    read_key(map, "timeout", dns.timeout, &Loader::positive_duration);
+    read_key(map, "tries", dns.tries, &Loader::integer<1, 100>);
+    // Zero TTL floor, ceiling or negative TTL are meaningful: do not cache.
+    read_key(map, "min_ttl", dns.min_ttl, &Loader::duration);
+    read_key(map, "max_ttl", dns.max_ttl, &Loader::duration);
+    read_key(map, "negative_ttl", dns.negative_ttl, &Loader::duration);
+    read_key(map, "cache_size", dns.cache_size, &Loader::integer<1, UINT32_MAX>);
     if (dns.min_ttl > dns.max_ttl) {
       auto where = map.find("min_ttl");
       p_.add(where ? detail::line_of(*where) : map.key_line("max_ttl"), "dns.min_ttl",
@@ -464,44 +490,42 @@ class Loader {
 
   void read_xdp(const YAML::Node& node, Xdp& xdp) {
     MapReader map(p_, node, "xdp", kXdpKeys);
-    if (!map.is_map()) return;
-    read_optional_key(map, "interfaces", xdp.interfaces, [&](const YAML::Node& n, const std::string& p) {
-      return read_list_of<std::string>(p_, n, p, [&](const YAML::Node& item, const std::string& item_path) {
-        return read_interface(item, item_path);
-      });
-    });
-    read_optional_key(map, "mode", xdp.mode,
-                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kXdpModeNames); });
-    read_optional_key(map, "policy", xdp.policy,
-                      [&](const YAML::Node& n, const std::string& p) { return read_enum(p_, n, p, kXdpPolicyNames); });
-    read_optional_key(map, "ports", xdp.ports, [&](const YAML::Node& n, const std::string& p) {
-      return read_list_of<uint16_t>(p_, n, p, [&](const YAML::Node& item, const std::string& item_path) {
-        return read_port(item, item_path);
-      });
-    });
-    read_optional_key(map, "allow", xdp.allow,
-                      [&](const YAML::Node& n, const std::string& p) { return read_cidrs(n, p); });
+    read_key(map, "interfaces", xdp.interfaces, &Loader::interfaces);
+    read_key(map, "mode", xdp.mode, &Loader::enumerated<kXdpModeNames>);
+    read_key(map, "policy", xdp.policy, &Loader::enumerated<kXdpPolicyNames>);
+    read_key(map, "ports", xdp.ports, &Loader::ports);
+    read_key(map, "allow", xdp.allow, &Loader::cidrs);
   }
 
-  std::optional<std::string> read_interface(const YAML::Node& node, const std::string& path) {
-    auto name = read_string(p_, node, path);
-    if (name && (name->empty() || name->size() > kMaxInterfaceName ||
-                 name->find_first_of("/ \t\n") != std::string::npos || *name == "." || *name == "..")) {
-      p_.add(node, path, "bad interface name " + quote(*name));
+  std::optional<std::vector<uint16_t>> ports(const YAML::Node& node, const std::string& path) {
+    return list_of(node, path, &Loader::port);
+  }
+
+  std::optional<std::vector<std::string>> interfaces(const YAML::Node& node,
+                                                     const std::string& path) {
+    return list_of(node, path, &Loader::interface);
+  }
+
+  std::optional<std::string> interface(const YAML::Node& node, const std::string& path) {
+    auto text = read_string(p_, node, path);
+    if (text &&
+        (text->empty() || text->size() > kMaxInterfaceName ||
+         text->find_first_of("/ \t\n") != std::string::npos || *text == "." || *text == "..")) {
+      p_.add(node, path, "bad interface name " + quote(*text));
       return std::nullopt;
     }
-    return name;
+    return text;
   }
 
   void read_metrics(const YAML::Node& node, Config& config) {
     MapReader map(p_, node, "metrics", kMetricsKeys);
     auto listen = map.find("listen");
     if (!listen) return;
-    if (listen->IsScalar() && listen->Scalar().empty()) {
+    if (listen->IsScalar() && listen->Scalar().empty()) {  // "": no metrics endpoint
       config.metrics_listen = std::nullopt;
       return;
     }
-    if (auto address = read_address(p_, *listen, "metrics.listen", true)) {
+    if (auto address = bind_address(*listen, "metrics.listen")) {
       config.metrics_listen = *address;
       metrics_listen_ = *listen;
     }
@@ -523,12 +547,9 @@ class Loader {
 
   void read_timeouts(const YAML::Node& node, Timeouts& timeouts) {
     MapReader map(p_, node, "timeouts", kTimeoutsKeys);
-    if (!map.is_map()) return;
-    read_optional_key(map, "idle", timeouts.idle,
-                      [&](const YAML::Node& n, const std::string& p) { return read_positive_duration(n, p); });
+    read_key(map, "idle", timeouts.idle, &Loader::positive_duration);
     // Zero grace: close every connection at once on SIGTERM.
-    read_optional_key(map, "shutdown_grace", timeouts.shutdown_grace,
-                      [&](const YAML::Node& n, const std::string& p) { return read_duration(p_, n, p); });
+    read_key(map, "shutdown_grace", timeouts.shutdown_grace, &Loader::duration);
   }
 
   // ---- checks across sections ----
@@ -639,14 +660,14 @@ class Loader {
         p_.add(*source.original, source.path + (is_port ? ".resolve.port" : ".action"),
                std::string(is_port ? "port \"original\"" : "action \"original_dst\"") +
                    " works only on transparent listeners; table " + quote(table.name) +
-                   " is used by non-transparent listener" + (users->second.size() > 1 ? "s " : " ") +
-                   quoted_list(users->second));
+                   " is used by non-transparent listener" +
+                   (users->second.size() > 1 ? "s " : " ") + quoted_list(users->second));
       }
     }
   }
 
   Problems& p_;
-  std::vector<ListenerSource> listener_sources_;    // parallel to Config::listeners
+  std::vector<ListenerSource> listener_sources_;         // parallel to Config::listeners
   std::vector<std::vector<RouteSource>> route_sources_;  // parallel to Config::tables
   std::optional<YAML::Node> metrics_listen_;
 };
@@ -712,7 +733,8 @@ LoadResult load_config_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int error = errno;
-    return tl::unexpected(std::vector<std::string>{path + ": cannot read: " + std::strerror(error)});
+    return tl::unexpected(
+        std::vector<std::string>{path + ": cannot read: " + std::strerror(error)});
   }
   std::ostringstream text;
   text << in.rdbuf();

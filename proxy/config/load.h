@@ -2,10 +2,9 @@
 // Loading snisplice.yaml into a validated Config. Nothing throws out of these functions: a
 // YAML syntax error, an unreadable file and every rule the file breaks come back as error
 // lines "file:line: key.path: message", all of them, ordered by line.
-#include <tl/expected.hpp>
-
 #include <string>
 #include <string_view>
+#include <tl/expected.hpp>
 #include <vector>
 
 #include "config/config.h"

@@ -94,8 +94,8 @@ MapReader::MapReader(Problems& problems, const YAML::Node& map, std::string path
     auto previous = std::ranges::find(entries_, key, &std::pair<std::string, YAML::Node>::first);
     if (previous != entries_.end()) {
       int first_line = key_lines_[static_cast<size_t>(previous - entries_.begin())];
-      std::string what = duplicate_what.empty() ? std::string("key")
-                                                : std::string(duplicate_what) + " name";
+      std::string what =
+          duplicate_what.empty() ? std::string("key") : std::string(duplicate_what) + " name";
       problems_.add(key_node, entry_path,
                     "duplicate " + what + " " + quote(key) + " (first at line " +
                         std::to_string(first_line) + ")");
@@ -132,7 +132,8 @@ std::optional<YAML::Node> MapReader::require(std::string_view key) const {
 
 int MapReader::key_line(std::string_view key) const {
   auto it = std::ranges::find(entries_, key, &std::pair<std::string, YAML::Node>::first);
-  return it == entries_.end() ? line_of(map_) : key_lines_[static_cast<size_t>(it - entries_.begin())];
+  return it == entries_.end() ? line_of(map_)
+                              : key_lines_[static_cast<size_t>(it - entries_.begin())];
 }
 
 std::string quote(std::string_view text) {
@@ -215,8 +216,9 @@ std::optional<Duration> read_duration(Problems& p, const YAML::Node& node, std::
   if (node.IsScalar())
     if (auto value = parse_duration(node.Scalar())) return value;
   p.add(node, path,
-        "bad duration " + describe(node) + " (expected a number and a unit: ms, s, m or h, "
-        "e.g. \"250ms\", \"5s\")");
+        "bad duration " + describe(node) +
+            " (expected a number and a unit: ms, s, m or h, "
+            "e.g. \"250ms\", \"5s\")");
   return std::nullopt;
 }
 
@@ -229,8 +231,7 @@ std::optional<SocketAddress> read_address(Problems& p, const YAML::Node& node,
       return std::nullopt;
     }
   }
-  p.add(node, path,
-        "bad address " + describe(node) + " (expected \"ip:port\" or \"[ipv6]:port\")");
+  p.add(node, path, "bad address " + describe(node) + " (expected \"ip:port\" or \"[ipv6]:port\")");
   return std::nullopt;
 }
 

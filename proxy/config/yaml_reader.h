@@ -128,12 +128,13 @@ std::optional<std::vector<T>> read_list_of(Problems& p, const YAML::Node& node,
                                            std::string_view path, ReadItem&& read_item) {
   std::vector<T> out;
   bool all_good = true;
-  bool is_list = read_list(p, node, path, [&](const YAML::Node& item, const std::string& item_path) {
-    if (auto value = read_item(item, item_path))
-      out.push_back(std::move(*value));
-    else
-      all_good = false;
-  });
+  bool is_list =
+      read_list(p, node, path, [&](const YAML::Node& item, const std::string& item_path) {
+        if (auto value = read_item(item, item_path))
+          out.push_back(std::move(*value));
+        else
+          all_good = false;
+      });
   if (!is_list || !all_good) return std::nullopt;
   return out;
 }
@@ -151,13 +152,6 @@ std::optional<Enum> read_enum(Problems& p, const YAML::Node& node, std::string_v
   for (const auto& entry : names) allowed.push_back(entry.name);
   p.add(node, path, "unknown value " + quote(*text) + " (allowed: " + allowed_list(allowed) + ")");
   return std::nullopt;
-}
-
-// Assigns `target` when `key` is present and reads well.
-template <class T, class Read>
-void read_optional_key(const MapReader& map, std::string_view key, T& target, Read&& read) {
-  if (auto node = map.find(key))
-    if (auto value = read(*node, map.child_path(key))) target = std::move(*value);
 }
 
 }  // namespace snisplice::config::detail

@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "config/duration.h"
+
+#include <doctest/doctest.h>
 
 using snisplice::config::Duration;
 using snisplice::config::format_duration;
@@ -11,9 +11,9 @@ TEST_CASE("durations take one number and one unit") {
     const char* text;
     int64_t milliseconds;
   };
-  for (auto [text, milliseconds] : {Case{"250ms", 250}, Case{"0ms", 0}, Case{"5s", 5000},
-                                    Case{"0s", 0}, Case{"2m", 120000}, Case{"1h", 3600000},
-                                    Case{"300s", 300000}, Case{"007s", 7000}}) {
+  for (auto [text, milliseconds] :
+       {Case{"250ms", 250}, Case{"0ms", 0}, Case{"5s", 5000}, Case{"0s", 0}, Case{"2m", 120000},
+        Case{"1h", 3600000}, Case{"300s", 300000}, Case{"007s", 7000}}) {
     auto value = parse_duration(text);
     REQUIRE_MESSAGE(value, text);
     CHECK_MESSAGE(value->count() == milliseconds, text);

@@ -1,17 +1,16 @@
+#include "config/host_pattern.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
-
-#include "config/host_pattern.h"
 
 using snisplice::config::host_pattern_error;
 using snisplice::config::host_pattern_key;
 
 TEST_CASE("valid host patterns") {
-  for (const char* pattern :
-       {"*", "example.com", "Example.COM.", "*.example.com", ".example.org", "a", "x_y-z.example",
-        "1.2.3.4", "~shop[0-9]+\\.example\\.net", "~.*", "bücher.example", "*.例え.jp",
-        ".xn--bcher-kva.example"})
+  for (const char* pattern : {"*", "example.com", "Example.COM.", "*.example.com", ".example.org",
+                              "a", "x_y-z.example", "1.2.3.4", "~shop[0-9]+\\.example\\.net", "~.*",
+                              "bücher.example", "*.例え.jp", ".xn--bcher-kva.example"})
     CHECK_MESSAGE(!host_pattern_error(pattern), pattern);
   std::string longest_label(63, 'a');
   CHECK(!host_pattern_error(longest_label + ".example"));

@@ -1,11 +1,11 @@
+#include "config/load.h"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <initializer_list>
 #include <string>
 #include <vector>
-
-#include "config/load.h"
 
 using namespace snisplice;
 using namespace snisplice::config;
@@ -22,17 +22,17 @@ std::string yaml_lines(std::initializer_list<std::string_view> lines) {
 
 // A valid file: one listener, one route, one backend. Tests append to it from line 12.
 const std::initializer_list<std::string_view> kMinimal = {
-    "listeners:",                          // 1
-    "  - name: tls",                       // 2
-    "    listen: [\"127.0.0.1:8443\"]",    // 3
-    "    table: edge",                     // 4
-    "tables:",                             // 5
-    "  edge:",                             // 6
-    "    - host: \"*\"",                   // 7
-    "      backend: web",                  // 8
-    "backends:",                           // 9
-    "  web:",                              // 10
-    "    servers: [\"127.0.0.1:9001\"]",   // 11
+    "listeners:",                         // 1
+    "  - name: tls",                      // 2
+    "    listen: [\"127.0.0.1:8443\"]",   // 3
+    "    table: edge",                    // 4
+    "tables:",                            // 5
+    "  edge:",                            // 6
+    "    - host: \"*\"",                  // 7
+    "      backend: web",                 // 8
+    "backends:",                          // 9
+    "  web:",                             // 10
+    "    servers: [\"127.0.0.1:9001\"]",  // 11
 };
 
 std::string minimal_plus(std::initializer_list<std::string_view> extra) {
@@ -370,7 +370,8 @@ TEST_CASE("every key of every section can be set") {
 TEST_CASE("workers: auto, a positive integer, nothing else") {
   CHECK(load_ok(minimal_plus({"workers: auto"})).workers == 0);
   CHECK(load_ok(minimal_plus({"workers: 16"})).workers == 16);
-  check_errors(minimal_plus({"workers: 0"}), {"t.yaml:12: workers: must be between 1 and 1024, got 0"});
+  check_errors(minimal_plus({"workers: 0"}),
+               {"t.yaml:12: workers: must be between 1 and 1024, got 0"});
   check_errors(minimal_plus({"workers: many"}),
                {"t.yaml:12: workers: expected an integer, got \"many\""});
   check_errors(minimal_plus({"workers: [1]"}),
@@ -378,7 +379,8 @@ TEST_CASE("workers: auto, a positive integer, nothing else") {
 }
 
 TEST_CASE("access_log: stdout, off or a path") {
-  CHECK(load_ok(minimal_plus({"access_log: stdout"})).access_log.kind == AccessLog::Kind::stdout_stream);
+  CHECK(load_ok(minimal_plus({"access_log: stdout"})).access_log.kind ==
+        AccessLog::Kind::stdout_stream);
   CHECK(load_ok(minimal_plus({"access_log: off"})).access_log.kind == AccessLog::Kind::off);
   auto file = load_ok(minimal_plus({"access_log: log.json"})).access_log;
   CHECK(file.kind == AccessLog::Kind::file);
@@ -402,26 +404,26 @@ TEST_CASE("metrics.listen: an address, or empty to disable") {
 
 TEST_CASE("unknown keys are reported at every level, with a suggestion when close") {
   check_errors(yaml_lines({
-                   "listeners:",                          // 1
-                   "  - name: tls",                       // 2
-                   "    lisen: [\"127.0.0.1:8443\"]",     // 3
-                   "    listen: [\"127.0.0.1:8443\"]",    // 4
-                   "    table: edge",                     // 5
-                   "tables:",                             // 6
-                   "  edge:",                             // 7
-                   "    - host: \"*\"",                   // 8
-                   "      backend: web",                  // 9
-                   "      weight: 3",                     // 10
-                   "backends:",                           // 11
-                   "  web:",                              // 12
-                   "    servers: [\"127.0.0.1:9001\"]",   // 13
+                   "listeners:",                                    // 1
+                   "  - name: tls",                                 // 2
+                   "    lisen: [\"127.0.0.1:8443\"]",               // 3
+                   "    listen: [\"127.0.0.1:8443\"]",              // 4
+                   "    table: edge",                               // 5
+                   "tables:",                                       // 6
+                   "  edge:",                                       // 7
+                   "    - host: \"*\"",                             // 8
+                   "      backend: web",                            // 9
+                   "      weight: 3",                               // 10
+                   "backends:",                                     // 11
+                   "  web:",                                        // 12
+                   "    servers: [\"127.0.0.1:9001\"]",             // 13
                    "    health_check: {interval: 1s, timout: 1s}",  // 14
-                   "dns: {ttl: 5s}",                      // 15
-                   "xdp: {interface: [eth0]}",            // 16
-                   "metrics: {address: \"\"}",            // 17
-                   "timeouts: {idle: 1s, connect: 1s}",   // 18
-                   "worker: 2",                           // 19
-                   "Splice: auto",                        // 20
+                   "dns: {ttl: 5s}",                                // 15
+                   "xdp: {interface: [eth0]}",                      // 16
+                   "metrics: {address: \"\"}",                      // 17
+                   "timeouts: {idle: 1s, connect: 1s}",             // 18
+                   "worker: 2",                                     // 19
+                   "Splice: auto",                                  // 20
                }),
                {
                    "t.yaml:3: listeners[0].lisen: unknown key \"lisen\" (did you mean 'listen'?)",
@@ -445,21 +447,21 @@ TEST_CASE("a repeated key is reported") {
 
 TEST_CASE("wrong types are reported with what was found") {
   check_errors(yaml_lines({
-                   "listeners:",                        // 1
-                   "  - name: tls",                     // 2
-                   "    listen: \"127.0.0.1:8443\"",    // 3
-                   "    table: edge",                   // 4
-                   "    transparent: 3",                // 5
-                   "    max_connections: lots",         // 6
-                   "tables:",                           // 7
-                   "  edge:",                           // 8
-                   "    host: \"*\"",                   // 9
-                   "backends: [web]",                   // 10
-                   "dns: 5",                            // 11
-                   "user: {name: x}",                   // 12
-                   "xdp:",                              // 13
-                   "  interfaces:",                     // 14
-                   "timeouts: []",                      // 15
+                   "listeners:",                      // 1
+                   "  - name: tls",                   // 2
+                   "    listen: \"127.0.0.1:8443\"",  // 3
+                   "    table: edge",                 // 4
+                   "    transparent: 3",              // 5
+                   "    max_connections: lots",       // 6
+                   "tables:",                         // 7
+                   "  edge:",                         // 8
+                   "    host: \"*\"",                 // 9
+                   "backends: [web]",                 // 10
+                   "dns: 5",                          // 11
+                   "user: {name: x}",                 // 12
+                   "xdp:",                            // 13
+                   "  interfaces:",                   // 14
+                   "timeouts: []",                    // 15
                }),
                {
                    "t.yaml:3: listeners[0].listen: expected a list, got \"127.0.0.1:8443\"",
@@ -476,12 +478,12 @@ TEST_CASE("wrong types are reported with what was found") {
 
 TEST_CASE("required keys are reported where their parent starts") {
   check_errors(yaml_lines({
-                   "listeners:",           // 1
-                   "  - protocol: tls",    // 2
-                   "tables:",              // 3
-                   "  edge:",              // 4
-                   "    - backend: web",   // 5
-                   "backends:",            // 6
+                   "listeners:",                    // 1
+                   "  - protocol: tls",             // 2
+                   "tables:",                       // 3
+                   "  edge:",                       // 4
+                   "    - backend: web",            // 5
+                   "backends:",                     // 6
                    "  web: {balance: least_conn}",  // 7
                }),
                {
@@ -509,18 +511,18 @@ TEST_CASE("bad durations") {
 
 TEST_CASE("bad addresses") {
   check_errors(yaml_lines({
-                   "listeners:",                                          // 1
-                   "  - name: tls",                                       // 2
-                   "    listen: [\"localhost:8443\", \"::1:443\"]",       // 3
-                   "    table: edge",                                     // 4
-                   "tables:",                                             // 5
-                   "  edge: [{host: \"*\", backend: web}]",               // 6
-                   "backends:",                                           // 7
-                   "  web:",                                              // 8
-                   "    servers:",                                        // 9
-                   "      - 127.0.0.1",                                   // 10
-                   "      - \"127.0.0.1:0\"",                             // 11
-                   "dns: {servers: [\"1.1.1.1:99999\"]}",                 // 12
+                   "listeners:",                                     // 1
+                   "  - name: tls",                                  // 2
+                   "    listen: [\"localhost:8443\", \"::1:443\"]",  // 3
+                   "    table: edge",                                // 4
+                   "tables:",                                        // 5
+                   "  edge: [{host: \"*\", backend: web}]",          // 6
+                   "backends:",                                      // 7
+                   "  web:",                                         // 8
+                   "    servers:",                                   // 9
+                   "      - 127.0.0.1",                              // 10
+                   "      - \"127.0.0.1:0\"",                        // 11
+                   "dns: {servers: [\"1.1.1.1:99999\"]}",            // 12
                }),
                {
                    "t.yaml:3: listeners[0].listen[0]: bad address \"localhost:8443\" (expected "
@@ -536,7 +538,8 @@ TEST_CASE("bad addresses") {
 }
 
 TEST_CASE("bad CIDRs") {
-  check_errors(minimal_plus({"xdp:", "  allow: [\"10.0.0.0/33\", \"fe80::/129\", \"10.0.0.0/\", "
+  check_errors(minimal_plus({"xdp:",
+                             "  allow: [\"10.0.0.0/33\", \"fe80::/129\", \"10.0.0.0/\", "
                              "\"example.com/8\"]"}),
                {
                    "t.yaml:13: xdp.allow[0]: bad CIDR \"10.0.0.0/33\" (expected e.g. "
@@ -552,13 +555,13 @@ TEST_CASE("bad CIDRs") {
 
 TEST_CASE("bad resolve ports") {
   check_errors(with_routes({
-                   "    - host: a.example",          // 7
-                   "      resolve: {port: 0}",       // 8
-                   "    - host: b.example",          // 9
-                   "      resolve: {port: 65536}",   // 10
-                   "    - host: c.example",          // 11
-                   "      resolve: {port: https}",   // 12
-                   "    - host: d.example",          // 13
+                   "    - host: a.example",                // 7
+                   "      resolve: {port: 0}",             // 8
+                   "    - host: b.example",                // 9
+                   "      resolve: {port: 65536}",         // 10
+                   "    - host: c.example",                // 11
+                   "      resolve: {port: https}",         // 12
+                   "    - host: d.example",                // 13
                    "      resolve: {allow_networks: []}",  // 14
                }),
                {
@@ -611,25 +614,25 @@ TEST_CASE("host pattern syntax is checked") {
 
 TEST_CASE("duplicate patterns within a table, ignoring case, one trailing dot and alpn order") {
   check_errors(with_routes({
-                   "    - host: \"*.example.com\"",                   // 7
-                   "      backend: web",                              // 8
-                   "    - host: \"api.example.com\"",                 // 9
-                   "      alpn: [h2, acme-tls/1]",                    // 10
-                   "      backend: web",                              // 11
-                   "    - host: \"*.Example.COM.\"",                  // 12
-                   "      backend: api",                              // 13
-                   "    - host: \"API.example.com\"",                 // 14
-                   "      alpn: [acme-tls/1, h2]",                    // 15
-                   "      backend: api",                              // 16
-                   "    - host: \"api.example.com\"",                 // 17
-                   "      alpn: [h2]",                                // 18
-                   "      backend: api",                              // 19
-                   "    - host: \"~a\"",                              // 20
-                   "      backend: api",                              // 21
-                   "    - host: \"~A\"",                              // 22
-                   "      backend: api",                              // 23
-                   "    - host: \"~a\"",                              // 24
-                   "      backend: api",                              // 25
+                   "    - host: \"*.example.com\"",    // 7
+                   "      backend: web",               // 8
+                   "    - host: \"api.example.com\"",  // 9
+                   "      alpn: [h2, acme-tls/1]",     // 10
+                   "      backend: web",               // 11
+                   "    - host: \"*.Example.COM.\"",   // 12
+                   "      backend: api",               // 13
+                   "    - host: \"API.example.com\"",  // 14
+                   "      alpn: [acme-tls/1, h2]",     // 15
+                   "      backend: api",               // 16
+                   "    - host: \"api.example.com\"",  // 17
+                   "      alpn: [h2]",                 // 18
+                   "      backend: api",               // 19
+                   "    - host: \"~a\"",               // 20
+                   "      backend: api",               // 21
+                   "    - host: \"~A\"",               // 22
+                   "      backend: api",               // 23
+                   "    - host: \"~a\"",               // 24
+                   "      backend: api",               // 25
                }),
                {
                    "t.yaml:12: tables.edge[2].host: duplicate pattern \"*.Example.COM.\"",
@@ -652,14 +655,14 @@ TEST_CASE("the same pattern in two tables is not a duplicate") {
 
 TEST_CASE("a route has exactly one of backend, resolve or action") {
   check_errors(with_routes({
-                   "    - host: a.example",                           // 7
-                   "    - host: b.example",                           // 8
-                   "      backend: web",                              // 9
-                   "      action: reject",                            // 10
-                   "    - host: c.example",                           // 11
-                   "      backend: web",                              // 12
-                   "      resolve: {port: 443}",                      // 13
-                   "      action: reject",                            // 14
+                   "    - host: a.example",       // 7
+                   "    - host: b.example",       // 8
+                   "      backend: web",          // 9
+                   "      action: reject",        // 10
+                   "    - host: c.example",       // 11
+                   "      backend: web",          // 12
+                   "      resolve: {port: 443}",  // 13
+                   "      action: reject",        // 14
                }),
                {
                    "t.yaml:7: tables.edge[0]: route needs one of backend, resolve or action",
@@ -677,12 +680,12 @@ TEST_CASE("a route to an undefined backend") {
 
 TEST_CASE("a listener using an undefined table is reported on its table key") {
   check_errors(yaml_lines({
-                   "listeners:",                                 // 1
-                   "  - name: tls",                              // 2
-                   "    listen: [\"127.0.0.1:8443\"]",           // 3
-                   "    table: edg",                             // 4
-                   "tables:",                                    // 5
-                   "  edge: [{host: \"*\", action: reject}]",    // 6
+                   "listeners:",                               // 1
+                   "  - name: tls",                            // 2
+                   "    listen: [\"127.0.0.1:8443\"]",         // 3
+                   "    table: edg",                           // 4
+                   "tables:",                                  // 5
+                   "  edge: [{host: \"*\", action: reject}]",  // 6
                }),
                {"t.yaml:4: listeners[0].table: undefined table \"edg\""});
 }
@@ -698,10 +701,10 @@ std::string with_listeners(std::initializer_list<std::string_view> listeners) {
 
 TEST_CASE("a listen address used twice, or covered by a wildcard on the same port") {
   check_errors(with_listeners({
-                   "  - {name: a, listen: [\"127.0.0.1:443\"], table: edge}",             // 2
-                   "  - {name: b, listen: [\"127.0.0.1:443\"], table: edge}",             // 3
-                   "  - {name: c, listen: [\"0.0.0.0:443\", \"[::]:443\"], table: edge}",  // 4
-                   "  - {name: d, listen: [\"[::1]:443\", \"127.0.0.2:80\"], table: edge}",  // 5
+                   "  - {name: a, listen: [\"127.0.0.1:443\"], table: edge}",                   // 2
+                   "  - {name: b, listen: [\"127.0.0.1:443\"], table: edge}",                   // 3
+                   "  - {name: c, listen: [\"0.0.0.0:443\", \"[::]:443\"], table: edge}",       // 4
+                   "  - {name: d, listen: [\"[::1]:443\", \"127.0.0.2:80\"], table: edge}",     // 5
                    "  - {name: e, listen: [\"127.0.0.1:80\", \"127.0.0.1:80\"], table: edge}",  // 6
                }),
                {
@@ -725,15 +728,15 @@ TEST_CASE("a listen address used twice, or covered by a wildcard on the same por
 
 TEST_CASE("duplicate listener and backend names") {
   check_errors(yaml_lines({
-                   "listeners:",                                             // 1
+                   "listeners:",                                               // 1
                    "  - {name: tls, listen: [\"127.0.0.1:1\"], table: edge}",  // 2
                    "  - {name: tls, listen: [\"127.0.0.1:2\"], table: edge}",  // 3
-                   "tables:",                                                // 4
-                   "  edge: [{host: \"*\", backend: web}]",                  // 5
-                   "backends:",                                              // 6
-                   "  web: {servers: [\"127.0.0.1:9001\"]}",                 // 7
-                   "  web: {servers: [\"127.0.0.1:9002\"]}",                 // 8
-                   "tables:",                                                // 9
+                   "tables:",                                                  // 4
+                   "  edge: [{host: \"*\", backend: web}]",                    // 5
+                   "backends:",                                                // 6
+                   "  web: {servers: [\"127.0.0.1:9001\"]}",                   // 7
+                   "  web: {servers: [\"127.0.0.1:9002\"]}",                   // 8
+                   "tables:",                                                  // 9
                }),
                {
                    "t.yaml:3: listeners[1].name: duplicate listener name \"tls\" (first at line 2)",
@@ -749,18 +752,18 @@ TEST_CASE("a backend with no servers") {
 
 TEST_CASE("original port and original_dst only on transparent listeners") {
   std::string tables = yaml_lines({
-      "tables:",                                        // 4
-      "  egress:",                                      // 5
-      "    - host: .partner.example",                   // 6
-      "      resolve: {port: original}",                // 7
-      "    - host: .intranet.example",                  // 8
-      "      action: original_dst",                     // 9
-      "    - host: \"*\"",                              // 10
-      "      action: reject",                           // 11
+      "tables:",                          // 4
+      "  egress:",                        // 5
+      "    - host: .partner.example",     // 6
+      "      resolve: {port: original}",  // 7
+      "    - host: .intranet.example",    // 8
+      "      action: original_dst",       // 9
+      "    - host: \"*\"",                // 10
+      "      action: reject",             // 11
   });
   check_errors(yaml_lines({
-                   "listeners:",                                                     // 1
-                   "  - {name: a, listen: [\"127.0.0.1:1\"], table: egress}",        // 2
+                   "listeners:",                                               // 1
+                   "  - {name: a, listen: [\"127.0.0.1:1\"], table: egress}",  // 2
                    "  - {name: b, listen: [\"127.0.0.1:2\"], table: egress, transparent: true}",
                }) + tables,
                {
@@ -780,20 +783,18 @@ TEST_CASE("original port and original_dst only on transparent listeners") {
 }
 
 TEST_CASE("dns: min_ttl above max_ttl, zero tries, zero cache") {
-  check_errors(minimal_plus({"dns:", "  min_ttl: 10m", "  max_ttl: 300s", "  tries: 0",
-                             "  cache_size: 0"}),
-               {
-                   "t.yaml:13: dns.min_ttl: min_ttl (10m) is greater than max_ttl (5m)",
-                   "t.yaml:15: dns.tries: must be between 1 and 100, got 0",
-                   "t.yaml:16: dns.cache_size: must be between 1 and 4294967295, got 0",
-               });
+  check_errors(
+      minimal_plus({"dns:", "  min_ttl: 10m", "  max_ttl: 300s", "  tries: 0", "  cache_size: 0"}),
+      {
+          "t.yaml:13: dns.min_ttl: min_ttl (10m) is greater than max_ttl (5m)",
+          "t.yaml:15: dns.tries: must be between 1 and 100, got 0",
+          "t.yaml:16: dns.cache_size: must be between 1 and 4294967295, got 0",
+      });
 }
 
 TEST_CASE("client_hello_max_bytes within [1024, 65536]") {
   auto listener_with = [](std::string_view bytes) {
-    return with_listeners({"  - name: a",
-                           "    listen: [\"127.0.0.1:1\"]",
-                           "    table: edge",
+    return with_listeners({"  - name: a", "    listen: [\"127.0.0.1:1\"]", "    table: edge",
                            std::string("    client_hello_max_bytes: ") + std::string(bytes)});
   };
   CHECK(load_ok(listener_with("1024")).listeners[0].client_hello_max_bytes == 1024);
@@ -811,12 +812,12 @@ TEST_CASE("client_hello_max_bytes within [1024, 65536]") {
 TEST_CASE("alpn ids are 1 to 255 bytes") {
   std::string id_255(255, 'x');
   std::string id_256(256, 'x');
-  load_ok(with_routes({"    - host: a.example", "      alpn: [\"" + id_255 + "\"]",
-                       "      backend: web"}));
+  load_ok(with_routes(
+      {"    - host: a.example", "      alpn: [\"" + id_255 + "\"]", "      backend: web"}));
   check_errors(with_routes({
-                   "    - host: a.example",                                  // 7
-                   "      alpn: [\"\", h2, \"" + id_256 + "\"]",             // 8
-                   "      backend: web",                                     // 9
+                   "    - host: a.example",                       // 7
+                   "      alpn: [\"\", h2, \"" + id_256 + "\"]",  // 8
+                   "      backend: web",                          // 9
                }),
                {
                    "t.yaml:8: tables.edge[0].alpn[0]: empty ALPN id",
@@ -826,23 +827,23 @@ TEST_CASE("alpn ids are 1 to 255 bytes") {
 
 TEST_CASE("unknown enum values list the allowed ones") {
   check_errors(yaml_lines({
-                   "listeners:",                                            // 1
-                   "  - name: tls",                                         // 2
-                   "    listen: [\"127.0.0.1:8443\"]",                      // 3
-                   "    protocol: https",                                   // 4
-                   "    table: edge",                                       // 5
-                   "tables:",                                               // 6
-                   "  edge:",                                               // 7
-                   "    - host: \"*\"",                                     // 8
-                   "      action: drop",                                    // 9
-                   "backends:",                                             // 10
-                   "  web:",                                                // 11
-                   "    servers: [\"127.0.0.1:9001\"]",                     // 12
-                   "    balance: random",                                   // 13
-                   "    proxy_protocol: v3",                                // 14
-                   "splice: kernel",                                        // 15
-                   "xdp: {mode: offload, policy: strict}",                  // 16
-                   "log_level: trace",                                      // 17
+                   "listeners:",                            // 1
+                   "  - name: tls",                         // 2
+                   "    listen: [\"127.0.0.1:8443\"]",      // 3
+                   "    protocol: https",                   // 4
+                   "    table: edge",                       // 5
+                   "tables:",                               // 6
+                   "  edge:",                               // 7
+                   "    - host: \"*\"",                     // 8
+                   "      action: drop",                    // 9
+                   "backends:",                             // 10
+                   "  web:",                                // 11
+                   "    servers: [\"127.0.0.1:9001\"]",     // 12
+                   "    balance: random",                   // 13
+                   "    proxy_protocol: v3",                // 14
+                   "splice: kernel",                        // 15
+                   "xdp: {mode: offload, policy: strict}",  // 16
+                   "log_level: trace",                      // 17
                }),
                {
                    "t.yaml:4: listeners[0].protocol: unknown value \"https\" (allowed: tls, http)",
@@ -876,7 +877,8 @@ TEST_CASE("enum values print as they are written") {
 }
 
 TEST_CASE("other value rules: bpf_pin_path, interface names, empty names") {
-  check_errors(minimal_plus({"bpf_pin_path: sys/fs/bpf", "xdp: {interfaces: [\"\", "
+  check_errors(minimal_plus({"bpf_pin_path: sys/fs/bpf",
+                             "xdp: {interfaces: [\"\", "
                              "averyveryverylongname0]}"}),
                {
                    "t.yaml:12: bpf_pin_path: must be an absolute path, got \"sys/fs/bpf\"",
@@ -928,7 +930,8 @@ TEST_CASE("an unreadable file is one error line") {
   auto result = load_config_file("/nonexistent/snisplice.yaml");
   REQUIRE_FALSE(result);
   CHECK(result.error() ==
-        std::vector<std::string>{"/nonexistent/snisplice.yaml: cannot read: No such file or directory"});
+        std::vector<std::string>{
+            "/nonexistent/snisplice.yaml: cannot read: No such file or directory"});
 }
 
 TEST_CASE("aliases that repeat a subtree millions of times are refused, not expanded") {
@@ -939,8 +942,9 @@ TEST_CASE("aliases that repeat a subtree millions of times are refused, not expa
   auto errors = errors_of(text);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].starts_with("t.yaml:"));
-  CHECK(errors[0].ends_with(": more than 1000000 values (aliases repeating large parts of the "
-                            "file?)"));
+  CHECK(
+      errors[0].ends_with(": more than 1000000 values (aliases repeating large parts of the "
+                          "file?)"));
 }
 
 TEST_CASE("past 1000 problems, one line counts the rest") {
@@ -949,8 +953,9 @@ TEST_CASE("past 1000 problems, one line counts the rest") {
   text += "]}\ntables: {t: []}\n";
   auto errors = errors_of(text);
   REQUIRE(errors.size() == 1001);
-  CHECK(errors[0] == "t.yaml:2: listeners[0].listen[0]: bad address \"x\" (expected \"ip:port\" "
-                     "or \"[ipv6]:port\")");
+  CHECK(errors[0] ==
+        "t.yaml:2: listeners[0].listen[0]: bad address \"x\" (expected \"ip:port\" "
+        "or \"[ipv6]:port\")");
   CHECK(errors[1000] == "t.yaml: 500 more problems not shown");
 }
 
