@@ -33,6 +33,7 @@
 //       the other direction stays in the kernel. The graceful answer to a slow peer; or
 //     - abort() and close both fds (RST to both ends): for a peer that reads nothing.
 //     Kernel memory per pair is then bounded by budget + (peak rate x check interval).
+//     POLLERR / POLLHUP on either socket (a reset end): abort() as well.
 //  5. When both directions are shut down (or after abort), destroy the SplicedPair, then
 //     close the fds. Destroying it earlier drops bytes still queued toward a socket.
 // Every SplicedPair must be destroyed before the SpliceEngine that made it.

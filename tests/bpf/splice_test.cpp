@@ -729,6 +729,27 @@ TEST_CASE("a slow destination is demoted to the relay: no reset, no loss, the se
   require_maps_empty(engine);
 }
 
+TEST_CASE("a backend reset shows as POLLERR on its proxy socket; abort() resets the client") {
+  SpliceEngine engine = load_engine();
+  {
+    Topology t;
+    SplicedPair pair = splice_or_fail(engine, t);
+    Writer up{t.client.get(), 40, 8 * kMiB};
+    Reader at_backend{t.backend.get(), 40, 1 * kMiB};
+    REQUIRE(pump({&up}, {&at_backend}, 5s));
+    const linger reset{.l_onoff = 1, .l_linger = 0};
+    REQUIRE(::setsockopt(t.backend.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+    t.backend.reset();
+    // The daemon's watch on p2 wakes up with an error; it aborts the pair.
+    REQUIRE(wait_for(t.p2(), POLLERR | POLLHUP, 1000ms));
+    pair.abort();
+    t.proxy_client_side.reset();
+    t.proxy_backend_side.reset();
+    CHECK(eventually([&] { return socket_error(t.client.get()) == ECONNRESET; }, 1000ms));
+  }
+  require_maps_empty(engine);
+}
+
 // Pitfall 7: removing a socket from the map drops what is queued toward it in the splice;
 // after drained() the bytes are in TCP's send queue and survive the removal.
 TEST_CASE("a pair destroyed once drained loses nothing, and the sockets work as plain ones") {
