@@ -2,6 +2,8 @@
 // Owner of the pinned DNS answer cache, the LRU hash "dns_cache" under bpf_pin_path
 // (ebpf/dns_cache.bpf.c, layout in ebpf/include/dns_cache_abi.h). It outlives the daemon:
 // a restarted daemon finds its answers still cached until they expire.
+// lookup() and store() may be called from every worker thread at once: each is one bpf
+// syscall on a whole value, and the sequence counter is atomic.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

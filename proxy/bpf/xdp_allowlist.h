@@ -3,6 +3,18 @@
 // under bpf_pin_path (an existing pinned allowlist is reused, so operator entries survive
 // restarts), attaches it to interfaces through bpf_links (detached on destruction; the pinned
 // maps stay), and keeps the config-owned part of the allowlist in step with the config.
+//
+// For the daemon (docs/allowlist.md has the operator side):
+//  start:  when xdp.interfaces is non-empty, before dropping privileges,
+//            auto xdp = XdpAllowlist::open(cfg.bpf_pin_path, cfg.xdp.interfaces, cfg.xdp.mode);
+//            xdp->set_ports(filtered_ports(cfg)); xdp->sync_allow(cfg.xdp.allow);
+//            xdp->set_policy(cfg.xdp.policy);   log xdp->attachments() (mode per interface)
+//  reload: the same four calls on the existing object (set_interfaces instead of open); an
+//          error is logged and the previous state stays in force where the call failed.
+//  metrics: counters() on each scrape -> snisplice_xdp_packets_total{verdict=verdict_label(v)}.
+//  exit:   destroy it: every interface is detached; the pinned maps (and operator entries)
+//          stay for the next start.
+// Not thread-safe: one owner (the daemon's control thread) calls it.
 #include <array>
 #include <cstdint>
 #include <memory>
