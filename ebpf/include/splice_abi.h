@@ -15,7 +15,7 @@
  *                 of a direction whose destination cannot keep up): the program passes
  *                 every later byte instead of redirecting it. A separate map because
  *                 userspace must never rewrite a stats value the program updates.
- * Both maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
+ * All three maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
  * budget; SPLICE_DEFAULT_MAX_SOCKETS is what the object file declares. */
 #include <linux/types.h>
 
