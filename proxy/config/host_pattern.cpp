@@ -1,12 +1,16 @@
 #include "config/host_pattern.h"
 
+#include <idn2.h>
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 
 namespace snisplice::config {
 namespace {
 
+// RFC 1035 section 2.3.4: 63 octets per label, 255 on the wire = 253 as dotted text.
 constexpr size_t kMaxLabel = 63;
 constexpr size_t kMaxName = 253;
 
@@ -15,100 +19,79 @@ bool is_name_char(unsigned char c) {
          c == '_';
 }
 
-// Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
-bool is_valid_utf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    auto c = static_cast<unsigned char>(text[i]);
-    size_t extra = 0;
-    uint32_t code = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      extra = 1, code = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      extra = 2, code = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      extra = 3, code = c & 0x07;
-    } else {
-      return false;
-    }
-    if (text.size() - i <= extra) return false;
-    for (size_t k = 1; k <= extra; ++k) {
-      auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xc0) != 0x80) return false;
-      code = (code << 6) | (next & 0x3f);
-    }
-    if ((extra == 2 && (code < 0x800 || (code >= 0xd800 && code <= 0xdfff))) ||
-        (extra == 3 && (code < 0x10000 || code > 0x10ffff)))
-      return false;
-    i += extra + 1;
-  }
-  return true;
-}
-
 std::string quoted_char(unsigned char c) {
   if (c >= 0x20 && c < 0x7f) return std::string("'") + static_cast<char>(c) + "'";
   static constexpr char kHex[] = "0123456789abcdef";
   return std::string("byte 0x") + kHex[c >> 4] + kHex[c & 0xf];
 }
 
-// `name` is the part after any "*." or "." prefix.
-std::optional<std::string> name_error(std::string_view name) {
-  if (name.ends_with('.')) name.remove_suffix(1);
-  if (name.empty()) return "empty name";
-  if (name.size() > kMaxName) return "name longer than 253 characters";
-  bool non_ascii = false;
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('.', start);
-    if (end == std::string_view::npos) end = name.size();
-    std::string_view label = name.substr(start, end - start);
-    if (label.empty()) return "empty label";
-    bool label_non_ascii = false;
-    for (unsigned char c : label) {
-      if (c == '*') return "a wildcard '*' is allowed only as a leading \"*.\" or alone";
-      if (c >= 0x80) {
-        label_non_ascii = true;
-      } else if (!is_name_char(c)) {
-        return "invalid character " + quoted_char(c);
-      }
-    }
-    if (!label_non_ascii && label.size() > kMaxLabel) return "label longer than 63 characters";
-    non_ascii = non_ascii || label_non_ascii;
-    start = end + 1;
+// IDNA2008 with UTS#46 mapping, exactly as flow/route converts U-labels, so that a name the
+// router would refuse is refused here, and both compare the same A-label forms.
+tl::expected<std::string, std::string> to_a_labels(std::string_view name) {
+  if (name.find('\0') != std::string_view::npos)
+    return tl::unexpected(std::string("invalid character byte 0x00"));
+  std::string input(name);
+  uint8_t* output = nullptr;
+  int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(input.c_str()), &output,
+                          IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  std::unique_ptr<uint8_t, decltype(&idn2_free)> owned(output, &idn2_free);
+  if (rc != IDN2_OK)
+    return tl::unexpected(std::string("not a valid international name: ") + idn2_strerror(rc));
+  return std::string(reinterpret_cast<const char*>(output));
+}
+
+// `name` is the part after any "*." or "." prefix, without the trailing dot; returns it in
+// lower case with A-labels.
+tl::expected<std::string, std::string> name_key(std::string_view name) {
+  std::string out(name);
+  bool non_ascii = std::any_of(name.begin(), name.end(),
+                               [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  if (non_ascii) {
+    auto converted = to_a_labels(name);
+    if (!converted) return converted;
+    out = std::move(*converted);
   }
-  if (non_ascii && !is_valid_utf8(name)) return "invalid UTF-8";
-  return std::nullopt;
+  if (out.empty()) return tl::unexpected(std::string("empty name"));
+  if (out.size() > kMaxName) return tl::unexpected(std::string("name longer than 253 characters"));
+  size_t label = 0;
+  for (char& c : out) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '.') {
+      if (label == 0) return tl::unexpected(std::string("empty label"));
+      label = 0;
+      continue;
+    }
+    if (c == '*')
+      return tl::unexpected(
+          std::string("a wildcard '*' is allowed only as a leading \"*.\" or alone"));
+    if (!is_name_char(byte)) return tl::unexpected("invalid character " + quoted_char(byte));
+    if (++label > kMaxLabel) return tl::unexpected(std::string("label longer than 63 characters"));
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (label == 0) return tl::unexpected(std::string("empty label"));
+  return out;
 }
 
 }  // namespace
 
-std::optional<std::string> host_pattern_error(std::string_view pattern) {
-  if (pattern == "*") return std::nullopt;
+tl::expected<std::string, std::string> host_pattern_key(std::string_view pattern) {
+  if (pattern == "*") return std::string(pattern);
   if (pattern.starts_with('~')) {
     std::string_view expression = pattern.substr(1);
-    if (expression.empty()) return "empty regex";
+    if (expression.empty()) return tl::unexpected(std::string("empty regex"));
     RE2::Options options;
     options.set_log_errors(false);
     RE2 regex(re2::StringPiece(expression.data(), expression.size()), options);
-    if (!regex.ok()) return "bad regex: " + regex.error();
-    return std::nullopt;
+    if (!regex.ok()) return tl::unexpected("bad regex: " + regex.error());
+    return std::string(pattern);
   }
-  if (pattern.empty()) return "empty host pattern";
-  if (pattern.starts_with("*.")) return name_error(pattern.substr(2));
-  if (pattern.starts_with('.')) return name_error(pattern.substr(1));
-  return name_error(pattern);
-}
-
-std::string host_pattern_key(std::string_view pattern) {
-  if (pattern.starts_with('~')) return std::string(pattern);
-  if (pattern.size() > 1 && pattern.ends_with('.')) pattern.remove_suffix(1);
-  std::string key(pattern);
-  for (char& c : key)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return key;
+  if (pattern.empty()) return tl::unexpected(std::string("empty host pattern"));
+  std::string_view prefix = pattern.starts_with("*.") ? "*." : pattern.starts_with('.') ? "." : "";
+  std::string_view name_part = pattern.substr(prefix.size());
+  if (name_part.ends_with('.')) name_part.remove_suffix(1);
+  auto name = name_key(name_part);
+  if (!name) return name;
+  return std::string(prefix) + *name;
 }
 
 }  // namespace snisplice::config

@@ -76,6 +76,8 @@ struct ListenerSource {
 
 struct RouteSource {
   std::string path;
+  std::string pattern_key;  // host_pattern_key() of the host
+  std::optional<YAML::Node> alpn;
   std::optional<YAML::Node> backend;
   // The `port: original` or `action: original_dst` node, when the route needs a transparent
   // listener.
@@ -305,23 +307,54 @@ class Loader {
 
   void read_routes(const YAML::Node& node, const std::string& path, Table& table,
                    std::vector<RouteSource>& sources) {
-    // A pattern (in its comparison form) and an alpn set appear once per table.
-    std::set<std::pair<std::string, std::set<std::string>>> seen;
+    std::map<std::string, PatternUse> patterns;  // by pattern key
     read_list(p_, node, path, [&](const YAML::Node& item, const std::string& item_path) {
-      RouteSource source{item_path, {}, {}};
+      RouteSource source{item_path, {}, {}, {}, {}};
       auto route = read_route(item, item_path, source);
-      if (!route) return;
-      auto key = std::make_pair(host_pattern_key(route->host),
-                                std::set<std::string>(route->alpn.begin(), route->alpn.end()));
-      if (!seen.insert(std::move(key)).second) {
-        std::string message = "duplicate pattern " + quote(route->host);
-        if (!route->alpn.empty()) message += " with alpn [" + quoted_list(route->alpn) + "]";
-        p_.add(route->line, item_path + ".host", message);
-        return;
-      }
+      if (!route || !claim_pattern(patterns[source.pattern_key], *route, source)) return;
       table.routes.push_back(std::move(*route));
       sources.push_back(std::move(source));
     });
+  }
+
+  // What a table already routes for one pattern.
+  struct PatternUse {
+    bool unconditioned = false;
+    std::set<std::set<std::string>> alpn_sets;
+    std::map<std::string, int> alpn_lines;  // alpn id -> line of the route it conditions
+  };
+
+  // Records that `route` uses its pattern, or reports why it cannot: the same pattern and alpn
+  // set twice, or an alpn id that would send one pattern two ways (the router refuses both).
+  bool claim_pattern(PatternUse& use, const Route& route, const RouteSource& source) {
+    std::set<std::string> ids(route.alpn.begin(), route.alpn.end());
+    if (route.alpn.empty() ? use.unconditioned : use.alpn_sets.contains(ids)) {
+      std::string message = "duplicate pattern " + quote(route.host);
+      if (!route.alpn.empty()) message += " with alpn [" + quoted_list(route.alpn) + "]";
+      p_.add(route.line, source.path + ".host", message);
+      return false;
+    }
+    bool good = true;
+    std::set<std::string_view> listed;
+    for (size_t i = 0; i < route.alpn.size(); ++i) {
+      const std::string& id = route.alpn[i];
+      std::string id_path = source.path + ".alpn[" + std::to_string(i) + "]";
+      int line = detail::line_of((*source.alpn)[i]);
+      if (!listed.insert(id).second) {
+        p_.add(line, id_path, "alpn " + quote(id) + " listed twice");
+        good = false;
+      } else if (auto other = use.alpn_lines.find(id); other != use.alpn_lines.end()) {
+        p_.add(line, id_path,
+               "alpn " + quote(id) + " already routes pattern " + quote(route.host) + " (line " +
+                   std::to_string(other->second) + ")");
+        good = false;
+      }
+    }
+    if (!good) return false;
+    if (route.alpn.empty()) use.unconditioned = true;
+    for (const auto& id : ids) use.alpn_lines.emplace(id, route.line);
+    if (!ids.empty()) use.alpn_sets.insert(std::move(ids));
+    return true;
   }
 
   // A route whose every part is good, or nullopt (its problems reported).
@@ -335,13 +368,17 @@ class Loader {
       route.line = detail::line_of(*host);
       if (auto text = read_string(p_, *host, map.child_path("host"))) {
         route.host = *text;
-        auto error = host_pattern_error(*text);
-        if (error)
-          p_.add(*host, map.child_path("host"), "bad host pattern " + quote(*text) + ": " + *error);
-        good = !error;
+        auto key = host_pattern_key(*text);
+        if (key)
+          source.pattern_key = std::move(*key);
+        else
+          p_.add(*host, map.child_path("host"),
+                 "bad host pattern " + quote(*text) + ": " + key.error());
+        good = key.has_value();
       }
     }
     if (auto alpn = map.find("alpn")) {
+      source.alpn = *alpn;
       auto ids = list_of(*alpn, map.child_path("alpn"), &Loader::alpn_id);
       if (ids)
         route.alpn = std::move(*ids);

@@ -625,7 +625,7 @@ TEST_CASE("duplicate patterns within a table, ignoring case, one trailing dot an
                    "      alpn: [acme-tls/1, h2]",     // 15
                    "      backend: api",               // 16
                    "    - host: \"api.example.com\"",  // 17
-                   "      alpn: [h2]",                 // 18
+                   "      alpn: [http/1.1]",           // 18
                    "      backend: api",               // 19
                    "    - host: \"~a\"",               // 20
                    "      backend: api",               // 21
@@ -639,6 +639,46 @@ TEST_CASE("duplicate patterns within a table, ignoring case, one trailing dot an
                    "t.yaml:14: tables.edge[3].host: duplicate pattern \"API.example.com\" with "
                    "alpn [\"acme-tls/1\", \"h2\"]",
                    "t.yaml:24: tables.edge[7].host: duplicate pattern \"~a\"",
+               });
+}
+
+TEST_CASE("one alpn id may condition a pattern once") {
+  check_errors(with_routes({
+                   "    - host: api.example.com",   // 7
+                   "      alpn: [h2, acme-tls/1]",  // 8
+                   "      backend: web",            // 9
+                   "    - host: API.example.com",   // 10
+                   "      alpn: [http/1.1, h2]",    // 11
+                   "      backend: api",            // 12
+                   "    - host: api.example.com",   // 13
+                   "      alpn: [x, y, x]",         // 14
+                   "      backend: api",            // 15
+                   "    - host: api.example.com",   // 16
+                   "      alpn: [http/1.1]",        // 17
+                   "      backend: api",            // 18
+                   "    - host: api.example.com",   // 19
+                   "      backend: api",            // 20
+               }),
+               {
+                   "t.yaml:11: tables.edge[1].alpn[1]: alpn \"h2\" already routes pattern "
+                   "\"API.example.com\" (line 7)",
+                   "t.yaml:14: tables.edge[2].alpn[2]: alpn \"x\" listed twice",
+               });
+}
+
+TEST_CASE("an IDN pattern and its A-label form are the same pattern") {
+  check_errors(with_routes({
+                   "    - host: bücher.example",         // 7
+                   "      backend: web",                 // 8
+                   "    - host: xn--bcher-kva.example",  // 9
+                   "      backend: api",                 // 10
+                   "    - host: ☃.example",              // 11
+                   "      backend: api",                 // 12
+               }),
+               {
+                   "t.yaml:9: tables.edge[1].host: duplicate pattern \"xn--bcher-kva.example\"",
+                   "t.yaml:11: tables.edge[2].host: bad host pattern \"☃.example\": not a valid "
+                   "international name: string contains a disallowed character",
                });
 }
 
