@@ -1,0 +1,105 @@
+#include "daemon/health.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "base/unique_fd.h"
+
+namespace snisplice::daemon {
+namespace {
+
+// One TCP connect probe: true when the handshake completes within `timeout`.
+bool probe(const SocketAddress& server, std::chrono::milliseconds timeout) {
+  sockaddr_storage storage;
+  socklen_t length = server.to_sockaddr(storage);
+  UniqueFd fd(::socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return false;
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&storage), length) == 0) return true;
+  if (errno != EINPROGRESS) return false;
+  pollfd waiting{fd.get(), POLLOUT, 0};
+  if (::poll(&waiting, 1, static_cast<int>(timeout.count())) != 1) return false;
+  int error = 0;
+  socklen_t size = sizeof error;
+  ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &size);
+  return error == 0;
+}
+
+}  // namespace
+
+std::shared_ptr<std::atomic<bool>> HealthBoard::flag(const std::string& backend, const SocketAddress& server) {
+  std::lock_guard lock(mutex_);
+  auto& slot = flags_[backend + " " + server.to_string()];
+  if (!slot) slot = std::make_shared<std::atomic<bool>>(true);
+  return slot;
+}
+
+HealthChecker::HealthChecker(HealthBoard& board, metrics::Metrics& metrics)
+    : board_(board), metrics_(metrics), thread_([this] { run(); }) {}
+
+HealthChecker::~HealthChecker() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void HealthChecker::configure(const config::Config& config) {
+  std::vector<Target> targets;
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& backend : config.backends) {
+    for (const auto& server : backend.servers) {
+      auto up = board_.flag(backend.name, server);
+      if (!backend.health_check.enabled) {
+        up->store(true);  // a server whose check was removed goes back into rotation
+        continue;
+      }
+      targets.push_back({backend.name, server, backend.health_check, up, now});
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    targets_ = std::move(targets);
+  }
+  wake_.notify_all();
+}
+
+void HealthChecker::run() {
+  std::unique_lock lock(mutex_);
+  while (!stop_) {
+    auto now = std::chrono::steady_clock::now();
+    auto next = now + std::chrono::seconds(60);
+    for (auto& target : targets_) {
+      if (target.next_probe <= now) {
+        Target probing = target;
+        lock.unlock();
+        bool up = probe(probing.server, probing.check.timeout);
+        lock.lock();
+        if (probing.up->exchange(up) != up)
+          spdlog::warn("backend {} server {} is {} (health check)", probing.backend,
+                       probing.server.to_string(), up ? "up" : "down");
+        metrics_.backend_server_up
+            .Add({{"backend", probing.backend}, {"server", probing.server.to_string()}})
+            .Set(up ? 1 : 0);
+        if (stop_) return;
+        // targets_ may have been replaced while unlocked: the loop restarts on the next turn.
+        now = std::chrono::steady_clock::now();
+        probing.next_probe = now + probing.check.interval;
+        for (auto& same : targets_)
+          if (same.up == probing.up) same.next_probe = probing.next_probe;
+        break;
+      }
+      next = std::min(next, target.next_probe);
+    }
+    if (std::any_of(targets_.begin(), targets_.end(), [&](const Target& t) { return t.next_probe <= now; }))
+      continue;
+    wake_.wait_until(lock, next);
+  }
+}
+
+}  // namespace snisplice::daemon

@@ -1,0 +1,38 @@
+#include "daemon/runtime.h"
+
+#include <fmt/format.h>
+
+namespace snisplice::daemon {
+
+tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
+    std::shared_ptr<const config::Config> config, uint64_t generation) {
+  auto runtime = std::make_shared<Runtime>();
+  runtime->generation = generation;
+  for (const auto& table : config->tables) {
+    std::vector<route::Entry> entries;
+    std::vector<std::string> labels;
+    for (size_t i = 0; i < table.routes.size(); ++i) {
+      const auto& route = table.routes[i];
+      entries.push_back({route.host, route.alpn, static_cast<uint32_t>(i)});
+      // The pattern as written in the config names the route: operator-chosen, bounded.
+      std::string label = route.host;
+      if (!route.alpn.empty()) label += fmt::format(" alpn={}", fmt::join(route.alpn, ","));
+      labels.push_back(std::move(label));
+    }
+    auto compiled = route::RouteTable::build(std::move(entries));
+    if (!compiled) return tl::unexpected(fmt::format("tables.{}: {}", table.name, compiled.error()));
+    runtime->tables.push_back(std::move(*compiled));
+    runtime->route_labels.push_back(std::move(labels));
+  }
+  for (const auto& listener : config->listeners) {
+    size_t index = 0;
+    while (index < config->tables.size() && config->tables[index].name != listener.table) ++index;
+    if (index == config->tables.size())
+      return tl::unexpected(fmt::format("listener {}: undefined table {}", listener.name, listener.table));
+    runtime->listener_table.push_back(index);
+  }
+  runtime->config = std::move(config);
+  return std::shared_ptr<const Runtime>(std::move(runtime));
+}
+
+}  // namespace snisplice::daemon

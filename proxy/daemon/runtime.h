@@ -1,0 +1,28 @@
+#pragma once
+// One immutable snapshot of what the configuration means at run time: the Config plus the
+// compiled route tables. Workers share it; each connection keeps the snapshot it was
+// accepted under, so a reload never changes a connection's route.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "config/config.h"
+#include "flow/route/route_table.h"
+
+namespace snisplice::daemon {
+
+struct Runtime {
+  std::shared_ptr<const config::Config> config;
+  std::vector<route::RouteTable> tables;                // parallel to config->tables
+  std::vector<size_t> listener_table;                   // listener index -> table index
+  std::vector<std::vector<std::string>> route_labels;   // [table][route]: metric label
+  uint64_t generation = 0;
+
+  static tl::expected<std::shared_ptr<const Runtime>, std::string> build(
+      std::shared_ptr<const config::Config> config, uint64_t generation);
+};
+
+}  // namespace snisplice::daemon

@@ -1,0 +1,86 @@
+#include "flow/close/access_log.h"
+
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+namespace snisplice::close {
+namespace {
+
+// JSON string escaping (RFC 8259 section 7): client-supplied names may contain anything the
+// parser let through, so escape every control character.
+void append_json_string(std::string& out, std::string_view value) {
+  out += '"';
+  for (unsigned char c : value) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+std::string format_access_record(const AccessRecord& r) {
+  std::string out = "{\"time\":";
+  auto millis = std::chrono::time_point_cast<std::chrono::milliseconds>(r.start);
+  append_json_string(out, fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", millis));
+  auto field = [&out](std::string_view name, std::string_view value) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    append_json_string(out, value);
+  };
+  field("listener", r.listener);
+  field("client", r.client);
+  field("host", r.host);
+  field("route", r.route);
+  field("backend", r.backend);
+  field("splice", r.splice_mode);
+  out += fmt::format(",\"bytes_client_to_backend\":{},\"bytes_backend_to_client\":{}",
+                     r.bytes_client_to_backend, r.bytes_backend_to_client);
+  out += fmt::format(",\"duration_ms\":{:.3f}",
+                     std::chrono::duration<double, std::milli>(r.duration).count());
+  field("result", r.result);
+  out += "}\n";
+  return out;
+}
+
+AccessLog AccessLog::open(const config::AccessLog& where, std::string& error) {
+  AccessLog log;
+  switch (where.kind) {
+    case config::AccessLog::Kind::off: break;
+    case config::AccessLog::Kind::stdout_stream: log.fd_ = STDOUT_FILENO; break;
+    case config::AccessLog::Kind::file: {
+      int fd = ::open(where.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+      if (fd < 0) {
+        error = fmt::format("access_log: cannot open {}: {}", where.path, std::strerror(errno));
+        break;
+      }
+      log.owned_.reset(fd);
+      log.fd_ = fd;
+      break;
+    }
+  }
+  return log;
+}
+
+void AccessLog::write(const AccessRecord& record) const {
+  if (fd_ < 0) return;
+  std::string line = format_access_record(record);
+  // A full pipe or disk must not stall the worker: a lost log line is better.
+  [[maybe_unused]] auto written = ::write(fd_, line.data(), line.size());
+}
+
+}  // namespace snisplice::close

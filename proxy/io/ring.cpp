@@ -1,0 +1,119 @@
+#include "io/ring.h"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace snisplice::io {
+
+tl::expected<Ring, std::string> Ring::create(unsigned entries) {
+  Ring ring;
+  io_uring_params params{};
+  // One thread submits and reaps: let the kernel run task work only when we wait. The ring
+  // starts disabled so that the worker thread, not the one that built it, becomes its
+  // single issuer when it calls enable().
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+                 IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+  params.cq_entries = entries * 8;
+  int rc = io_uring_queue_init_params(entries, &ring.ring_, &params);
+  if (rc < 0) {
+    // Older kernels lack DEFER_TASKRUN; the ring works without it.
+    params = {};
+    params.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+    params.cq_entries = entries * 8;
+    rc = io_uring_queue_init_params(entries, &ring.ring_, &params);
+  }
+  if (rc < 0) return tl::unexpected(std::string("io_uring_queue_init: ") + std::strerror(-rc));
+  ring.live_ = true;
+  return ring;
+}
+
+void Ring::enable() {
+  // liburing 2.3 declares io_uring_enable_rings but does not export it.
+  ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+}
+
+Ring::Ring(Ring&& other) noexcept : ring_(other.ring_), live_(std::exchange(other.live_, false)) {}
+
+Ring::~Ring() {
+  if (live_) io_uring_queue_exit(&ring_);
+}
+
+io_uring_sqe* Ring::sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (!sqe) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
+  if (timeout.count() < 0) timeout = {};
+  __kernel_timespec ts{};
+  ts.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  ts.tv_nsec = (timeout - std::chrono::seconds(ts.tv_sec)).count();
+  io_uring_cqe* cqe = nullptr;
+  // liburing 2.3 may return > 0 with no cqe: the caller peeks the queue anyway.
+  io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+}
+
+tl::expected<BufferRing, std::string> BufferRing::create(Ring& ring, uint16_t group_id,
+                                                         uint16_t count, uint32_t size) {
+  BufferRing out;
+  out.ring_ = ring.get();
+  out.group_id_ = group_id;
+  out.count_ = count;
+  out.size_ = size;
+  out.mapped_size_ = sizeof(io_uring_buf) * count;
+  void* mapped = ::mmap(nullptr, out.mapped_size_, PROT_READ | PROT_WRITE,
+                        MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mapped == MAP_FAILED) return tl::unexpected(std::string("mmap: ") + std::strerror(errno));
+  out.shared_ = static_cast<io_uring_buf_ring*>(mapped);
+  io_uring_buf_ring_init(out.shared_);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(out.shared_);
+  reg.ring_entries = count;
+  reg.bgid = group_id;
+  int rc = io_uring_register_buf_ring(out.ring_, &reg, 0);
+  if (rc < 0) {
+    ::munmap(out.shared_, out.mapped_size_);
+    out.shared_ = nullptr;
+    return tl::unexpected(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
+  }
+  out.storage_.resize(size_t{count} * size);
+  int mask = io_uring_buf_ring_mask(count);
+  for (uint16_t id = 0; id < count; ++id)
+    io_uring_buf_ring_add(out.shared_, out.storage_.data() + size_t{id} * size, size, id, mask, id);
+  io_uring_buf_ring_advance(out.shared_, count);
+  return out;
+}
+
+BufferRing::BufferRing(BufferRing&& other) noexcept
+    : ring_(other.ring_),
+      shared_(std::exchange(other.shared_, nullptr)),
+      mapped_size_(other.mapped_size_),
+      storage_(std::move(other.storage_)),
+      group_id_(other.group_id_),
+      count_(other.count_),
+      size_(other.size_),
+      in_use_(other.in_use_) {}
+
+BufferRing::~BufferRing() {
+  if (!shared_) return;
+  io_uring_unregister_buf_ring(ring_, group_id_);
+  ::munmap(shared_, mapped_size_);
+}
+
+void BufferRing::recycle(uint16_t id) {
+  io_uring_buf_ring_add(shared_, storage_.data() + size_t{id} * size_, size_, id,
+                        io_uring_buf_ring_mask(count_), 0);
+  io_uring_buf_ring_advance(shared_, 1);
+  --in_use_;
+}
+
+}  // namespace snisplice::io

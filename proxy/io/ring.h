@@ -1,0 +1,86 @@
+#pragma once
+// The only liburing user: one ring per worker thread, a provided-buffer ring for the
+// userspace relay, and the encoding of what each completion belongs to.
+#include <liburing.h>
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace snisplice::io {
+
+// What a completion is for: the operation kind, and the slot and generation of the
+// session that submitted it (a stale completion for a reused slot is recognised by its
+// generation).
+struct OpTag {
+  uint8_t kind = 0;
+  uint32_t slot = 0;  // 24 bits used
+  uint32_t generation = 0;
+
+  uint64_t encode() const {
+    return (uint64_t{generation} << 32) | (uint64_t{slot & 0xffffff} << 8) | kind;
+  }
+  static OpTag decode(uint64_t data) {
+    return {static_cast<uint8_t>(data & 0xff), static_cast<uint32_t>((data >> 8) & 0xffffff),
+            static_cast<uint32_t>(data >> 32)};
+  }
+};
+
+class Ring {
+ public:
+  static tl::expected<Ring, std::string> create(unsigned entries);
+  Ring(Ring&& other) noexcept;
+  Ring& operator=(Ring&&) = delete;
+  Ring(const Ring&) = delete;
+  ~Ring();
+
+  io_uring* get() { return &ring_; }
+  // Called once by the thread that will submit: it becomes the ring's only issuer.
+  void enable();
+  // An SQE, submitting what is queued first when the submission queue is full.
+  io_uring_sqe* sqe();
+  // Submits and waits for at least one completion or until `timeout` passes.
+  void submit_and_wait(std::chrono::nanoseconds timeout);
+
+ private:
+  Ring() = default;
+  io_uring ring_{};
+  bool live_ = false;
+};
+
+// A ring of equally sized buffers the kernel picks from for multishot recv. Buffers are
+// shared by every connection of the worker, so an idle connection costs no buffer memory.
+class BufferRing {
+ public:
+  static tl::expected<BufferRing, std::string> create(Ring& ring, uint16_t group_id,
+                                                      uint16_t count, uint32_t size);
+  BufferRing(BufferRing&& other) noexcept;
+  BufferRing& operator=(BufferRing&&) = delete;
+  BufferRing(const BufferRing&) = delete;
+  ~BufferRing();
+
+  uint16_t group_id() const { return group_id_; }
+  uint32_t buffer_size() const { return size_; }
+  std::span<uint8_t> buffer(uint16_t id) { return {storage_.data() + size_t{id} * size_, size_}; }
+  // Hands a buffer back to the kernel once its bytes have been sent on.
+  void recycle(uint16_t id);
+  unsigned in_use() const { return in_use_; }
+  void took_one() { ++in_use_; }
+
+ private:
+  BufferRing() = default;
+  io_uring* ring_ = nullptr;
+  io_uring_buf_ring* shared_ = nullptr;
+  size_t mapped_size_ = 0;
+  std::vector<uint8_t> storage_;
+  uint16_t group_id_ = 0;
+  uint16_t count_ = 0;
+  uint32_t size_ = 0;
+  unsigned in_use_ = 0;
+};
+
+}  // namespace snisplice::io

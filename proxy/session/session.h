@@ -1,0 +1,104 @@
+#pragma once
+// Everything one client connection owns, from accept to close. A session lives in a
+// worker's slot table; io_uring completions find it by slot and generation.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <linux/time_types.h>
+
+#include "base/net_address.h"
+#include "base/unique_fd.h"
+#include "daemon/runtime.h"
+#include "flow/hello/preread.h"
+#include "session/result.h"
+
+namespace snisplice::session {
+
+using Clock = std::chrono::steady_clock;
+
+enum class Phase {
+  hello,       // reading the PROXY header (when trusted) and the ClientHello / request head
+  connecting,  // dialling the backend's servers in order
+  preamble,    // writing the PROXY header and the buffered hello to the backend
+  relaying,    // userspace relay: multishot recv + one send in flight per direction
+  spliced,     // the kernel carries the bytes; we watch for FIN, errors and the budget
+  closing,     // cancelling what is in flight; freed when nothing is
+};
+
+// A received buffer (from the worker's buffer ring) waiting to be sent on.
+struct Chunk {
+  uint16_t buffer_id;
+  uint32_t offset;
+  uint32_t length;
+};
+
+// One direction of the relay: bytes received on `from` and sent to the other socket.
+struct Direction {
+  std::deque<Chunk> pending;
+  bool recv_armed = false;
+  bool send_in_flight = false;
+  bool eof = false;          // the source shut down its sending side
+  bool shut = false;         // we shut down the sink's sending side after flushing
+  bool paused = false;       // recv cancelled because too much is pending
+  uint64_t bytes = 0;
+};
+
+class WorkerPools;
+
+struct Session {
+  uint32_t slot = 0;
+  uint32_t generation = 0;
+  Phase phase = Phase::hello;
+  unsigned inflight = 0;  // submitted operations whose final completion has not arrived
+
+  std::shared_ptr<const daemon::Runtime> runtime;
+  std::shared_ptr<WorkerPools> pools;  // the pools of the runtime this session started with
+  size_t listener = 0;
+
+  UniqueFd client;
+  UniqueFd backend;
+  SocketAddress client_address;  // after any PROXY header: the real client
+  SocketAddress peer_address;    // the TCP peer (the load balancer when PROXY is used)
+  SocketAddress local_address;   // the original destination for transparent listeners
+
+  Clock::time_point started;
+  std::chrono::system_clock::time_point started_wall;
+  Clock::time_point deadline;         // hello, connect or idle deadline: see Worker::on_deadline
+  Clock::time_point last_activity;
+
+  std::vector<uint8_t> inbound;      // the hello bytes (and a PROXY header) as received
+  size_t inbound_length = 0;
+  size_t proxy_header_length = 0;    // inbound PROXY header bytes, not replayed
+  bool proxy_header_done = false;
+  std::optional<hello::PrereadParser> parser;
+  hello::Hello hello;
+
+  uint32_t route = 0;
+  bool routed = false;
+  std::string backend_name;
+  std::vector<size_t> candidates;     // servers in the order to try
+  size_t candidate = 0;
+  std::optional<size_t> connected_server;
+  SocketAddress backend_address;
+  Clock::time_point connect_started;
+  __kernel_timespec connect_timeout{};
+
+  std::vector<uint8_t> preamble;
+  size_t preamble_sent = 0;
+
+  Direction up;    // client -> backend
+  Direction down;  // backend -> client
+
+  bool spliced = false;
+  std::optional<Result> result;
+  bool abort = false;  // close with RST
+  bool counted_active = false;
+  bool admitted = false;
+};
+
+}  // namespace snisplice::session

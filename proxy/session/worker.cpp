@@ -1,0 +1,729 @@
+#include "session/worker.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "flow/accept/listener_socket.h"
+#include "flow/connect/proxy_header.h"
+
+namespace snisplice::session {
+namespace {
+
+enum OpKind : uint8_t {
+  kAccept = 1,      // slot: listener socket index
+  kWake,            // the daemon's eventfd
+  kHelloRecv,
+  kConnect,
+  kConnectTimeout,  // linked to kConnect
+  kPreamble,
+  kRecvUp,          // client socket, relay
+  kRecvDown,        // backend socket, relay
+  kSendUp,          // to the backend
+  kSendDown,        // to the client
+  kCancel,
+};
+
+constexpr unsigned kRingEntries = 1024;
+constexpr uint16_t kBufferGroup = 1;
+constexpr uint16_t kBufferCount = 512;
+constexpr uint32_t kBufferSize = 16 * 1024;
+// Per direction: stop receiving past this many unsent buffers, resume at half of it.
+constexpr size_t kPausePending = 4;
+constexpr size_t kResumePending = 2;
+// Room for an inbound PROXY header ahead of the hello (v2 with typical TLVs).
+constexpr size_t kProxyHeaderAllowance = proxy_protocol::kV2DefaultMaxBytes;
+constexpr size_t kInitialHelloBuffer = 2048;
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+io::Ring make_ring() {
+  auto ring = io::Ring::create(kRingEntries);
+  if (!ring) throw std::runtime_error(ring.error());
+  return std::move(*ring);
+}
+
+SocketAddress socket_name(int fd, bool peer) {
+  sockaddr_storage storage{};
+  socklen_t length = sizeof storage;
+  int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &length)
+                : ::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length);
+  if (rc < 0) return {};
+  SocketAddress address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&storage));
+  address.ip = address.ip.unmapped();  // a v4 client on a dual-stack socket is a v4 client
+  return address;
+}
+
+bool trusted_for_proxy_header(const config::Listener& listener, const IpAddress& peer) {
+  for (const auto& network : listener.proxy_protocol_from)
+    if (network.contains(peer)) return true;
+  return false;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- pools
+
+WorkerPools::WorkerPools(const daemon::Runtime& runtime, daemon::HealthBoard& health)
+    : generation_(runtime.generation) {
+  for (const auto& backend : runtime.config->backends) {
+    Entry entry{backend.name, connect::BackendPool(backend.servers, backend.balance), {}};
+    for (const auto& server : backend.servers) entry.up.push_back(health.flag(backend.name, server));
+    entries_.push_back(std::move(entry));
+  }
+}
+
+connect::BackendPool* WorkerPools::pool(const std::string& name) {
+  for (auto& entry : entries_) {
+    if (entry.name != name) continue;
+    for (size_t i = 0; i < entry.up.size(); ++i) entry.pool.set_health(i, entry.up[i]->load());
+    return &entry.pool;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- setup
+
+Worker::Worker(WorkerShared& shared, unsigned index)
+    : shared_(shared), index_(index), ring_(make_ring()) {
+  auto buffers = io::BufferRing::create(ring_, kBufferGroup, kBufferCount, kBufferSize);
+  if (!buffers) throw std::runtime_error(buffers.error());
+  buffers_.emplace(std::move(*buffers));
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC));
+  if (!wake_fd_) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+  published_ = shared_.current();
+  pools_ = std::make_shared<WorkerPools>(*published_.runtime, shared_.health);
+}
+
+Worker::~Worker() = default;
+
+bool Worker::bind_listeners() {
+  const auto& config = *published_.runtime->config;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    for (const auto& address : config.listeners[i].listen) {
+      auto fd = accept::open_listener_socket(address, config.listeners[i].transparent);
+      if (!fd) {
+        spdlog::error("listener {}: {}", config.listeners[i].name, fd.error());
+        return false;
+      }
+      listeners_.push_back({config.listeners[i].name, std::move(*fd)});
+    }
+  }
+  return true;
+}
+
+void Worker::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] auto written = ::write(wake_fd_.get(), &one, sizeof one);
+}
+
+// ---------------------------------------------------------------- plumbing
+
+Session* Worker::session_for(uint32_t slot, uint32_t generation) {
+  if (slot >= slots_.size() || !slots_[slot]) return nullptr;
+  Session* s = slots_[slot].get();
+  return s->generation == generation ? s : nullptr;
+}
+
+Session& Worker::new_session() {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  if (generations_.size() <= slot) generations_.resize(slot + 1, 0);
+  uint32_t generation = ++generations_[slot];
+  if (generation == 0) generation = ++generations_[slot];  // 0 tags listener operations
+  slots_[slot] = std::make_unique<Session>();
+  Session& s = *slots_[slot];
+  s.slot = slot;
+  s.generation = generation;
+  ++live_sessions_;
+  return s;
+}
+
+io_uring_sqe* Worker::sqe_for(Session& s, uint8_t kind) {
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_sqe_set_data64(sqe, io::OpTag{kind, s.slot, s.generation}.encode());
+  ++s.inflight;
+  return sqe;
+}
+
+void Worker::set_deadline(Session& s, Clock::time_point when) {
+  if (s.deadline != Clock::time_point{}) deadlines_.erase({s.deadline, s.slot});
+  s.deadline = when;
+  if (when != Clock::time_point{}) deadlines_.insert({when, s.slot});
+}
+
+void Worker::run_deadlines(Clock::time_point now) {
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    auto [when, slot] = *deadlines_.begin();
+    deadlines_.erase(deadlines_.begin());
+    Session& s = *slots_[slot];
+    s.deadline = {};
+    on_deadline(s, now);
+  }
+}
+
+void Worker::on_deadline(Session& s, Clock::time_point now) {
+  const auto idle = s.runtime->config->timeouts.idle;
+  switch (s.phase) {
+    case Phase::hello:
+      finish(s, Result::client_hello_timeout, false);
+      return;
+    case Phase::spliced:
+    case Phase::preamble:
+    case Phase::relaying:
+      if (now - s.last_activity >= idle) {
+        finish(s, Result::idle_timeout, false);
+      } else {
+        set_deadline(s, s.last_activity + idle);
+      }
+      return;
+    case Phase::connecting:  // bounded by the linked connect timeout
+    case Phase::closing:
+      return;
+  }
+}
+
+void Worker::run() {
+  ring_.enable();
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_read(sqe, wake_fd_.get(), &wake_value_, sizeof wake_value_, 0);
+  io_uring_sqe_set_data64(sqe, io::OpTag{kWake, 0, 0}.encode());
+  for (size_t i = 0; i < listeners_.size(); ++i) arm_accept(i);
+
+  while (true) {
+    if (shared_.stopping.load() && !stopping_) begin_stop();
+    auto now = Clock::now();
+    if (stopping_) {
+      auto grace_end = Clock::time_point(Clock::duration(shared_.drain_deadline_ns.load()));
+      if (now >= grace_end) {
+        for (auto& slot : slots_)
+          if (slot && slot->phase != Phase::closing) finish(*slot, Result::shutdown, false);
+      }
+      bool listeners_closed = true;
+      for (auto& l : listeners_) listeners_closed &= !l.fd;
+      if (live_sessions_ == 0 && listeners_closed) break;
+    }
+    auto next = now + std::chrono::seconds(1);
+    if (!deadlines_.empty()) next = std::min(next, deadlines_.begin()->first);
+    for (auto& l : listeners_)
+      if (l.fd && !l.accept_armed && !stopping_) next = std::min(next, l.retry_at);
+    if (stopping_)
+      next = std::min(next, Clock::time_point(Clock::duration(shared_.drain_deadline_ns.load())));
+    ring_.submit_and_wait(next - now);
+
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring_.get(), head, cqe) {
+      dispatch(*cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(ring_.get(), seen);
+
+    now = Clock::now();
+    run_deadlines(now);
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      auto& l = listeners_[i];
+      if (l.fd && !l.accept_armed && !stopping_ && l.retry_at <= now) arm_accept(i);
+    }
+  }
+}
+
+void Worker::begin_stop() {
+  stopping_ = true;
+  for (auto& l : listeners_) {
+    if (!l.fd) continue;
+    if (l.accept_armed) {
+      io_uring_sqe* sqe = ring_.sqe();
+      io_uring_prep_cancel_fd(sqe, l.fd.get(), IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, io::OpTag{kCancel, 0, 0}.encode());
+    } else {
+      l.fd.reset();
+    }
+  }
+}
+
+void Worker::dispatch(const io_uring_cqe& cqe) {
+  auto tag = io::OpTag::decode(cqe.user_data);
+  if (tag.kind == kAccept) return on_accept(tag.slot, cqe.res, cqe.flags);
+  if (tag.kind == kWake) {
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_read(sqe, wake_fd_.get(), &wake_value_, sizeof wake_value_, 0);
+    io_uring_sqe_set_data64(sqe, io::OpTag{kWake, 0, 0}.encode());
+    return;
+  }
+  if (tag.generation == 0) {  // a cancel for a listener
+    return;
+  }
+  Session* s = session_for(tag.slot, tag.generation);
+  if (!s) {
+    // Never expected (a slot is freed only when nothing is in flight), but a buffer must
+    // still go back to the ring.
+    if (cqe.flags & IORING_CQE_F_BUFFER) {
+      buffers_->took_one();
+      buffers_->recycle(static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
+  if (!(cqe.flags & IORING_CQE_F_MORE)) --s->inflight;
+  switch (tag.kind) {
+    case kHelloRecv: on_hello_recv(*s, cqe.res); break;
+    case kConnect: on_connect(*s, cqe.res); break;
+    case kConnectTimeout: break;
+    case kPreamble: on_preamble_sent(*s, cqe.res); break;
+    case kRecvUp: on_relay_recv(*s, true, cqe.res, cqe.flags); break;
+    case kRecvDown: on_relay_recv(*s, false, cqe.res, cqe.flags); break;
+    case kSendUp: on_relay_sent(*s, true, cqe.res); break;
+    case kSendDown: on_relay_sent(*s, false, cqe.res); break;
+    case kCancel: break;
+    default: break;
+  }
+  if (s->phase == Phase::closing && s->inflight == 0) release(*s);
+}
+
+// ---------------------------------------------------------------- accept
+
+void Worker::arm_accept(size_t socket_index) {
+  auto& l = listeners_[socket_index];
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_multishot_accept(sqe, l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, io::OpTag{kAccept, static_cast<uint32_t>(socket_index), 0}.encode());
+  l.accept_armed = true;
+}
+
+void Worker::on_accept(size_t socket_index, int result, uint32_t flags) {
+  auto& l = listeners_[socket_index];
+  if (!(flags & IORING_CQE_F_MORE)) l.accept_armed = false;
+  if (result >= 0) {
+    start_session(l.listener, UniqueFd(result));
+  } else if (result == -EMFILE || result == -ENFILE || result == -ENOBUFS || result == -ENOMEM) {
+    // Out of descriptors or memory: pause accepting instead of spinning (sniproxy #89).
+    spdlog::warn("worker {}: accept: {}; pausing accepts for {} ms", index_, std::strerror(-result),
+                 kAcceptBackoff.count());
+    l.retry_at = Clock::now() + kAcceptBackoff;
+    if (l.accept_armed) {
+      io_uring_sqe* sqe = ring_.sqe();
+      io_uring_prep_cancel_fd(sqe, l.fd.get(), IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, io::OpTag{kCancel, 0, 0}.encode());
+    }
+  } else if (result != -ECANCELED) {
+    spdlog::debug("worker {}: accept: {}", index_, std::strerror(-result));
+  }
+  if (!l.accept_armed && stopping_) l.fd.reset();
+}
+
+void Worker::start_session(const std::string& listener_name, UniqueFd client) {
+  Published now_published = shared_.current();
+  if (now_published.runtime != published_.runtime) {
+    published_ = std::move(now_published);
+    pools_ = std::make_shared<WorkerPools>(*published_.runtime, shared_.health);
+  }
+  const auto& config = *published_.runtime->config;
+  size_t listener_index = 0;
+  while (listener_index < config.listeners.size() && config.listeners[listener_index].name != listener_name)
+    ++listener_index;
+  if (listener_index == config.listeners.size()) return;  // removed by a reload: close
+  const config::Listener& listener = config.listeners[listener_index];
+
+  SocketAddress peer = socket_name(client.get(), true);
+  if (!shared_.admission.try_admit(listener.name, peer.ip, listener.max_connections,
+                                   listener.per_ip_max_connections)) {
+    spdlog::debug("{}: refusing {}: connection limit", listener.name, peer.to_string());
+    shared_.metrics.connections(listener.name, "", std::string(result_label(Result::limit_exceeded))).Increment();
+    return;  // `client` closes here: a plain FIN, no bytes read
+  }
+  accept::tune_connection_socket(client.get());
+
+  Session& s = new_session();
+  s.admitted = true;
+  s.runtime = published_.runtime;
+  s.pools = pools_;
+  s.listener = listener_index;
+  s.client = std::move(client);
+  s.peer_address = peer;
+  s.client_address = peer;
+  s.local_address = socket_name(s.client.get(), false);
+  s.started = Clock::now();
+  s.started_wall = std::chrono::system_clock::now();
+  s.last_activity = s.started;
+  s.parser.emplace(listener.protocol, listener.client_hello_max_bytes);
+  s.proxy_header_done = !trusted_for_proxy_header(listener, peer.ip);
+  s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
+  shared_.metrics.active(listener.name).Increment();
+  s.counted_active = true;
+  // One absolute deadline for the whole hello: a dribbling client cannot extend it.
+  set_deadline(s, s.started + listener.client_hello_timeout);
+  arm_hello_recv(s);
+}
+
+// ---------------------------------------------------------------- hello
+
+void Worker::arm_hello_recv(Session& s) {
+  io_uring_sqe* sqe = sqe_for(s, kHelloRecv);
+  io_uring_prep_recv(sqe, s.client.get(), s.inbound.data() + s.inbound_length,
+                     s.inbound.size() - s.inbound_length, 0);
+}
+
+void Worker::on_hello_recv(Session& s, int result) {
+  if (s.phase != Phase::hello) return;
+  if (result == 0) return finish(s, Result::client_closed, false);
+  if (result < 0) return finish(s, Result::client_closed, true);
+  s.inbound_length += static_cast<size_t>(result);
+  const config::Listener& listener = s.runtime->config->listeners[s.listener];
+  std::span<const uint8_t> received(s.inbound.data(), s.inbound_length);
+
+  if (!s.proxy_header_done) {
+    auto outcome = proxy_protocol::parse(received);
+    if (std::holds_alternative<proxy_protocol::NeedMore>(outcome)) {
+      if (s.inbound_length == s.inbound.size()) s.inbound.resize(s.inbound.size() * 2);
+      return arm_hello_recv(s);
+    }
+    if (auto* done = std::get_if<proxy_protocol::Done>(&outcome)) {
+      if (done->source) s.client_address = *done->source;
+      if (done->destination) s.local_address = *done->destination;
+      s.proxy_header_length = done->consumed;
+    } else if (std::get<proxy_protocol::Rejected>(outcome).reason !=
+               proxy_protocol::RejectReason::bad_signature) {
+      spdlog::debug("{}: {}: bad PROXY header: {}", listener.name, s.peer_address.to_string(),
+                    proxy_protocol::to_string(std::get<proxy_protocol::Rejected>(outcome).reason));
+      return finish(s, Result::proxy_protocol_error, false);
+    }
+    // A trusted source may also connect without a header.
+    s.proxy_header_done = true;
+  } else if (s.proxy_header_length == 0 && proxy_protocol::looks_like_proxy_header(received)) {
+    spdlog::debug("{}: {} sent a PROXY header but is not in proxy_protocol_from", listener.name,
+                  s.peer_address.to_string());
+    return finish(s, Result::proxy_protocol_error, false);
+  }
+
+  auto outcome = s.parser->feed(received.subspan(s.proxy_header_length));
+  switch (outcome.state) {
+    case hello::Outcome::State::need_more: {
+      size_t limit = s.proxy_header_length + listener.client_hello_max_bytes;
+      if (s.inbound_length == s.inbound.size()) {
+        // The parser rejects a hello over the limit itself; the +1 lets it see that byte.
+        s.inbound.resize(std::min(s.inbound.size() * 2, limit + 1));
+      }
+      if (s.inbound_length == s.inbound.size()) return finish(s, Result::client_hello_error, false);
+      return arm_hello_recv(s);
+    }
+    case hello::Outcome::State::rejected:
+      spdlog::debug("{}: {}: {}", listener.name, s.client_address.to_string(),
+                    hello::reject_label(outcome.reject));
+      return finish(s, Result::client_hello_error, false);
+    case hello::Outcome::State::done:
+      s.hello = std::move(outcome.hello);
+      shared_.metrics.client_hello_bytes.Observe(static_cast<double>(s.hello.consumed));
+      return on_hello_complete(s);
+  }
+}
+
+void Worker::on_hello_complete(Session& s) {
+  set_deadline(s, {});
+  route(s);
+}
+
+// ---------------------------------------------------------------- route
+
+void Worker::route(Session& s) {
+  const auto& runtime = *s.runtime;
+  size_t table_index = runtime.listener_table[s.listener];
+  auto match = runtime.tables[table_index].match(s.hello.host, s.hello.alpn);
+  if (!match) return finish(s, Result::no_route, false);
+  s.route = *match;
+  s.routed = true;
+  const config::Route& route = runtime.config->tables[table_index].routes[s.route];
+  switch (route.action) {
+    case config::RouteAction::reject:
+      return finish(s, Result::rejected, false);
+    case config::RouteAction::resolve:
+    case config::RouteAction::original_dst:
+      spdlog::debug("{}: route {} needs DNS resolution / original destination, not served by this build",
+                    runtime.config->listeners[s.listener].name, runtime.route_labels[table_index][s.route]);
+      return finish(s, Result::route_unavailable, false);
+    case config::RouteAction::backend:
+      break;
+  }
+  s.backend_name = route.backend;
+  connect::BackendPool* pool = s.pools->pool(route.backend);
+  if (!pool) return finish(s, Result::connect_error, false);
+  s.candidates = pool->candidates(s.client_address.ip, Clock::now());
+  s.phase = Phase::connecting;
+  connect_next(s);
+}
+
+// ---------------------------------------------------------------- connect
+
+void Worker::connect_next(Session& s) {
+  const config::Backend* backend = s.runtime->config->find_backend(s.backend_name);
+  if (s.candidate >= s.candidates.size()) return finish(s, Result::connect_error, false);
+  size_t server = s.candidates[s.candidate];
+  s.backend_address = backend->servers[server];
+  sockaddr_storage storage;
+  socklen_t length = s.backend_address.to_sockaddr(storage);
+  // Blocking sockets: io_uring would hand -EAGAIN back for O_NONBLOCK ones instead of waiting.
+  s.backend.reset(::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s.backend) {
+    spdlog::warn("socket: {}", std::strerror(errno));
+    return finish(s, Result::connect_error, false);
+  }
+  accept::tune_connection_socket(s.backend.get());
+  s.connect_started = Clock::now();
+  auto timeout = backend->connect_timeout;
+  s.connect_timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  s.connect_timeout.tv_nsec =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(timeout % std::chrono::seconds(1)).count();
+  // io_uring copies the address at submission, so a local is fine until the submit below.
+  io_uring_sqe* sqe = sqe_for(s, kConnect);
+  io_uring_prep_connect(sqe, s.backend.get(), reinterpret_cast<sockaddr*>(&storage), length);
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* timer = sqe_for(s, kConnectTimeout);
+  io_uring_prep_link_timeout(timer, &s.connect_timeout, 0);
+  io_uring_submit(ring_.get());
+}
+
+void Worker::on_connect(Session& s, int result) {
+  if (s.phase != Phase::connecting) return;
+  connect::BackendPool* pool = s.pools->pool(s.backend_name);
+  size_t server = s.candidates[s.candidate];
+  if (result < 0) {
+    spdlog::debug("backend {} server {}: connect: {}", s.backend_name, s.backend_address.to_string(),
+                  result == -ECANCELED ? "timed out" : std::strerror(-result));
+    pool->report_failure(server, Clock::now());
+    s.backend.reset();
+    ++s.candidate;
+    return connect_next(s);
+  }
+  pool->report_success(server);
+  pool->on_connect_start(server);
+  s.connected_server = server;
+  shared_.metrics.connect_duration.Observe(
+      std::chrono::duration<double>(Clock::now() - s.connect_started).count());
+  send_preamble(s);
+}
+
+// ---------------------------------------------------------------- preamble
+
+void Worker::send_preamble(Session& s) {
+  const config::Backend* backend = s.runtime->config->find_backend(s.backend_name);
+  if (backend->proxy_protocol != config::ProxyProtocol::off) {
+    auto version = backend->proxy_protocol == config::ProxyProtocol::v1 ? proxy_protocol::Version::v1
+                                                                        : proxy_protocol::Version::v2;
+    s.preamble = proxy_protocol::encode(version, s.client_address, s.local_address);
+  }
+  s.preamble.insert(s.preamble.end(), s.inbound.begin() + static_cast<long>(s.proxy_header_length),
+                    s.inbound.begin() + static_cast<long>(s.inbound_length));
+  s.up.bytes = s.inbound_length - s.proxy_header_length;
+  shared_.metrics.bytes_client_to_backend.Increment(static_cast<double>(s.up.bytes));
+  std::vector<uint8_t>().swap(s.inbound);  // an idle connection keeps no hello buffer
+  s.phase = Phase::preamble;
+  s.last_activity = Clock::now();
+  set_deadline(s, s.last_activity + s.runtime->config->timeouts.idle);
+  io_uring_sqe* sqe = sqe_for(s, kPreamble);
+  io_uring_prep_send(sqe, s.backend.get(), s.preamble.data(), s.preamble.size(), MSG_NOSIGNAL);
+}
+
+void Worker::on_preamble_sent(Session& s, int result) {
+  if (s.phase != Phase::preamble) return;
+  if (result < 0) return finish(s, Result::backend_reset, true);
+  s.preamble_sent += static_cast<size_t>(result);
+  if (s.preamble_sent < s.preamble.size()) {
+    io_uring_sqe* sqe = sqe_for(s, kPreamble);
+    io_uring_prep_send(sqe, s.backend.get(), s.preamble.data() + s.preamble_sent,
+                       s.preamble.size() - s.preamble_sent, MSG_NOSIGNAL);
+    return;
+  }
+  std::vector<uint8_t>().swap(s.preamble);
+  start_data_path(s);
+}
+
+void Worker::start_data_path(Session& s) {
+  s.last_activity = Clock::now();
+  shared_.metrics.spliced_userspace.Increment();
+  s.phase = Phase::relaying;
+  arm_relay_recv(s, true);
+  arm_relay_recv(s, false);
+}
+
+// ---------------------------------------------------------------- userspace relay
+
+void Worker::arm_relay_recv(Session& s, bool upstream) {
+  Direction& d = upstream ? s.up : s.down;
+  io_uring_sqe* sqe = sqe_for(s, upstream ? kRecvUp : kRecvDown);
+  io_uring_prep_recv_multishot(sqe, upstream ? s.client.get() : s.backend.get(), nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  d.recv_armed = true;
+}
+
+void Worker::on_relay_recv(Session& s, bool upstream, int result, uint32_t flags) {
+  Direction& d = upstream ? s.up : s.down;
+  if (!(flags & IORING_CQE_F_MORE)) d.recv_armed = false;
+  if (flags & IORING_CQE_F_BUFFER) {
+    auto id = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    buffers_->took_one();
+    if (result > 0 && s.phase == Phase::relaying) {
+      d.pending.push_back({id, 0, static_cast<uint32_t>(result)});
+    } else {
+      buffers_->recycle(id);
+    }
+  }
+  if (s.phase != Phase::relaying) return;
+  if (result > 0) {
+    d.bytes += static_cast<uint64_t>(result);
+    (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
+        .Increment(result);
+    s.last_activity = Clock::now();
+    send_next(s, upstream);
+    if (d.pending.size() >= kPausePending && d.recv_armed && !d.paused) {
+      // The sink is slower than the source: stop taking shared buffers for this direction.
+      d.paused = true;
+      io_uring_sqe* sqe = sqe_for(s, kCancel);
+      io_uring_prep_cancel64(sqe, io::OpTag{upstream ? kRecvUp : kRecvDown, s.slot, s.generation}.encode(), 0);
+    }
+  } else if (result == 0) {
+    d.eof = true;
+  } else if (result == -ENOBUFS) {
+    // Every shared buffer is waiting to be sent somewhere: retry when one comes back.
+    waiting_for_buffers_.push_back(s.slot);
+    return;
+  } else if (result != -ECANCELED) {
+    return finish(s, upstream ? Result::client_reset : Result::backend_reset, true);
+  }
+  if (d.eof && d.pending.empty() && !d.send_in_flight && !d.shut) {
+    ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
+    d.shut = true;
+    return maybe_finish_relay(s);
+  }
+  if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
+}
+
+void Worker::send_next(Session& s, bool upstream) {
+  Direction& d = upstream ? s.up : s.down;
+  if (d.send_in_flight || d.pending.empty()) return;
+  const Chunk& chunk = d.pending.front();
+  io_uring_sqe* sqe = sqe_for(s, upstream ? kSendUp : kSendDown);
+  io_uring_prep_send(sqe, upstream ? s.backend.get() : s.client.get(),
+                     buffers_->buffer(chunk.buffer_id).data() + chunk.offset, chunk.length, MSG_NOSIGNAL);
+  d.send_in_flight = true;
+}
+
+void Worker::on_relay_sent(Session& s, bool upstream, int result) {
+  Direction& d = upstream ? s.up : s.down;
+  d.send_in_flight = false;
+  if (s.phase != Phase::relaying) return;
+  if (result < 0) return finish(s, upstream ? Result::backend_reset : Result::client_reset, true);
+  Chunk& chunk = d.pending.front();
+  chunk.offset += static_cast<uint32_t>(result);
+  chunk.length -= static_cast<uint32_t>(result);
+  if (chunk.length == 0) {
+    uint16_t id = chunk.buffer_id;
+    d.pending.pop_front();
+    buffers_->recycle(id);
+    // A buffer came back: connections starved of buffers may receive again.
+    while (!waiting_for_buffers_.empty()) {
+      uint32_t slot = waiting_for_buffers_.back();
+      waiting_for_buffers_.pop_back();
+      if (slot >= slots_.size() || !slots_[slot] || slots_[slot]->phase != Phase::relaying) continue;
+      Session& starved = *slots_[slot];
+      for (bool direction : {true, false}) {
+        Direction& sd = direction ? starved.up : starved.down;
+        if (!sd.recv_armed && !sd.eof && !sd.paused) arm_relay_recv(starved, direction);
+      }
+      break;
+    }
+  }
+  s.last_activity = Clock::now();
+  send_next(s, upstream);
+  if (d.paused && d.pending.size() <= kResumePending && !d.recv_armed) {
+    d.paused = false;
+    if (!d.eof) arm_relay_recv(s, upstream);
+  }
+  if (d.eof && d.pending.empty() && !d.send_in_flight && !d.shut) {
+    ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
+    d.shut = true;
+    maybe_finish_relay(s);
+  }
+}
+
+void Worker::maybe_finish_relay(Session& s) {
+  if (s.up.shut && s.down.shut) finish(s, Result::proxied, false);
+}
+
+// ---------------------------------------------------------------- close
+
+void Worker::recycle_buffers(Direction& d) {
+  for (const Chunk& chunk : d.pending) buffers_->recycle(chunk.buffer_id);
+  d.pending.clear();
+}
+
+void Worker::finish(Session& s, Result result, bool abort) {
+  if (s.phase == Phase::closing) return;
+  s.result = result;
+  s.abort = abort;
+  s.phase = Phase::closing;
+  set_deadline(s, {});
+  if (s.inflight == 0) return release(s);
+  for (int fd : {s.client.get(), s.backend.get()}) {
+    if (fd < 0) continue;
+    io_uring_sqe* sqe = sqe_for(s, kCancel);
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+  }
+}
+
+void Worker::release(Session& s) {
+  recycle_buffers(s.up);
+  recycle_buffers(s.down);
+  if (s.abort) {
+    // SO_LINGER 0: the close sends RST, so a peer never mistakes an abort for a clean end.
+    linger hard{1, 0};
+    for (int fd : {s.client.get(), s.backend.get()})
+      if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  }
+  s.client.reset();
+  s.backend.reset();
+
+  const auto& config = *s.runtime->config;
+  const config::Listener& listener = config.listeners[s.listener];
+  size_t table_index = s.runtime->listener_table[s.listener];
+  const std::string& route_label = s.routed ? s.runtime->route_labels[table_index][s.route] : std::string();
+  Result result = s.result.value_or(Result::proxied);
+  shared_.metrics.connections(listener.name, route_label, std::string(result_label(result))).Increment();
+  if (s.counted_active) shared_.metrics.active(listener.name).Decrement();
+  if (s.admitted) shared_.admission.release(listener.name, s.peer_address.ip);
+  if (s.connected_server) {
+    if (auto* pool = s.pools->pool(s.backend_name)) pool->on_connection_end(*s.connected_server);
+  }
+  if (published_.access_log && published_.access_log->enabled()) {
+    close::AccessRecord record;
+    record.start = s.started_wall;
+    record.listener = listener.name;
+    record.client = s.client_address.to_string();
+    record.host = s.hello.host;
+    record.route = route_label;
+    record.backend = s.connected_server ? s.backend_address.to_string() : std::string();
+    record.splice_mode = s.connected_server ? (s.spliced ? "sockmap" : "userspace") : "";
+    record.bytes_client_to_backend = s.up.bytes;
+    record.bytes_backend_to_client = s.down.bytes;
+    record.duration = Clock::now() - s.started;
+    record.result = result_label(result);
+    published_.access_log->write(record);
+  }
+  uint32_t slot = s.slot;
+  slots_[slot].reset();
+  free_slots_.push_back(slot);
+  --live_sessions_;
+}
+
+}  // namespace snisplice::session

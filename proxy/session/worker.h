@@ -1,0 +1,153 @@
+#pragma once
+// One worker thread: its own io_uring, its own SO_REUSEPORT listener sockets, and every
+// connection it accepted, carried through accept -> hello -> route -> connect -> preamble
+// -> relay or splice -> close.
+#include <sys/eventfd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "daemon/health.h"
+#include "daemon/runtime.h"
+#include "flow/accept/admission.h"
+#include "flow/close/access_log.h"
+#include "flow/connect/backend_pool.h"
+#include "io/ring.h"
+#include "metrics/metrics.h"
+#include "session/session.h"
+
+namespace snisplice::bpf {
+class SpliceEngine;
+}
+
+namespace snisplice::session {
+
+// What the daemon publishes to every worker; replaced as a whole on reload.
+struct Published {
+  std::shared_ptr<const daemon::Runtime> runtime;
+  std::shared_ptr<const close::AccessLog> access_log;
+};
+
+// Shared by the daemon and all workers; outlives them.
+struct WorkerShared {
+  WorkerShared(metrics::Metrics& m, accept::Admission& a, daemon::HealthBoard& h)
+      : metrics(m), admission(a), health(h) {}
+  metrics::Metrics& metrics;
+  accept::Admission& admission;
+  daemon::HealthBoard& health;
+  bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
+
+  Published current() const {
+    std::lock_guard lock(mutex);
+    return published;
+  }
+  void publish(Published next) {
+    std::lock_guard lock(mutex);
+    published = std::move(next);
+  }
+  mutable std::mutex mutex;
+  Published published;
+
+  std::atomic<bool> stopping{false};
+  std::atomic<int64_t> drain_deadline_ns{0};  // steady_clock, set before `stopping`
+};
+
+// The backend pools of one runtime generation, per worker (balancing state is per worker;
+// health is shared through the HealthBoard).
+class WorkerPools {
+ public:
+  WorkerPools(const daemon::Runtime& runtime, daemon::HealthBoard& health);
+  // nullptr when the backend is not defined (never, for a validated config).
+  connect::BackendPool* pool(const std::string& name);
+  uint64_t generation() const { return generation_; }
+
+ private:
+  struct Entry {
+    std::string name;
+    connect::BackendPool pool;
+    std::vector<std::shared_ptr<std::atomic<bool>>> up;
+  };
+  uint64_t generation_;
+  std::vector<Entry> entries_;
+};
+
+class Worker {
+ public:
+  Worker(WorkerShared& shared, unsigned index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Binds this worker's listener sockets; false (with the reason logged) on failure.
+  bool bind_listeners();
+  void run();   // the thread body: returns after a stop once every connection is gone
+  void wake();  // called from the daemon thread after changing shared state
+
+ private:
+  struct ListenerSocket {
+    std::string listener;  // its name: indexes change when a reload edits the list
+    UniqueFd fd;
+    bool accept_armed = false;
+    std::chrono::steady_clock::time_point retry_at{};  // accept back-off after EMFILE
+  };
+
+  // stages
+  void arm_accept(size_t socket_index);
+  void on_accept(size_t socket_index, int result, uint32_t flags);
+  void start_session(const std::string& listener, UniqueFd client);
+  void arm_hello_recv(Session& s);
+  void on_hello_recv(Session& s, int result);
+  void on_hello_complete(Session& s);
+  void route(Session& s);
+  void connect_next(Session& s);
+  void on_connect(Session& s, int result);
+  void send_preamble(Session& s);
+  void on_preamble_sent(Session& s, int result);
+  void start_data_path(Session& s);
+  void arm_relay_recv(Session& s, bool upstream);
+  void on_relay_recv(Session& s, bool upstream, int result, uint32_t flags);
+  void send_next(Session& s, bool upstream);
+  void on_relay_sent(Session& s, bool upstream, int result);
+  void maybe_finish_relay(Session& s);
+  void finish(Session& s, Result result, bool abort);
+  void release(Session& s);
+
+  // timers
+  void set_deadline(Session& s, Clock::time_point when);
+  void run_deadlines(Clock::time_point now);
+  void on_deadline(Session& s, Clock::time_point now);
+
+  // plumbing
+  Session* session_for(uint32_t slot, uint32_t generation);
+  Session& new_session();
+  io_uring_sqe* sqe_for(Session& s, uint8_t kind);
+  void dispatch(const io_uring_cqe& cqe);
+  void begin_stop();
+  void recycle_buffers(Direction& d);
+
+  WorkerShared& shared_;
+  unsigned index_;
+  io::Ring ring_;
+  std::optional<io::BufferRing> buffers_;
+  UniqueFd wake_fd_;
+  uint64_t wake_value_ = 0;
+  Published published_;
+  std::shared_ptr<WorkerPools> pools_;
+  std::vector<ListenerSocket> listeners_;
+  std::vector<std::unique_ptr<Session>> slots_;
+  std::vector<uint32_t> generations_;  // per slot: bumped at each reuse
+  std::vector<uint32_t> free_slots_;
+  size_t live_sessions_ = 0;
+  std::set<std::pair<Clock::time_point, uint32_t>> deadlines_;
+  std::vector<uint32_t> waiting_for_buffers_;
+  bool stopping_ = false;
+};
+
+}  // namespace snisplice::session
