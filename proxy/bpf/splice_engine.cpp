@@ -94,6 +94,29 @@ SpliceError system_error(std::string_view what, int error_number) {
   return SpliceError{SpliceFailure::system, error_number, errno_text(what, error_number)};
 }
 
+struct ReceiveProgress {
+  uint64_t read = 0;    // bytes userspace has read from the socket
+  uint64_t unread = 0;  // bytes waiting in its receive queue
+};
+
+// tcpi_bytes_received - SIOCINQ, retried until the received count did not move between the
+// reads (bytes may arrive meanwhile).
+tl::expected<ReceiveProgress, std::string> receive_progress(int fd) {
+  constexpr int kAttempts = 64;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto before = tcp_info_of(fd);
+    if (!before) return tl::unexpected(before.error());
+    auto unread = queue_ioctl(fd, SIOCINQ, "ioctl(SIOCINQ)");
+    if (!unread) return tl::unexpected(unread.error());
+    auto after = tcp_info_of(fd);
+    if (!after) return tl::unexpected(after.error());
+    if (before->tcpi_bytes_received != after->tcpi_bytes_received) continue;
+    const uint64_t received = data_bytes_received(*after);
+    if (received >= *unread) return ReceiveProgress{received - *unread, *unread};
+  }
+  return tl::unexpected(std::string("receive counters kept moving"));
+}
+
 // Removes a pair's entries at its end. ENOENT is expected for entries never made or gone.
 void delete_entries(int peers_map_fd, int stats_map_fd, int relayed_map_fd, uint64_t client_cookie,
                     uint64_t backend_cookie) {
@@ -137,6 +160,7 @@ bool kick(int fd) {
 std::string_view to_string(SpliceFailure failure) {
   switch (failure) {
     case SpliceFailure::not_established: return "not_established";
+    case SpliceFailure::partly_read: return "partly_read";
     case SpliceFailure::map_full: return "map_full";
     case SpliceFailure::system: return "system";
   }
@@ -149,23 +173,6 @@ tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd) {
   auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
   if (!queued) return tl::unexpected(queued.error());
   return info->tcpi_bytes_acked + *queued;
-}
-
-tl::expected<uint64_t, std::string> bytes_read_by_userspace(int fd) {
-  // Bytes may arrive between the two reads: retry until the received count did not move.
-  constexpr int kAttempts = 64;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    auto before = tcp_info_of(fd);
-    if (!before) return tl::unexpected(before.error());
-    auto unread = queue_ioctl(fd, SIOCINQ, "ioctl(SIOCINQ)");
-    if (!unread) return tl::unexpected(unread.error());
-    auto after = tcp_info_of(fd);
-    if (!after) return tl::unexpected(after.error());
-    if (before->tcpi_bytes_received != after->tcpi_bytes_received) continue;
-    const uint64_t received = data_bytes_received(*after);
-    if (received >= *unread) return received - *unread;
-  }
-  return tl::unexpected(std::string("bytes_read_by_userspace: receive counter kept moving"));
 }
 
 // ---------------------------------------------------------------------------- SpliceEngine
@@ -246,9 +253,16 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     auto queued = bytes_into_send_queue(side->fd);
     if (!queued) return tl::unexpected(SpliceError{SpliceFailure::system, 0, queued.error()});
     side->queue_baseline = *queued;
-    auto consumed = bytes_read_by_userspace(side->fd);
-    if (!consumed) return tl::unexpected(SpliceError{SpliceFailure::system, 0, consumed.error()});
-    side->received_baseline = *consumed;
+    auto progress = receive_progress(side->fd);
+    if (!progress) return tl::unexpected(SpliceError{SpliceFailure::system, 0, progress.error()});
+    // Queued bytes behind a read may share a segment with read ones; the verdict would send
+    // that segment whole. With nothing read, or nothing queued, no segment is split.
+    if (progress->read > 0 && progress->unread > 0) {
+      return tl::unexpected(SpliceError{SpliceFailure::partly_read, 0,
+                                        std::to_string(progress->unread) +
+                                            " bytes wait behind bytes already read: read until EAGAIN first"});
+    }
+    side->received_baseline = progress->read;
   }
 
   // Every insert uses BPF_NOEXIST, so a socket already spliced elsewhere is refused (EEXIST)

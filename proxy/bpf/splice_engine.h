@@ -10,7 +10,8 @@
 //     sockets are ESTABLISHED. Bytes still queued on either socket that you never read are
 //     redirected too (splice() kicks both sockets). But once you have read from a socket,
 //     read it until EAGAIN before splice(): the verdict receives the head segment whole, so
-//     the part of it you had read would be sent again (measured on 6.18).
+//     the part of it you had read would be sent again (measured on 6.18). splice() refuses
+//     such a socket (SpliceFailure::partly_read) rather than duplicate bytes.
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
 //  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes never make a spliced
@@ -51,6 +52,8 @@ namespace snisplice::bpf {
 // Why a pair could not be spliced. Every case means: relay this connection in userspace.
 enum class SpliceFailure {
   not_established,  // a socket is not ESTABLISHED (e.g. CLOSE_WAIT after an early FIN)
+  partly_read,      // bytes wait on a socket userspace has read from: read it until EAGAIN,
+                    // replay, and call splice() again (or relay)
   map_full,         // max_sockets reached
   system,           // anything else (errno in SpliceError)
 };
@@ -84,9 +87,6 @@ struct PairStats {
 // tcpi_bytes_acked (left the queue, acknowledged) + SIOCOUTQ (still queued, unacked or
 // unsent). Monotonic until the socket sends its own FIN.
 tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
-
-// Bytes userspace has read from fd: tcpi_bytes_received - SIOCINQ, read until both agree. Meaningful only before splice() (afterwards the verdict reads).
-tl::expected<uint64_t, std::string> bytes_read_by_userspace(int fd);
 
 // Redirected bytes not yet in the destination's send queue. `delivered` counts only bytes
 // the verdict put there (bytes_into_send_queue minus what was in it before splice()).
@@ -183,7 +183,7 @@ class SplicedPair {
     int fd = -1;
     uint64_t cookie = 0;
     uint64_t queue_baseline = 0;     // bytes_into_send_queue(fd) at splice time
-    uint64_t received_baseline = 0;  // bytes_read_by_userspace(fd) at splice time
+    uint64_t received_baseline = 0;  // bytes userspace had read from fd at splice time
     bool shut_down = false;
   };
   SplicedPair(int peers_map_fd, int stats_map_fd, int relayed_map_fd, Side client, Side backend) noexcept

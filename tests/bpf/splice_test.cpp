@@ -452,9 +452,9 @@ TEST_CASE("bytes queued before splice() reach the peer (the kick)") {
 }
 
 // Found here (6.18): the verdict gets the head skb whole, so bytes userspace had read from
-// it are sent again. The daemon's rule: once it reads from a socket, read until EAGAIN and
-// replay everything before splice(); bytes it never touched are left to the kick.
-TEST_CASE("bytes the proxy read and replayed are not sent twice") {
+// it would be sent again. splice() refuses a socket with bytes queued behind bytes read;
+// the daemon reads until EAGAIN, replays everything, and splices.
+TEST_CASE("bytes the proxy read and replayed are never sent twice") {
   SpliceEngine engine = load_engine();
   {
     Topology t;
@@ -462,8 +462,13 @@ TEST_CASE("bytes the proxy read and replayed are not sent twice") {
     send_all(t.client.get(), hello);
     REQUIRE(wait_for(t.p1(), POLLIN, 1000ms));
     ::usleep(20000);
-    // A small first read (as a hello parser may do), then the rest until EAGAIN.
+    // A small first read, as a hello parser may do: the rest shares its segment.
     std::string replay = read_exactly(t.p1(), 1000, 1000ms);
+    auto refused = engine.splice(t.p1(), t.p2());
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().failure == SpliceFailure::partly_read);
+    require_maps_empty(engine);
+
     char chunk[4096];
     for (ssize_t n; (n = ::recv(t.p1(), chunk, sizeof chunk, MSG_DONTWAIT)) > 0;) {
       replay.append(chunk, static_cast<size_t>(n));
