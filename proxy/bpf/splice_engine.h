@@ -11,7 +11,8 @@
 //     redirected too (splice() kicks both sockets). But once you have read from a socket,
 //     read it until EAGAIN before splice(): the verdict receives the head segment whole, so
 //     the part of it you had read would be sent again (measured on 6.18). splice() refuses
-//     such a socket (SpliceFailure::partly_read) rather than duplicate bytes.
+//     such a socket (SpliceFailure::partly_read) rather than duplicate bytes. No recv may
+//     be in flight on either socket from splice() on: cancel a multishot recv first.
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
 //  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes never make a spliced
