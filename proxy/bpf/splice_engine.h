@@ -6,7 +6,8 @@
 //
 // Life of one spliced connection, for the daemon:
 //  1. Replay what you read from the client (PROXY header, ClientHello, anything after it)
-//     to the backend yourself, then call SpliceEngine::splice(client, backend) while both
+//     to the backend yourself, every byte of it accepted by send() (redirected bytes would
+//     overtake any you still hold), then call SpliceEngine::splice(client, backend) while both
 //     sockets are ESTABLISHED. Bytes still queued on either socket that you never read are
 //     redirected too (splice() kicks both sockets). But once you have read from a socket,
 //     read it until EAGAIN before splice(): the verdict receives the head segment whole, so
