@@ -16,10 +16,11 @@
 //     be in flight on either socket from splice() on: cancel a multishot recv first.
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
-//  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes never make a spliced
-//     socket readable, so POLLIN without POLLRDHUP means the verdict passed bytes to
-//     userspace (stats()[d].passed_bytes > 0): a peer entry was missing when they arrived,
-//     e.g. in the microseconds between the two insertions. Direction d then belongs to
+//  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes do not leave a spliced
+//     socket readable, so POLLIN may mean the verdict passed bytes to userspace: confirm
+//     with stats()[d].passed_bytes > 0 (if 0, the wake-up was a segment on its way through
+//     the verdict: re-arm). A peer entry was missing when they arrived, e.g. in the
+//     microseconds between the two insertions. Direction d then belongs to
 //     the userspace relay for good: read its source socket as usual (the bytes are there,
 //     in order, and EOF reads as 0) and write them to the destination. Nothing is
 //     redirected in d any more, so drained(d) and over_budget() stay exact.
