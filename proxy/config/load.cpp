@@ -1,15 +1,18 @@
 #include "config/load.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <type_traits>
 
+#include "base/unique_fd.h"
 #include "config/duration.h"
 #include "config/host_pattern.h"
 #include "config/yaml_reader.h"
@@ -64,7 +67,8 @@ constexpr uint64_t kMaxWorkers = 1024;
 constexpr uint64_t kMinHelloBytes = 1024;
 constexpr uint64_t kMaxHelloBytes = 65536;
 constexpr size_t kMaxAlpnId = 255;        // RFC 7301 section 3.1: 1-byte length
-constexpr size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
+constexpr size_t kMaxInterfaceName = 15;
+constexpr size_t kMaxFileBytes = 16 << 20;  // far beyond any real configuration  // IFNAMSIZ - 1
 
 // Where the parts that the cross-checks talk about were written.
 struct ListenerSource {
@@ -767,16 +771,26 @@ LoadResult load_config_text(std::string_view yaml, std::string_view file_name) {
 }
 
 LoadResult load_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int error = errno;
+  auto failed = [&](int error) {
     return tl::unexpected(
         std::vector<std::string>{path + ": cannot read: " + std::strerror(error)});
+  };
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return failed(errno);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return failed(errno);
+  if (S_ISDIR(info.st_mode)) return failed(EISDIR);
+  std::string text;
+  char buffer[16384];
+  while (true) {
+    ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return failed(errno);
+    if (got == 0) break;
+    if (text.size() + static_cast<size_t>(got) > kMaxFileBytes) return failed(EFBIG);
+    text.append(buffer, static_cast<size_t>(got));
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return tl::unexpected(std::vector<std::string>{path + ": cannot read"});
-  return load_config_text(text.str(), path);
+  return load_config_text(text, path);
 }
 
 }  // namespace snisplice::config

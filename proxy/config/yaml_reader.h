@@ -44,7 +44,6 @@ class Problems {
   // One line per problem, ordered by line (stable, so same-line problems keep their order);
   // past kMaxShown problems, one last line says how many more there were.
   std::vector<std::string> lines() const;
-  const std::string& file_name() const { return file_name_; }
 
  private:
   struct Problem {
@@ -71,8 +70,6 @@ class MapReader {
       : MapReader(problems, map, std::move(path), {}, duplicate_what) {}
 
   bool is_map() const { return is_map_; }
-  const YAML::Node& node() const { return map_; }
-  const std::string& path() const { return path_; }
   std::string child_path(std::string_view key) const;
   // The value of `key`, nullopt when absent or empty (an empty value is reported as such).
   std::optional<YAML::Node> find(std::string_view key) const;

@@ -967,6 +967,10 @@ TEST_CASE("a file with many problems reports all of them, in line order") {
 }
 
 TEST_CASE("an unreadable file is one error line") {
+  auto directory = load_config_file(SNISPLICE_CONFIG_TEST_DATA);
+  REQUIRE_FALSE(directory);
+  CHECK(directory.error() == std::vector<std::string>{std::string(SNISPLICE_CONFIG_TEST_DATA) +
+                                                      ": cannot read: Is a directory"});
   auto result = load_config_file("/nonexistent/snisplice.yaml");
   REQUIRE_FALSE(result);
   CHECK(result.error() ==
