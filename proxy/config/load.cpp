@@ -66,7 +66,7 @@ constexpr uint64_t kMaxWorkers = 1024;
 // Classic ClientHellos are ~500 bytes, post-quantum ones ~2 KiB; Envoy caps at 64 KiB.
 constexpr uint64_t kMinHelloBytes = 1024;
 constexpr uint64_t kMaxHelloBytes = 65536;
-constexpr size_t kMaxAlpnId = 255;        // RFC 7301 section 3.1: 1-byte length
+constexpr size_t kMaxAlpnId = 255;  // RFC 7301 section 3.1: 1-byte length
 constexpr size_t kMaxInterfaceName = 15;
 constexpr size_t kMaxFileBytes = 16 << 20;  // far beyond any real configuration  // IFNAMSIZ - 1
 

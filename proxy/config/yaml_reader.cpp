@@ -91,9 +91,8 @@ MapReader::MapReader(Problems& problems, const YAML::Node& map, std::string path
       problems_.add(key_node, entry_path, message);
       continue;
     }
-    auto previous = std::ranges::find(entries_, key, &std::pair<std::string, YAML::Node>::first);
-    if (previous != entries_.end()) {
-      int first_line = key_lines_[static_cast<size_t>(previous - entries_.begin())];
+    if (auto previous = index_.find(key); previous != index_.end()) {
+      int first_line = key_lines_[previous->second];
       std::string what =
           duplicate_what.empty() ? std::string("key") : std::string(duplicate_what) + " name";
       problems_.add(key_node, entry_path,
@@ -108,6 +107,7 @@ MapReader::MapReader(Problems& problems, const YAML::Node& map, std::string path
       valueless_.push_back(key);
       continue;
     }
+    index_.emplace(key, entries_.size());
     entries_.emplace_back(key, entry.second);
     key_lines_.push_back(line_of(key_node));
   }
@@ -118,9 +118,9 @@ std::string MapReader::child_path(std::string_view key) const {
 }
 
 std::optional<YAML::Node> MapReader::find(std::string_view key) const {
-  auto it = std::ranges::find(entries_, key, &std::pair<std::string, YAML::Node>::first);
-  if (it == entries_.end()) return std::nullopt;
-  return it->second;
+  auto it = index_.find(key);
+  if (it == index_.end()) return std::nullopt;
+  return entries_[it->second].second;
 }
 
 std::optional<YAML::Node> MapReader::require(std::string_view key) const {
@@ -131,9 +131,8 @@ std::optional<YAML::Node> MapReader::require(std::string_view key) const {
 }
 
 int MapReader::key_line(std::string_view key) const {
-  auto it = std::ranges::find(entries_, key, &std::pair<std::string, YAML::Node>::first);
-  return it == entries_.end() ? line_of(map_)
-                              : key_lines_[static_cast<size_t>(it - entries_.begin())];
+  auto it = index_.find(key);
+  return it == index_.end() ? line_of(map_) : key_lines_[it->second];
 }
 
 std::string quote(std::string_view text) {

@@ -4,6 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -86,8 +88,9 @@ class MapReader {
   std::string path_;
   bool is_map_ = false;
   std::vector<std::pair<std::string, YAML::Node>> entries_;
-  std::vector<int> key_lines_;
-  std::vector<std::string> valueless_;  // keys given no value, already reported
+  std::vector<int> key_lines_;                        // parallel to entries_
+  std::map<std::string, size_t, std::less<>> index_;  // key -> position in entries_
+  std::vector<std::string> valueless_;                // keys given no value, already reported
 };
 
 std::string describe(const YAML::Node& node);  // "a list", "a mapping", "null", "\"text\""
