@@ -80,6 +80,7 @@ struct ListenerSource {
 
 struct RouteSource {
   std::string path;
+  std::optional<YAML::Node> host;
   std::string pattern_key;  // host_pattern_key() of the host
   std::optional<YAML::Node> alpn;
   std::optional<YAML::Node> backend;
@@ -313,7 +314,7 @@ class Loader {
                    std::vector<RouteSource>& sources) {
     std::map<std::string, PatternUse> patterns;  // by pattern key
     read_list(p_, node, path, [&](const YAML::Node& item, const std::string& item_path) {
-      RouteSource source{item_path, {}, {}, {}, {}};
+      RouteSource source{item_path, {}, {}, {}, {}, {}};
       auto route = read_route(item, item_path, source);
       if (!route || !claim_pattern(patterns[source.pattern_key], *route, source)) return;
       table.routes.push_back(std::move(*route));
@@ -335,7 +336,7 @@ class Loader {
     if (route.alpn.empty() ? use.unconditioned : use.alpn_sets.contains(ids)) {
       std::string message = "duplicate pattern " + quote(route.host);
       if (!route.alpn.empty()) message += " with alpn [" + quoted_list(route.alpn) + "]";
-      p_.add(route.line, source.path + ".host", message);
+      p_.add(*source.host, source.path + ".host", message);
       return false;
     }
     bool good = true;
@@ -370,6 +371,7 @@ class Loader {
     bool good = false;
     if (auto host = map.require("host")) {
       route.line = detail::line_of(*host);
+      source.host = *host;
       if (auto text = read_string(p_, *host, map.child_path("host"))) {
         route.host = *text;
         auto key = host_pattern_key(*text);
@@ -688,8 +690,10 @@ class Loader {
   // a transparent (TPROXY) listener knows.
   void check_transparent_only(const Config& config) {
     std::map<std::string_view, std::vector<std::string>> plain_users;  // table -> listener names
+    std::set<std::pair<std::string_view, std::string_view>> listed;    // table, listener
     for (const auto& listener : config.listeners)
-      if (!listener.transparent) plain_users[listener.table].push_back(listener.name);
+      if (!listener.transparent && listed.emplace(listener.table, listener.name).second)
+        plain_users[listener.table].push_back(listener.name);
     for (size_t t = 0; t < config.tables.size(); ++t) {
       const auto& table = config.tables[t];
       auto users = plain_users.find(table.name);

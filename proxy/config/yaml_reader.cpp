@@ -13,7 +13,7 @@ int line_of(const YAML::Node& node) {
   return line < 0 ? 0 : line + 1;
 }
 
-void Problems::add(int line, std::string_view path, std::string_view message) {
+void Problems::add(int line, std::string_view path, std::string_view message, int column) {
   if (problems_.size() >= kMaxShown) {
     ++not_shown_;
     return;
@@ -21,12 +21,12 @@ void Problems::add(int line, std::string_view path, std::string_view message) {
   std::string text = file_name_ + ":" + std::to_string(line) + ": ";
   if (!path.empty()) text += std::string(path) + ": ";
   text += message;
-  problems_.push_back({line, std::move(text)});
+  problems_.push_back({{line, column}, std::move(text)});
 }
 
 std::vector<std::string> Problems::lines() const {
   std::vector<Problem> sorted = problems_;
-  std::ranges::stable_sort(sorted, {}, &Problem::line);
+  std::ranges::stable_sort(sorted, {}, &Problem::position);
   std::vector<std::string> out;
   out.reserve(sorted.size());
   for (auto& problem : sorted) out.push_back(std::move(problem.text));

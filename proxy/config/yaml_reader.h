@@ -34,22 +34,24 @@ class Problems {
   static constexpr size_t kMaxShown = 1000;
 
   explicit Problems(std::string_view file_name) : file_name_(file_name) {}
-  void add(int line, std::string_view path, std::string_view message);
+  // `column` only orders problems on one line.
+  void add(int line, std::string_view path, std::string_view message, int column = 0);
   void add(const YAML::Node& node, std::string_view path, std::string_view message) {
-    add(line_of(node), path, message);
+    add(line_of(node), path, message, node.IsDefined() ? node.Mark().column : 0);
   }
   // Called for every list item and mapping entry read; throws TooManyValues past kMaxValues.
   void count_value(const YAML::Node& node) {
     if (++values_read_ > kMaxValues) throw TooManyValues{line_of(node)};
   }
   bool empty() const { return problems_.empty() && not_shown_ == 0; }
-  // One line per problem, ordered by line (stable, so same-line problems keep their order);
+  // One line per problem, ordered by position (stable, so problems about one node keep their
+  // order);
   // past kMaxShown problems, one last line says how many more there were.
   std::vector<std::string> lines() const;
 
  private:
   struct Problem {
-    int line;
+    std::pair<int, int> position;  // line, column
     std::string text;
   };
   std::string file_name_;
