@@ -370,6 +370,14 @@ def bind_all():
     raise SystemExit("dns_server: no free port for UDP and TCP on loopback")
 
 
+def wait_for_stdin_eof(stop):
+    # os.read, not sys.stdin: a buffered reader blocked in a daemon thread aborts the interpreter
+    # at exit.
+    while os.read(0, 4096):
+        pass
+    stop.set()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zone", required=True, help="zone description (JSON)")
@@ -393,7 +401,7 @@ def main():
         thread.start()
     print(port, flush=True)
     if args.exit_with_stdin:
-        threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True).start()
+        threading.Thread(target=wait_for_stdin_eof, args=(stop,), daemon=True).start()
     while not stop.wait(0.2):
         pass
     for _, sock in sockets:

@@ -257,8 +257,11 @@ std::optional<std::chrono::milliseconds> Resolver::next_timeout() const {
   std::optional<std::chrono::milliseconds> next;
   timeval tv{};
   if (::ares_timeout(channel_, nullptr, &tv) != nullptr) {
+    // c-ares 1.18 truncates to whole milliseconds, so it says 0 while its timer is still up to
+    // 1 ms away and on_timeout() would find nothing due: at least 1 ms keeps the loop from
+    // spinning through that millisecond.
     const auto usec = std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
-    next = std::chrono::ceil<std::chrono::milliseconds>(usec);
+    next = std::max(std::chrono::ceil<std::chrono::milliseconds>(usec), std::chrono::milliseconds(1));
   }
   if (!deadlines_.empty()) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadlines_.begin()->first - SteadyClock::now());
