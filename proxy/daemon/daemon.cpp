@@ -93,16 +93,6 @@ int run(const std::string& config_path, config::Config initial) {
   warn_unserved_routes(*config);
 
   std::unique_ptr<prometheus::Exposer> exposer;
-  if (config->metrics_listen) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(config->metrics_listen->to_string(), 2);
-      exposer->RegisterCollectable(metrics.registry());
-    } catch (const std::exception& e) {
-      spdlog::error("metrics.listen {}: {}", config->metrics_listen->to_string(), e.what());
-      return 1;
-    }
-  }
-
   session::WorkerShared shared{metrics, admission, health};
   shared.publish(*published);
   HealthChecker checker(health, metrics);
@@ -118,6 +108,16 @@ int run(const std::string& config_path, config::Config initial) {
     spdlog::error("worker setup: {}", e.what());
     return 1;
   }
+  if (config->metrics_listen) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(config->metrics_listen->to_string(), 2);
+      exposer->RegisterCollectable(metrics.registry());
+    } catch (const std::exception& e) {
+      spdlog::error("metrics.listen {}: {}", config->metrics_listen->to_string(), e.what());
+      return 1;
+    }
+  }
+
   std::vector<std::thread> threads;
   for (auto& worker : workers) threads.emplace_back([&worker] { worker->run(); });
   spdlog::info("snisplice {} ready: {} workers, {} listeners, splice {}", SNISPLICE_VERSION, workers.size(),

@@ -45,6 +45,8 @@ struct Direction {
   bool eof = false;          // the source shut down its sending side
   bool shut = false;         // we shut down the sink's sending side after flushing
   bool paused = false;       // recv cancelled because too much is pending
+  bool source_failed = false;  // the source reset or errored: no more bytes will come
+  bool sink_failed = false;    // sending to the sink failed: pending bytes are dropped
   uint64_t bytes = 0;
 };
 
@@ -97,6 +99,9 @@ struct Session {
   bool spliced = false;
   std::optional<Result> result;
   bool abort = false;  // close with RST
+  // One side failed: the other one was sent everything it was owed and gets a FIN; its
+  // socket lingers until the kernel has sent those bytes (see Worker::linger).
+  enum class Survivor { none, client, backend } survivor = Survivor::none;
   bool counted_active = false;
   bool admitted = false;
 };

@@ -1,6 +1,8 @@
 #include "session/worker.h"
 
 #include <netinet/in.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -41,6 +43,10 @@ constexpr size_t kResumePending = 2;
 constexpr size_t kProxyHeaderAllowance = proxy_protocol::kV2DefaultMaxBytes;
 constexpr size_t kInitialHelloBuffer = 2048;
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+// How long a surviving socket may keep unsent bytes after its peer failed, and how often
+// that is checked.
+constexpr auto kLingerLimit = std::chrono::seconds(5);
+constexpr auto kLingerPoll = std::chrono::milliseconds(10);
 
 io::Ring make_ring() {
   auto ring = io::Ring::create(kRingEntries);
@@ -212,7 +218,10 @@ void Worker::run() {
       }
       bool listeners_closed = true;
       for (auto& l : listeners_) listeners_closed &= !l.fd;
-      if (live_sessions_ == 0 && listeners_closed) break;
+      if (live_sessions_ == 0 && listeners_closed) {
+        lingering_.clear();
+        break;
+      }
     }
     auto next = now + std::chrono::seconds(1);
     if (!deadlines_.empty()) next = std::min(next, deadlines_.begin()->first);
@@ -220,6 +229,7 @@ void Worker::run() {
       if (l.fd && !l.accept_armed && !stopping_) next = std::min(next, l.retry_at);
     if (stopping_)
       next = std::min(next, Clock::time_point(Clock::duration(shared_.drain_deadline_ns.load())));
+    if (!lingering_.empty()) next = std::min(next, now + kLingerPoll);
     ring_.submit_and_wait(next - now);
 
     unsigned head;
@@ -233,6 +243,7 @@ void Worker::run() {
 
     now = Clock::now();
     run_deadlines(now);
+    close_lingering(now);
     for (size_t i = 0; i < listeners_.size(); ++i) {
       auto& l = listeners_[i];
       if (l.fd && !l.accept_armed && !stopping_ && l.retry_at <= now) arm_accept(i);
@@ -289,7 +300,9 @@ void Worker::dispatch(const io_uring_cqe& cqe) {
     case kCancel: break;
     default: break;
   }
-  if (s->phase == Phase::closing && s->inflight == 0) release(*s);
+  // The handler may have finished and released the session already: look it up again.
+  s = session_for(tag.slot, tag.generation);
+  if (s && s->phase == Phase::closing && s->inflight == 0) release(*s);
 }
 
 // ---------------------------------------------------------------- accept
@@ -573,7 +586,7 @@ void Worker::on_relay_recv(Session& s, bool upstream, int result, uint32_t flags
   if (flags & IORING_CQE_F_BUFFER) {
     auto id = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     buffers_->took_one();
-    if (result > 0 && s.phase == Phase::relaying) {
+    if (result > 0 && s.phase == Phase::relaying && !d.sink_failed) {
       d.pending.push_back({id, 0, static_cast<uint32_t>(result)});
     } else {
       buffers_->recycle(id);
@@ -599,7 +612,10 @@ void Worker::on_relay_recv(Session& s, bool upstream, int result, uint32_t flags
     waiting_for_buffers_.push_back(s.slot);
     return;
   } else if (result != -ECANCELED) {
-    return finish(s, upstream ? Result::client_reset : Result::backend_reset, true);
+    // A reset: bytes already received from this source still go to its peer first.
+    d.eof = true;
+    d.source_failed = true;
+    return maybe_finish_relay(s);
   }
   if (d.eof && d.pending.empty() && !d.send_in_flight && !d.shut) {
     ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
@@ -611,7 +627,7 @@ void Worker::on_relay_recv(Session& s, bool upstream, int result, uint32_t flags
 
 void Worker::send_next(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
-  if (d.send_in_flight || d.pending.empty()) return;
+  if (d.send_in_flight || d.pending.empty() || d.sink_failed) return;
   const Chunk& chunk = d.pending.front();
   io_uring_sqe* sqe = sqe_for(s, upstream ? kSendUp : kSendDown);
   io_uring_prep_send(sqe, upstream ? s.backend.get() : s.client.get(),
@@ -623,7 +639,11 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
   Direction& d = upstream ? s.up : s.down;
   d.send_in_flight = false;
   if (s.phase != Phase::relaying) return;
-  if (result < 0) return finish(s, upstream ? Result::backend_reset : Result::client_reset, true);
+  if (result < 0) {
+    d.sink_failed = true;
+    recycle_buffers(d);
+    return maybe_finish_relay(s);
+  }
   Chunk& chunk = d.pending.front();
   chunk.offset += static_cast<uint32_t>(result);
   chunk.length -= static_cast<uint32_t>(result);
@@ -653,11 +673,23 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
   if (d.eof && d.pending.empty() && !d.send_in_flight && !d.shut) {
     ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
     d.shut = true;
-    maybe_finish_relay(s);
   }
+  maybe_finish_relay(s);
 }
 
 void Worker::maybe_finish_relay(Session& s) {
+  bool client_failed = s.up.source_failed || s.down.sink_failed;
+  bool backend_failed = s.down.source_failed || s.up.sink_failed;
+  if (client_failed || backend_failed) {
+    // Once one side has failed, the connection ends when what the other side is owed has
+    // been delivered (or cannot be); the survivor then gets a reset, not a clean FIN.
+    auto settled = [](const Direction& d) { return d.sink_failed || (d.pending.empty() && !d.send_in_flight); };
+    if (settled(s.up) && settled(s.down)) {
+      s.survivor = client_failed ? Session::Survivor::backend : Session::Survivor::client;
+      finish(s, client_failed ? Result::client_reset : Result::backend_reset, false);
+    }
+    return;
+  }
   if (s.up.shut && s.down.shut) finish(s, Result::proxied, false);
 }
 
@@ -666,6 +698,23 @@ void Worker::maybe_finish_relay(Session& s) {
 void Worker::recycle_buffers(Direction& d) {
   for (const Chunk& chunk : d.pending) buffers_->recycle(chunk.buffer_id);
   d.pending.clear();
+}
+
+void Worker::linger_close(UniqueFd fd) {
+  if (!fd) return;
+  ::shutdown(fd.get(), SHUT_WR);
+  int unsent = 0;
+  // close() now would reset the connection if unread bytes are queued, dropping what we sent
+  // but the kernel has not: keep the socket until the peer has it all, or a bounded while.
+  if (::ioctl(fd.get(), SIOCOUTQ, &unsent) == 0 && unsent > 0)
+    lingering_.push_back({std::move(fd), Clock::now() + kLingerLimit});
+}
+
+void Worker::close_lingering(Clock::time_point now) {
+  std::erase_if(lingering_, [now](Lingering& l) {
+    int unsent = 0;
+    return now >= l.until || ::ioctl(l.fd.get(), SIOCOUTQ, &unsent) < 0 || unsent == 0;
+  });
 }
 
 void Worker::finish(Session& s, Result result, bool abort) {
@@ -690,6 +739,13 @@ void Worker::release(Session& s) {
     linger hard{1, 0};
     for (int fd : {s.client.get(), s.backend.get()})
       if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  }
+  if (s.survivor != Session::Survivor::none) {
+    bool client_survives = s.survivor == Session::Survivor::client;
+    UniqueFd& failed = client_survives ? s.backend : s.client;
+    linger hard{1, 0};
+    if (failed) ::setsockopt(failed.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    linger_close(std::move(client_survives ? s.client : s.backend));
   }
   s.client.reset();
   s.backend.reset();

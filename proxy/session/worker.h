@@ -118,6 +118,8 @@ class Worker {
   void maybe_finish_relay(Session& s);
   void finish(Session& s, Result result, bool abort);
   void release(Session& s);
+  void linger_close(UniqueFd fd);
+  void close_lingering(Clock::time_point now);
 
   // timers
   void set_deadline(Session& s, Clock::time_point when);
@@ -147,6 +149,11 @@ class Worker {
   size_t live_sessions_ = 0;
   std::set<std::pair<Clock::time_point, uint32_t>> deadlines_;
   std::vector<uint32_t> waiting_for_buffers_;
+  struct Lingering {
+    UniqueFd fd;
+    Clock::time_point until;
+  };
+  std::vector<Lingering> lingering_;
   bool stopping_ = false;
 };
 

@@ -6,6 +6,7 @@ process; nothing here sends traffic anywhere but 127.0.0.1 / ::1.
 import contextlib
 import hashlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -23,10 +24,24 @@ SPLICE = os.environ.get("SNISPLICE_SPLICE", "userspace")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+_handed_out = set()
+
+
 def free_port(family=socket.AF_INET):
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never the same one twice in a process."""
+    # Below the kernel's ephemeral range (ip_local_port_range), so no outgoing connection
+    # can take the port between this check and the proxy's bind.
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
@@ -182,6 +197,14 @@ def recv_all(conn):
         data += chunk
 
 
+def closed_without_data(conn):
+    """True when the peer closed (FIN, or RST when it closed with our bytes unread) and sent nothing."""
+    try:
+        return recv_all(conn) == b""
+    except ConnectionResetError:
+        return True
+
+
 def parse_metrics(text):
     """{(name, frozenset(labels.items())): value}"""
     out = {}
@@ -269,23 +292,19 @@ class ProxyTest(unittest.TestCase):
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="snisplice-e2e-")
-        self._cleanups = []
+        self._teardown = []
 
     def tearDown(self):
-        for fn in reversed(self._cleanups):
+        for fn in reversed(self._teardown):
             with contextlib.suppress(Exception):
                 fn()
-        if not getattr(self, "_outcome", None) or not self._failed():
-            shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("SNISPLICE_KEEP"):
+            print(f"kept {self.dir}")
         else:
-            print(f"kept {self.dir} for inspection")
-
-    def _failed(self):
-        result = self._outcome.result
-        return any(test is self for test, _ in result.failures + result.errors)
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def later(self, fn):
-        self._cleanups.append(fn)
+        self._teardown.append(fn)
 
     def backend(self, handler, host="127.0.0.1"):
         b = TcpBackend(handler, host)

@@ -1,0 +1,331 @@
+"""Operating the daemon: --check, --version, reload, drain on SIGTERM, admission limits and
+backend pools, through the real binary."""
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import (BIN, ProxyTest, client_hello, closed_without_data, config, free_port, recv_all, recv_exact,
+                     wait_until)
+
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared/contract/snisplice.yaml")
+
+
+def echo(conn):
+    while data := conn.recv(65536):
+        conn.sendall(data)
+
+
+def named(name):
+    def handler(conn):
+        recv_exact(conn, 5)
+        conn.sendall(name.encode())
+    return handler
+
+
+class Commands(unittest.TestCase):
+    @unittest.skipUnless(os.path.exists(REFERENCE), f"reference config not found at {REFERENCE}")
+    def test_reference_config_passes_check(self):
+        out = subprocess.run([BIN, "-c", REFERENCE, "--check"], capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr.decode())
+
+    def test_default_config_passes_check(self):
+        conf = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../conf/snisplice.yaml")
+        out = subprocess.run([BIN, "-c", conf, "--check"], capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr.decode())
+
+    def test_invalid_config_names_file_line_and_key(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write("listeners:\n  - name: a\n    listen: [\"127.0.0.1:99999\"]\n    table: t\n"
+                    "tables:\n  t:\n    - host: x\n      backend: nowhere\n")
+        try:
+            out = subprocess.run([BIN, "-c", f.name, "--check"], capture_output=True, timeout=30)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(out.returncode, 1)
+        lines = out.stderr.decode().splitlines()
+        self.assertTrue(any(l.startswith(f"{f.name}:3: listeners[0].listen") for l in lines), lines)
+        self.assertTrue(any(l.startswith(f"{f.name}:8: tables.t[0].backend") for l in lines), lines)
+
+    def test_version_names_kernel_features(self):
+        out = subprocess.run([BIN, "--version"], capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 0)
+        text = out.stdout.decode()
+        self.assertRegex(text, r"^snisplice \d+\.\d+\.\d+")
+        self.assertIn("io_uring", text)
+
+
+class Lifecycle(ProxyTest):
+    def two_backend_config(self, port, metrics_port, a, b, target="a", extra_listener=""):
+        return config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t{extra_listener}""",
+            tables=f"""  t:
+    - host: "*"
+      backend: {target}""",
+            backends=f"""  a:
+    servers: ["{a.address}"]
+  b:
+    servers: ["{b.address}"]""",
+            metrics_port=metrics_port)
+
+    def test_reload_changes_new_connections_and_keeps_old_ones(self):
+        a, b = self.backend(echo), self.backend(echo)
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(self.two_backend_config(port, metrics_port, a, b, "a"))
+        hello = client_hello("x.test")
+        old = socket.create_connection(("127.0.0.1", port), timeout=10)
+        old.sendall(hello)
+        recv_exact(old, len(hello))
+        proxy.reload(self.two_backend_config(port, metrics_port, a, b, "b"))
+        wait_until(lambda: proxy.metric("snisplice_config_reloads_total", result="ok") == 1, what="reload ok")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as new:
+            new.sendall(hello)
+            recv_exact(new, len(hello))
+        self.assertEqual((a.accepted, b.accepted), (1, 1))
+        old.sendall(b"still here")     # the old connection keeps its backend
+        self.assertEqual(recv_exact(old, 10), b"still here")
+        old.close()
+
+    def test_invalid_reload_is_refused_and_the_old_config_stays(self):
+        a, b = self.backend(echo), self.backend(echo)
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(self.two_backend_config(port, metrics_port, a, b, "a"))
+        proxy.reload(self.two_backend_config(port, metrics_port, a, b, "missing"))
+        wait_until(lambda: proxy.metric("snisplice_config_reloads_total", result="rejected") == 1, what="rejected")
+        self.assertIn("reload refused", proxy.output())
+        hello = client_hello("x.test")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(hello)
+            self.assertEqual(recv_exact(c, len(hello)), hello)
+        self.assertEqual(a.accepted, 1)
+        self.assertIsNone(proxy.proc.poll())
+
+    def test_reload_under_load_loses_nothing(self):
+        a, b = self.backend(echo), self.backend(echo)
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(self.two_backend_config(port, metrics_port, a, b, "a"))
+        stop = threading.Event()
+        failures, done = [], []
+
+        def client(i):
+            payload = os.urandom(256 << 10)
+            while not stop.is_set():
+                try:
+                    hello = client_hello(f"c{i}.test")
+                    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                        c.sendall(hello + payload)
+                        if recv_exact(c, len(hello) + len(payload)) != hello + payload:
+                            failures.append(f"client {i}: corrupted")
+                    done.append(i)
+                except Exception as e:
+                    failures.append(f"client {i}: {e!r}")
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for n in range(6):
+            time.sleep(0.25)
+            proxy.reload(self.two_backend_config(port, metrics_port, a, b, "ab"[n % 2]))
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(failures, [])
+        self.assertGreater(len(done), 10)
+        wait_until(lambda: proxy.metric("snisplice_config_reloads_total", result="ok") == 6, what="6 reloads")
+
+    def test_sigterm_drains_in_flight_transfers_then_exits_zero(self):
+        release = threading.Event()
+
+        def slow(conn):
+            data = recv_exact(conn, 5)
+            release.wait(10)
+            conn.sendall(b"done:" + data)
+
+        backend = self.backend(slow)
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t""",
+            tables="""  t:
+    - host: "*"
+      backend: slow""",
+            backends=f"""  slow:
+    servers: ["{backend.address}"]""",
+            metrics_port=metrics_port))
+        hello = client_hello("x.test")
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(hello)
+        wait_until(lambda: backend.accepted == 1, what="backend connection")
+        proxy.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with self.assertRaises(OSError):   # no longer accepting
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        self.assertIsNone(proxy.proc.poll(), "exited before its connection finished")
+        release.set()
+        self.assertEqual(recv_exact(c, 10), b"done:" + hello[:5])
+        c.close()
+        self.assertEqual(proxy.proc.wait(10), 0)
+
+    def test_sigterm_closes_what_is_left_after_the_grace_period(self):
+        backend = self.backend(lambda conn: recv_all(conn))
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t""",
+            tables="""  t:
+    - host: "*"
+      backend: hold""",
+            backends=f"""  hold:
+    servers: ["{backend.address}"]""",
+            metrics_port=metrics_port).replace("shutdown_grace: 5s", "shutdown_grace: 1s"))
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(client_hello("x.test"))
+        wait_until(lambda: backend.accepted == 1, what="backend connection")
+        t0 = time.monotonic()
+        proxy.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proxy.proc.wait(10), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn('"result":"shutdown"', proxy.output())
+        c.close()
+
+
+class Admission(ProxyTest):
+    def test_per_ip_and_total_limits_refuse_and_recover(self):
+        backend = self.backend(echo)
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t
+    per_ip_max_connections: 2
+    max_connections: 3""",
+            tables="""  t:
+    - host: "*"
+      backend: e""",
+            backends=f"""  e:
+    servers: ["{backend.address}"]""",
+            metrics_port=metrics_port))
+        hello = client_hello("x.test")
+
+        def open_one(source):
+            c = socket.socket()
+            c.settimeout(5)
+            c.bind((source, 0))
+            c.connect(("127.0.0.1", port))
+            c.sendall(hello)
+            return c
+
+        held = [open_one("127.0.0.1"), open_one("127.0.0.1")]
+        for c in held:
+            self.assertEqual(recv_exact(c, len(hello)), hello)
+        third = open_one("127.0.0.1")       # same address: over its limit
+        self.assertTrue(closed_without_data(third))
+        other = open_one("127.0.0.2")       # another address: fine
+        self.assertEqual(recv_exact(other, len(hello)), hello)
+        fourth = open_one("127.0.0.3")      # but the listener is now full
+        self.assertTrue(closed_without_data(fourth))
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="limit_exceeded") == 2,
+                   what="limit_exceeded counted")
+        for c in held + [third, fourth]:
+            c.close()
+        wait_until(lambda: proxy.metric("snisplice_active_connections") == 1, what="slots freed")
+        again = open_one("127.0.0.1")       # recovered
+        self.assertEqual(recv_exact(again, len(hello)), hello)
+        again.close()
+        other.close()
+
+
+class Pools(ProxyTest):
+    def pool_config(self, port, metrics_port, servers, balance, extra=""):
+        return config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t""",
+            tables="""  t:
+    - host: "*"
+      backend: pool""",
+            backends=f"""  pool:
+    servers: [{", ".join(f'"{s}"' for s in servers)}]
+    balance: {balance}
+    connect_timeout: 1s{extra}""",
+            metrics_port=metrics_port).replace("workers: 2", "workers: 1")
+
+    def ask(self, port, source="127.0.0.1"):
+        c = socket.socket()
+        c.settimeout(10)
+        c.bind((source, 0))
+        c.connect(("127.0.0.1", port))
+        with c:
+            c.sendall(client_hello("x.test"))
+            return recv_all(c).decode()
+
+    def test_round_robin_spreads_and_fails_over(self):
+        a, b = self.backend(named("a")), self.backend(named("b"))
+        dead = f"127.0.0.1:{free_port()}"
+        port = free_port()
+        self.proxy(self.pool_config(port, free_port(), [a.address, dead, b.address], "round_robin"))
+        answers = [self.ask(port) for _ in range(6)]
+        self.assertEqual(sorted(set(answers)), ["a", "b"])   # the dead one is skipped
+        self.assertGreaterEqual(min(answers.count("a"), answers.count("b")), 2)
+
+    def test_source_hash_is_sticky_per_client(self):
+        servers = [self.backend(named(n)) for n in "abc"]
+        port = free_port()
+        self.proxy(self.pool_config(port, free_port(), [s.address for s in servers], "source_hash"))
+        for source in ("127.0.0.5", "127.0.0.6", "127.0.0.7"):
+            answers = {self.ask(port, source) for _ in range(4)}
+            self.assertEqual(len(answers), 1, source)
+
+    def test_health_check_takes_a_failing_server_out_and_back(self):
+        a = self.backend(named("a"))
+        b_port = free_port()
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(self.pool_config(port, metrics_port, [a.address, f"127.0.0.1:{b_port}"], "round_robin",
+                                            "\n    health_check: {interval: 200ms, timeout: 100ms}"))
+        wait_until(lambda: proxy.metric("snisplice_backend_server_up", server=f"127.0.0.1:{b_port}") == 0
+                   and ("snisplice_backend_server_up", frozenset({("backend", "pool"), ("server", f"127.0.0.1:{b_port}")}))
+                   in proxy.metrics(), what="b marked down")
+        self.assertEqual({self.ask(port) for _ in range(4)}, {"a"})
+        b = self.backend(named("b"))
+        # Start a listener on b's port: the next probes put it back into rotation.
+        b.sock.close()
+        b2 = socket.socket()
+        b2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        b2.bind(("127.0.0.1", b_port))
+        b2.listen(16)
+        self.later(b2.close)
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = b2.accept()
+                except OSError:
+                    return
+                with conn:
+                    try:
+                        recv_exact(conn, 5)
+                        conn.sendall(b"b")
+                    except Exception:
+                        pass
+        threading.Thread(target=serve, daemon=True).start()
+        wait_until(lambda: proxy.metric("snisplice_backend_server_up", server=f"127.0.0.1:{b_port}") == 1,
+                   what="b back up")
+        self.assertIn("b", {self.ask(port) for _ in range(6)})
+
+
+if __name__ == "__main__":
+    unittest.main()
