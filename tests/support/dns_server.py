@@ -12,7 +12,7 @@ It prints the port as the first line on stdout ("53535\\n", flushed) once every 
 then serves until SIGTERM/SIGINT, or, with --exit-with-stdin, until its stdin reaches EOF (give
 it a pipe you never write to: when the test process dies, the server goes too).
 
-Zone file (JSON), re-read whenever its modification time changes, so tests can change answers
+Zone file (JSON), re-read whenever it changes (modification time, inode or size), so tests can change answers
 (write the new file beside it and rename it over the old one; a bad new file is ignored):
     {
       "default_ttl": 300,
@@ -41,6 +41,15 @@ Zone file (JSON), re-read whenever its modification time changes, so tests can c
 Query log (--log FILE): one line per query received, flushed at once:
     "<udp|tcp> <TYPE> <lower-case name>\\n"   e.g. "udp AAAA dual.test"
 Count the lines to count queries (A and AAAA are separate queries).
+
+From python tests (e.g. the daemon's end-to-end tests), import this file and use the process
+wrapper, which runs the server in a temporary directory and stops it on exit:
+    sys.path.insert(0, "<repo>/tests/support"); from dns_server import DnsServerProcess
+    with DnsServerProcess({"names": {"a.example.org": [{"type": "A", "data": "127.0.0.2"}]}}) as dns:
+        dns.port                         # for `dns: servers: ["127.0.0.1:<port>"]`
+        dns.queries("a.example.org")     # queries received for that name (any type)
+        dns.queries("a.example.org", "AAAA")
+        dns.set_zone({...})              # new answers from the next query on
 """
 
 import argparse
@@ -87,7 +96,10 @@ class Zone:
         self.reload_if_changed()
 
     def reload_if_changed(self):
-        mtime = os.stat(self.path).st_mtime_ns
+        # The inode too: file times are only as fine as the kernel's clock tick, and a zone
+        # renamed over the old one within the same tick would otherwise go unnoticed.
+        status = os.stat(self.path)
+        mtime = (status.st_mtime_ns, status.st_ino, status.st_size)
         with self.lock:
             if mtime == self.mtime:
                 return
@@ -368,6 +380,59 @@ def bind_all():
             continue
         return port, sockets + [("udp", udp6), ("tcp", tcp6)]
     raise SystemExit("dns_server: no free port for UDP and TCP on loopback")
+
+
+class DnsServerProcess:
+    """This server as a child process with its zone and query log in a temporary directory."""
+
+    def __init__(self, zone):
+        import subprocess
+        import tempfile
+        self._directory = tempfile.TemporaryDirectory(prefix="snisplice-dns-")
+        self.zone_path = os.path.join(self._directory.name, "zone.json")
+        self.log_path = os.path.join(self._directory.name, "queries.log")
+        self.set_zone(zone)
+        self._process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--zone", self.zone_path,
+             "--log", self.log_path, "--exit-with-stdin"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        ready, _, _ = select.select([self._process.stdout], [], [], 10)
+        line = self._process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError("dns_server.py did not start (see its stderr)")
+        self.port = int(line)
+
+    def set_zone(self, zone):
+        staged = self.zone_path + ".new"
+        with open(staged, "w") as zone_file:
+            json.dump(zone, zone_file)
+        os.replace(staged, self.zone_path)
+
+    def queries(self, name, qtype=None):
+        try:
+            with open(self.log_path) as log:
+                lines = [line.split() for line in log]
+        except FileNotFoundError:
+            return 0
+        return sum(1 for fields in lines if len(fields) == 3 and fields[2] == normalise(name)
+                   and (qtype is None or fields[1] == qtype))
+
+    def stop(self):
+        process = getattr(self, "_process", None)
+        if process and process.poll() is None:
+            process.stdin.close()
+            process.terminate()
+            process.wait(10)
+        if process:
+            process.stdout.close()
+        self._directory.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
 
 
 def wait_for_stdin_eof(stop):

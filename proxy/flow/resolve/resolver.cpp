@@ -91,6 +91,7 @@ Resolver::Resolver(DnsCache& cache, WatchFn watch, std::chrono::milliseconds giv
 
 tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::create(const config::Dns& dns,
                                                                       DnsCache& cache, WatchFn watch) {
+  if (!watch) return tl::unexpected(std::string("the resolver needs a WatchFn"));
   if (const int status = library_status(); status != ARES_SUCCESS)
     return tl::unexpected(std::string("initialising c-ares: ") + ::ares_strerror(status));
   const auto timeout = std::clamp<std::chrono::milliseconds::rep>(dns.timeout.count(), 1, INT_MAX / 64);
@@ -210,6 +211,10 @@ void Resolver::expire_overdue() {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     const std::string key = deadlines_.begin()->second;
     const auto it = waiting_.find(key);
+    if (it == waiting_.end()) {  // answered already (deliver_finished erases its deadline)
+      deadlines_.erase(deadlines_.begin());
+      continue;
+    }
     // c-ares keeps retrying until its own, later, give-up time; its answer is then ignored.
     cache_.store_negative(key, CacheClock::now());
     finished_.push_back(Finished{key, it->second.query_id, Answer{Answer::Status::timed_out, {}, false}});

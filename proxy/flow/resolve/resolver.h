@@ -6,7 +6,8 @@
 //
 // When callbacks run (the `done` passed to resolve()), always on the worker's thread:
 //  - inside resolve(), before it returns: IP literals, cache hits (positive or negative),
-//    names that cannot be looked up, and names c-ares answers from /etc/hosts;
+//    names that cannot be looked up, and names c-ares answers from /etc/hosts (those, when
+//    resolve() is itself called from a `done`, right after that `done` returns);
 //  - inside on_fd_ready() or on_timeout(): answers and failures of queries, after c-ares has
 //    returned (never inside a c-ares callback, so a `done` may call resolve() again);
 //  - inside ~Resolver(): every caller still waiting gets `failed`.

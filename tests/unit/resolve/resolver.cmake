@@ -6,3 +6,10 @@ snisplice_unit_test(unit_resolver SOURCES ${CMAKE_CURRENT_LIST_DIR}/resolver_tes
                     LIBS snisplice_resolver)
 target_compile_definitions(unit_resolver PRIVATE
   SNISPLICE_DNS_SERVER_PY="${PROJECT_SOURCE_DIR}/tests/support/dns_server.py")
+
+# The DNS server helper itself, as the daemon's end-to-end tests use it (python unittest).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME e2e_dns_server COMMAND ${Python3_EXECUTABLE} -m unittest -v test_dns_server
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/e2e/dns)
+set_tests_properties(e2e_dns_server PROPERTIES LABELS e2e TIMEOUT 120
+                     ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")

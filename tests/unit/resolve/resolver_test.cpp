@@ -231,16 +231,16 @@ class PollLoop {
 struct Outcome {
   std::optional<Answer> answer;
   bool synchronous = false;
+  bool resolve_returned = false;
 };
 
 std::shared_ptr<Outcome> start(Resolver& resolver, std::string_view name) {
   auto outcome = std::make_shared<Outcome>();
-  bool returned = false;
-  resolver.resolve(name, [outcome, &returned](const Answer& answer) {
+  resolver.resolve(name, [outcome](const Answer& answer) {
     outcome->answer = answer;
-    outcome->synchronous = !returned;
+    outcome->synchronous = !outcome->resolve_returned;
   });
-  returned = true;
+  outcome->resolve_returned = true;
   return outcome;
 }
 
@@ -506,4 +506,31 @@ TEST_CASE("a server that is not listening fails the query") {
   auto outcome = start(**resolver, "v4.test");
   REQUIRE(loop.run(**resolver, [&] { return outcome->answer.has_value(); }, 5s));
   CHECK(outcome->answer->status != Status::ok);
+}
+
+TEST_CASE("a name in /etc/hosts answers inside resolve(), without a query") {
+  std::ifstream hosts("/etc/hosts");
+  std::stringstream text;
+  text << hosts.rdbuf();
+  if (text.str().find("localhost") == std::string::npos) {
+    MESSAGE("skipped: /etc/hosts has no localhost entry");
+    return;
+  }
+  Fixture f;
+  auto outcome = start(*f.resolver, "localhost");
+  REQUIRE(outcome->answer.has_value());
+  CHECK(outcome->synchronous);
+  CHECK(outcome->answer->status == Status::ok);
+  CHECK_FALSE(outcome->answer->from_cache);
+  CHECK(f.resolver->in_flight() == 0);
+  std::this_thread::sleep_for(100ms);
+  CHECK(f.server.total_queries() == 0);
+  CHECK(f.resolver->counters().resolved == 1);
+}
+
+TEST_CASE("create() refuses a missing WatchFn") {
+  auto cache = DnsCache::in_process(test_dns(53));
+  auto created = Resolver::create(test_dns(53), *cache, nullptr);
+  REQUIRE_FALSE(created.has_value());
+  CHECK(created.error().find("WatchFn") != std::string::npos);
 }
