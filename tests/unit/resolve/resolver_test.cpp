@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "bpf/pin_dir.h"
 #include "flow/resolve/dns_cache.h"
 #include "flow/resolve/resolver.h"
 
@@ -533,4 +534,45 @@ TEST_CASE("create() refuses a missing WatchFn") {
   auto created = Resolver::create(test_dns(53), *cache, nullptr);
   REQUIRE_FALSE(created.has_value());
   CHECK(created.error().find("WatchFn") != std::string::npos);
+}
+
+TEST_CASE("with the pinned map as the cache, answers land in dns_cache where bpftool sees them") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: the pinned eBPF map needs root (CAP_BPF, bpffs)");
+    return;
+  }
+  REQUIRE(snisplice::bpf::ensure_pin_dir("/sys/fs/bpf").has_value());
+  char dir[] = "/sys/fs/bpf/snisplice-test-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  struct RemovePins {
+    std::string path;
+    ~RemovePins() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_pins{dir};
+
+  DnsServer server;
+  const auto dns = test_dns(server.port());
+  std::string note;
+  auto cache = DnsCache::open(dns, dir, note);
+  REQUIRE_MESSAGE(cache->backing() == "pinned eBPF map", note);
+  PollLoop loop;
+  auto resolver = Resolver::create(dns, *cache, loop.watch());
+  REQUIRE(resolver.has_value());
+  auto outcome = start(**resolver, "Dual.Test.");
+  REQUIRE(loop.run(**resolver, [&] { return outcome->answer.has_value(); }));
+  CHECK(outcome->answer->status == Status::ok);
+
+  // A second daemon (a new cache object on the same pin) finds the answer without a query.
+  auto reopened = DnsCache::open(dns, dir, note);
+  CHECK(note.find("reused") != std::string::npos);
+  PollLoop other_loop;
+  auto other = Resolver::create(dns, *reopened, other_loop.watch());
+  REQUIRE(other.has_value());
+  auto cached = start(**other, "dual.test");
+  REQUIRE(cached->answer.has_value());
+  CHECK(cached->answer->from_cache);
+  CHECK(cached->answer->addresses == std::vector<IpAddress>{ip("127.0.0.3"), ip("127.0.0.4"), ip("::1")});
+  CHECK(server.queries("dual.test", "A") == 1);
 }
