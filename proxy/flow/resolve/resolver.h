@@ -15,7 +15,7 @@
 // A `done` may call resolve() on this Resolver (except during ~Resolver, where resolve() answers
 // `failed` at once). It must not destroy the Resolver: post the destruction to after it returns.
 //
-// WatchFn runs inside create(), resolve(), on_fd_ready(), on_timeout() and ~Resolver() (c-ares
+// WatchFn runs inside resolve(), on_fd_ready(), on_timeout() and ~Resolver() (c-ares
 // opening and closing its UDP/TCP sockets). It must only record the interest, never call back
 // into the Resolver.
 //

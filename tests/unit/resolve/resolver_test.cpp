@@ -545,7 +545,7 @@ TEST_CASE("create() refuses a missing WatchFn") {
   CHECK(created.error().find("WatchFn") != std::string::npos);
 }
 
-TEST_CASE("with the pinned map as the cache, answers land in dns_cache where bpftool sees them") {
+TEST_CASE("with the pinned map as the cache, answers land in dns_cache and survive a reopen") {
   if (::geteuid() != 0) {
     MESSAGE("skipped: the pinned eBPF map needs root (CAP_BPF, bpffs)");
     return;
