@@ -1,6 +1,11 @@
 #include "daemon/daemon.h"
 
+#include <bpf/libbpf.h>
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
 #include <chrono>
@@ -12,6 +17,7 @@
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 
+#include "bpf/splice_engine.h"
 #include "config/load.h"
 #include "daemon/health.h"
 #include "daemon/runtime.h"
@@ -69,6 +75,44 @@ tl::expected<session::Published, std::string> prepare(std::shared_ptr<const conf
 
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
 
+// libbpf's own messages go to our log, at debug level: what matters is logged by us, once.
+int libbpf_to_log(libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char line[1024];
+  int n = std::vsnprintf(line, sizeof line, format, args);
+  std::string_view text(line, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof line - 1) : 0);
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  spdlog::debug("libbpf: {}", text);
+  return n;
+}
+
+// Redirected-but-undelivered bytes one direction of a spliced pair may hold before the
+// connection is aborted (the kernel applies no backpressure to redirected bytes).
+constexpr uint64_t kSpliceBudgetBytes = 16u << 20;
+
+// Two sockets per proxied connection, bounded by what this process may open.
+uint32_t splice_capacity(const config::Config& config) {
+  uint64_t wanted = 0;
+  for (const auto& listener : config.listeners) wanted += 2ull * listener.max_connections;
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  uint64_t cap = files.rlim_cur == RLIM_INFINITY ? wanted : files.rlim_cur;
+  return static_cast<uint32_t>(std::clamp<uint64_t>(std::min(wanted, cap), 2, 1u << 20));
+}
+
+// The in-kernel splice for `splice: auto | sockmap`; nullopt when connections are relayed in
+// userspace. An error only when `sockmap` demands it and it cannot be had.
+tl::expected<std::optional<bpf::SpliceEngine>, std::string> load_splice(const config::Config& config) {
+  if (config.splice == config::SpliceMode::userspace) return std::nullopt;
+  auto engine = bpf::SpliceEngine::load(splice_capacity(config));
+  if (engine) return std::optional<bpf::SpliceEngine>(std::move(*engine));
+  if (config.splice == config::SpliceMode::sockmap)
+    return tl::unexpected("splice: sockmap: the in-kernel splice is unavailable: " + engine.error());
+  spdlog::warn("splice: auto: the in-kernel splice is unavailable ({}); relaying every connection in userspace",
+               engine.error());
+  return std::nullopt;
+}
+
 }  // namespace
 
 int run(const std::string& config_path, config::Config initial) {
@@ -92,9 +136,20 @@ int run(const std::string& config_path, config::Config initial) {
   }
   warn_unserved_routes(*config);
 
+  libbpf_set_print(libbpf_to_log);
+  auto splice = load_splice(*config);
+  if (!splice) {
+    spdlog::error("{}", splice.error());
+    return 1;
+  }
+
   std::unique_ptr<prometheus::Exposer> exposer;
   session::WorkerShared shared{metrics, admission, health};
   shared.publish(*published);
+  if (*splice) {
+    shared.splice = &**splice;
+    shared.splice_budget = kSpliceBudgetBytes;
+  }
   HealthChecker checker(health, metrics);
   checker.configure(*config);
 
@@ -120,8 +175,8 @@ int run(const std::string& config_path, config::Config initial) {
 
   std::vector<std::thread> threads;
   for (auto& worker : workers) threads.emplace_back([&worker] { worker->run(); });
-  spdlog::info("snisplice {} ready: {} workers, {} listeners, splice {}", SNISPLICE_VERSION, workers.size(),
-               config->listeners.size(), "userspace");
+  spdlog::info("snisplice {} ready: {} workers, {} listeners, data path: {}", SNISPLICE_VERSION, workers.size(),
+               config->listeners.size(), shared.splice ? "in-kernel splice (sockmap)" : "userspace relay");
   notify("READY=1\nSTATUS=serving");
 
   uint64_t watchdog_usec = 0;
@@ -161,6 +216,9 @@ int run(const std::string& config_path, config::Config initial) {
         notify("READY=1");
         continue;
       }
+      if (next_config->splice != config::SpliceMode::userspace && !shared.splice)
+        spdlog::warn("reload: splice: {} takes effect at the next restart; relaying in userspace until then",
+                     config::to_string(next_config->splice));
       if (listen_signature(*next_config) != listen_signature(*config))
         spdlog::warn("reload: listener addresses changed; they take effect at the next restart");
       ++generation;

@@ -1,9 +1,10 @@
 #include "daemon/kernel_report.h"
 
 #include <liburing.h>
-#include <sys/utsname.h>
 
 #include <fmt/format.h>
+
+#include "bpf/kernel_features.h"
 
 namespace snisplice::daemon {
 namespace {
@@ -29,10 +30,10 @@ std::string io_uring_report() {
 }  // namespace
 
 std::string kernel_report() {
-  utsname name{};
-  ::uname(&name);
-  std::string out = fmt::format("kernel: {} {}\n", name.sysname, name.release);
+  std::string out;
   out += io_uring_report();
+  auto features = bpf::probe_kernel_features();
+  out += bpf::describe(features);
   return out;
 }
 

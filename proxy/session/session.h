@@ -13,6 +13,7 @@
 
 #include "base/net_address.h"
 #include "base/unique_fd.h"
+#include "bpf/splice_engine.h"
 #include "daemon/runtime.h"
 #include "flow/hello/preread.h"
 #include "session/result.h"
@@ -47,6 +48,11 @@ struct Direction {
   bool paused = false;       // recv cancelled because too much is pending
   bool source_failed = false;  // the source reset or errored: no more bytes will come
   bool sink_failed = false;    // sending to the sink failed: pending bytes are dropped
+  // Spliced connections: whether the kernel carries this direction, whether its source's FIN
+  // waits for the redirected bytes to drain, and the redirected bytes already counted.
+  bool in_kernel = false;
+  bool fin_pending = false;
+  uint64_t redirected_counted = 0;
   uint64_t bytes = 0;
 };
 
@@ -97,6 +103,8 @@ struct Session {
   Direction down;  // backend -> client
 
   bool spliced = false;
+  std::optional<bpf::SplicedPair> pair;   // destroyed before the fds close (release)
+  std::chrono::milliseconds splice_check_interval{0};
   std::optional<Result> result;
   bool abort = false;  // close with RST
   // One side failed: the other one was sent everything it was owed and gets a FIN; its
@@ -105,5 +113,9 @@ struct Session {
   bool counted_active = false;
   bool admitted = false;
 };
+
+// Whether the relay handlers still move bytes for this session: all of them in the relaying
+// phase, a demoted direction in the spliced phase.
+inline bool relaying(const Session& s) { return s.phase == Phase::relaying || s.phase == Phase::spliced; }
 
 }  // namespace snisplice::session

@@ -14,23 +14,12 @@
 
 #include "flow/accept/listener_socket.h"
 #include "flow/connect/proxy_header.h"
+#include "session/op_kind.h"
 
 namespace snisplice::session {
 namespace {
 
-enum OpKind : uint8_t {
-  kAccept = 1,      // slot: listener socket index
-  kWake,            // the daemon's eventfd
-  kHelloRecv,
-  kConnect,
-  kConnectTimeout,  // linked to kConnect
-  kPreamble,
-  kRecvUp,          // client socket, relay
-  kRecvDown,        // backend socket, relay
-  kSendUp,          // to the backend
-  kSendDown,        // to the client
-  kCancel,
-};
+
 
 constexpr unsigned kRingEntries = 1024;
 constexpr uint16_t kBufferGroup = 1;
@@ -186,6 +175,7 @@ void Worker::on_deadline(Session& s, Clock::time_point now) {
       finish(s, Result::client_hello_timeout, false);
       return;
     case Phase::spliced:
+      return check_splice(s, now);
     case Phase::preamble:
     case Phase::relaying:
       if (now - s.last_activity >= idle) {
@@ -298,6 +288,8 @@ void Worker::dispatch(const io_uring_cqe& cqe) {
     case kSendUp: on_relay_sent(*s, true, cqe.res); break;
     case kSendDown: on_relay_sent(*s, false, cqe.res); break;
     case kCancel: break;
+    case kSplicePollClient: on_splice_poll(*s, true, cqe.res); break;
+    case kSplicePollBackend: on_splice_poll(*s, false, cqe.res); break;
     default: break;
   }
   // The handler may have finished and released the session already: look it up again.
@@ -563,6 +555,7 @@ void Worker::on_preamble_sent(Session& s, int result) {
 
 void Worker::start_data_path(Session& s) {
   s.last_activity = Clock::now();
+  if (try_splice(s)) return;
   shared_.metrics.spliced_userspace.Increment();
   s.phase = Phase::relaying;
   arm_relay_recv(s, true);
@@ -586,13 +579,13 @@ void Worker::on_relay_recv(Session& s, bool upstream, int result, uint32_t flags
   if (flags & IORING_CQE_F_BUFFER) {
     auto id = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     buffers_->took_one();
-    if (result > 0 && s.phase == Phase::relaying && !d.sink_failed) {
+    if (result > 0 && relaying(s) && !d.sink_failed) {
       d.pending.push_back({id, 0, static_cast<uint32_t>(result)});
     } else {
       buffers_->recycle(id);
     }
   }
-  if (s.phase != Phase::relaying) return;
+  if (!relaying(s)) return;
   if (result > 0) {
     d.bytes += static_cast<uint64_t>(result);
     (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
@@ -638,7 +631,7 @@ void Worker::send_next(Session& s, bool upstream) {
 void Worker::on_relay_sent(Session& s, bool upstream, int result) {
   Direction& d = upstream ? s.up : s.down;
   d.send_in_flight = false;
-  if (s.phase != Phase::relaying) return;
+  if (!relaying(s)) return;
   if (result < 0) {
     d.sink_failed = true;
     recycle_buffers(d);
@@ -655,11 +648,11 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
     while (!waiting_for_buffers_.empty()) {
       uint32_t slot = waiting_for_buffers_.back();
       waiting_for_buffers_.pop_back();
-      if (slot >= slots_.size() || !slots_[slot] || slots_[slot]->phase != Phase::relaying) continue;
+      if (slot >= slots_.size() || !slots_[slot] || !relaying(*slots_[slot])) continue;
       Session& starved = *slots_[slot];
       for (bool direction : {true, false}) {
         Direction& sd = direction ? starved.up : starved.down;
-        if (!sd.recv_armed && !sd.eof && !sd.paused) arm_relay_recv(starved, direction);
+        if (!sd.recv_armed && !sd.eof && !sd.paused && !sd.in_kernel) arm_relay_recv(starved, direction);
       }
       break;
     }
@@ -678,6 +671,9 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
 }
 
 void Worker::maybe_finish_relay(Session& s) {
+  // A spliced connection with a direction handed back to the relay: the kernel's directions
+  // have their own drain rules.
+  if (s.phase == Phase::spliced) return check_splice(s, Clock::now());
   bool client_failed = s.up.source_failed || s.down.sink_failed;
   bool backend_failed = s.down.source_failed || s.up.sink_failed;
   if (client_failed || backend_failed) {
@@ -734,6 +730,11 @@ void Worker::finish(Session& s, Result result, bool abort) {
 void Worker::release(Session& s) {
   recycle_buffers(s.up);
   recycle_buffers(s.down);
+  if (s.pair) {
+    count_splice_bytes(s);
+    if (s.abort) s.pair->abort();
+    s.pair.reset();  // before the fds close: nothing may stay queued toward them
+  }
   if (s.abort) {
     // SO_LINGER 0: the close sends RST, so a peer never mistakes an abort for a clean end.
     linger hard{1, 0};

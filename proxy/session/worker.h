@@ -42,7 +42,8 @@ struct WorkerShared {
   metrics::Metrics& metrics;
   accept::Admission& admission;
   daemon::HealthBoard& health;
-  bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
+  const bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
+  uint64_t splice_budget = 0;  // redirected-but-undelivered bytes allowed per direction
 
   Published current() const {
     std::lock_guard lock(mutex);
@@ -116,6 +117,13 @@ class Worker {
   void send_next(Session& s, bool upstream);
   void on_relay_sent(Session& s, bool upstream, int result);
   void maybe_finish_relay(Session& s);
+
+  // splice stage (worker_splice.cpp)
+  bool try_splice(Session& s);
+  void arm_splice_poll(Session& s, bool client_side);
+  void on_splice_poll(Session& s, bool client_side, int result);
+  void check_splice(Session& s, Clock::time_point now);
+  bool count_splice_bytes(Session& s);
   void finish(Session& s, Result result, bool abort);
   void release(Session& s);
   void linger_close(UniqueFd fd);

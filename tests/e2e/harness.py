@@ -229,8 +229,11 @@ class Proxy(Process):
             f.write(config_text)
         self.metrics_port = int(re.search(r'listen: "127\.0\.0\.1:(\d+)"\s*# metrics', config_text).group(1))
         super().__init__([BIN, "-c", self.config_path], os.path.join(directory, f"{name}.log"))
+        self.baseline_fds = None
+        self.allow_fallback = False
         if expect_ready:
             wait_until(self._ready, timeout=15, what="snisplice to serve /metrics")
+            self.baseline_fds = self.open_fds()
 
     def _ready(self):
         if self.proc.poll() is not None:
@@ -251,6 +254,54 @@ class Proxy(Process):
     def metric(self, name, **labels):
         want = set(labels.items())
         return sum(v for (n, ls), v in self.metrics().items() if n == name and want <= set(ls))
+
+    def open_fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def splice_map_entries(self):
+        """Entries in this process's splice maps (sockhash, stats, relayed); None without bpftool."""
+        if not shutil.which("bpftool") or os.geteuid() != 0:
+            return None
+        total = 0
+        for fd in os.listdir(f"/proc/{self.proc.pid}/fdinfo"):
+            try:
+                with open(f"/proc/{self.proc.pid}/fdinfo/{fd}") as f:
+                    info = f.read()
+            except OSError:
+                continue
+            m = re.search(r"^map_id:\s*(\d+)", info, re.M)
+            if not m:
+                continue
+            shown = subprocess.run(["bpftool", "-j", "map", "show", "id", m.group(1)], capture_output=True, text=True)
+            if '"name":"splice_' not in shown.stdout.replace(" ", ""):
+                continue
+            dump = subprocess.run(["bpftool", "map", "dump", "id", m.group(1)], capture_output=True, text=True)
+            found = re.search(r"Found (\d+) element", dump.stdout)
+            total += int(found.group(1)) if found else 0
+        return total
+
+    def assert_nothing_left_behind(self, baseline_fds):
+        """After every connection closed: no connection fds and no splice map entries remain."""
+        wait_until(lambda: self.metric("snisplice_active_connections") == 0, timeout=15,
+                   what="no active connections")
+        wait_until(lambda: self.open_fds() <= baseline_fds, timeout=15,
+                   what=f"open fds back to {baseline_fds} (now {self.open_fds()})")
+        entries = self.splice_map_entries()
+        if entries is not None:
+            wait_until(lambda: self.splice_map_entries() == 0, timeout=15, what="empty splice maps")
+
+    def assert_data_path(self, allow_fallback=False):
+        """The intended data path carried the connections that reached a backend."""
+        spliced = self.metric("snisplice_spliced_connections_total", mode="sockmap")
+        relayed = self.metric("snisplice_spliced_connections_total", mode="userspace")
+        if SPLICE == "sockmap" and not allow_fallback:
+            # Tests whose peers half-close or reset around the splice may legitimately fall
+            # back per connection (a socket no longer ESTABLISHED); they set allow_fallback.
+            if spliced + relayed > 0:
+                assert spliced > 0, "splice: sockmap, but no connection was spliced in the kernel"
+            assert relayed == 0, f"{relayed} connections fell back to the userspace relay"
+        elif SPLICE == "userspace":
+            assert spliced == 0, "splice: userspace, but connections were spliced in the kernel"
 
     def reload(self, config_text=None):
         if config_text is not None:
@@ -295,6 +346,12 @@ class ProxyTest(unittest.TestCase):
         self._teardown = []
 
     def tearDown(self):
+        try:
+            self.check_proxies()
+        finally:
+            self._cleanup_all()
+
+    def _cleanup_all(self):
         for fn in reversed(self._teardown):
             with contextlib.suppress(Exception):
                 fn()
@@ -314,7 +371,20 @@ class ProxyTest(unittest.TestCase):
     def proxy(self, text, **kwargs):
         p = Proxy(self.dir, text, **kwargs)
         self.later(p.stop)
+        self.proxies.append(p)
         return p
+
+    def run(self, result=None):
+        # After a passing test body, every proxy it started must have left nothing behind and
+        # carried its connections on the intended data path.
+        self.proxies = []
+        return super().run(result)
+
+    def check_proxies(self):
+        for p in self.proxies:
+            if p.proc.poll() is None and p.baseline_fds is not None:
+                p.assert_data_path(p.allow_fallback)
+                p.assert_nothing_left_behind(p.baseline_fds)
 
 
 def sha256(data):

@@ -58,6 +58,7 @@ stream {{
     servers: ["127.0.0.1:{self.nginx_port}"]
     proxy_protocol: v2""",
             metrics_port=free_port()))
+        self.proxy_.allow_fallback = True  # nginx answers and closes before the splice
 
     def seen_by_nginx(self, name, host, port):
         # nginx answers, then closes with our hello unread, which resets the connection: the
@@ -114,7 +115,7 @@ frontend v2
         self.later(haproxy.stop)
         wait_until(lambda: _can_connect("127.0.0.1", hp_v2), what="haproxy")
         port = free_port()
-        self.proxy(config(
+        proxy = self.proxy(config(
             listeners=f"""  - name: plain
     listen: ["127.0.0.1:{port}"]
     protocol: http
@@ -131,6 +132,7 @@ frontend v2
     servers: ["127.0.0.1:{hp_v2}"]
     proxy_protocol: v2""",
             metrics_port=free_port()))
+        proxy.allow_fallback = True  # HAProxy answers and closes before the splice
         for version in ("v1", "v2"):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
                 c.sendall(http_head(f"{version}.test").replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))

@@ -1,0 +1,23 @@
+#pragma once
+// What each io_uring operation a worker submits is for (the `kind` of its io::OpTag).
+#include <cstdint>
+
+namespace snisplice::session {
+
+enum OpKind : uint8_t {
+  kAccept = 1,      // slot: listener socket index
+  kWake,            // the daemon's eventfd
+  kHelloRecv,
+  kConnect,
+  kConnectTimeout,  // linked to kConnect
+  kPreamble,
+  kRecvUp,          // client socket, relay
+  kRecvDown,        // backend socket, relay
+  kSendUp,          // to the backend
+  kSendDown,        // to the client
+  kCancel,
+  kSplicePollClient,   // POLLIN | POLLRDHUP on a spliced client socket
+  kSplicePollBackend,  // the same on its backend socket
+};
+
+}  // namespace snisplice::session
