@@ -88,7 +88,7 @@ int libbpf_to_log(libbpf_print_level level, const char* format, va_list args) {
 
 // Redirected-but-undelivered bytes one direction of a spliced pair may hold before the
 // connection is aborted (the kernel applies no backpressure to redirected bytes).
-constexpr uint64_t kSpliceBudgetBytes = 16u << 20;
+constexpr uint64_t kSpliceBudgetBytes = 128u << 20;
 
 // Two sockets per proxied connection, bounded by what this process may open.
 uint32_t splice_capacity(const config::Config& config) {

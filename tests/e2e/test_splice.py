@@ -1,0 +1,276 @@
+"""Byte exactness on the data path under test (run in both modes; the in-kernel splice is the
+point): large transfers, many connections, half-close both ways, resets, a backend that stops
+reading, and the per-connection fallback."""
+import hashlib
+import os
+import socket
+import struct
+import threading
+import time
+import unittest
+import zlib
+
+from harness import (SPLICE, ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until)
+
+BIG = int(os.environ.get("SNISPLICE_BIG_BYTES", 1 << 30))   # 1 GiB each way
+MANY = 200                                                  # concurrent connections
+CHUNK = 1 << 20
+RATE = 300 << 20                                            # bytes/s for paced writers
+
+
+def paced(send, rate):
+    """send(), but no faster than `rate` bytes/s on average."""
+    start = time.monotonic()
+    sent = [0]
+
+    def send_paced(piece):
+        send(piece)
+        sent[0] += len(piece)
+        ahead = sent[0] / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    return send_paced
+
+
+def stream(seed, total, send):
+    """Sends `total` deterministic bytes (a seeded block, each copy numbered so a reordered or
+    repeated block changes the checksum); returns their CRC-32. CRC-32 keeps the Python ends
+    faster than the proxy, so the test measures the proxy, not hashing."""
+    crc = 0
+    block = bytearray(hashlib.sha256(seed).digest() * (CHUNK // 32))
+    sent = 0
+    n = 0
+    while sent < total:
+        block[:8] = n.to_bytes(8, "big")
+        piece = bytes(block[: min(CHUNK, total - sent)])
+        send(piece)
+        crc = zlib.crc32(piece, crc)
+        sent += len(piece)
+        n += 1
+    return crc
+
+
+def drain(recv, total):
+    crc = 0
+    got = 0
+    while got < total:
+        data = recv(min(CHUNK, total - got))
+        if not data:
+            raise EOFError(f"EOF after {got} of {total}")
+        crc = zlib.crc32(data, crc)
+        got += len(data)
+    return crc
+
+
+class Splice(ProxyTest):
+    def start(self, handler, budget_case=False):
+        backend = self.backend(handler)
+        port = free_port()
+        proxy = self.proxy(config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t""",
+            tables="""  t:
+    - host: "*"
+      backend: b""",
+            backends=f"""  b:
+    servers: ["{backend.address}"]""",
+            metrics_port=free_port()))
+        return backend, proxy, port
+
+    def handshake(self, c, name="x.test"):
+        """Like TLS: the hello, then the backend's first bytes, then the stream."""
+        c.sendall(client_hello(name))
+        self.assertEqual(recv_exact(c, 6), b"ready\n")
+
+    @staticmethod
+    def backend_handshake(conn):
+        head = recv_exact(conn, 5)
+        recv_exact(conn, int.from_bytes(head[3:5], "big"))
+        conn.sendall(b"ready\n")
+
+    def test_one_gib_each_way(self):
+        # The in-kernel redirect has no backpressure: a writer much faster than its reader is
+        # aborted past the splice budget (test_backend_that_stops_reading...). Over loopback
+        # a Python writer outruns a Python reader, so the writers are paced to a rate the
+        # readers keep up with, as a remote peer's link would pace them. One direction at a
+        # time, so each end is one thread.
+        seen = {}
+
+        def handler(conn):
+            self.backend_handshake(conn)
+            seen["up"] = drain(conn.recv, BIG)
+            conn.sendall(b"k")
+            seen["down"] = stream(b"down", BIG, paced(conn.sendall, RATE))
+
+        backend, proxy, port = self.start(handler)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            self.handshake(c)
+            up = stream(b"up", BIG, paced(c.sendall, RATE))
+            self.assertEqual(recv_exact(c, 1), b"k")
+            down = drain(c.recv, BIG)
+        wait_until(lambda: "down" in seen, timeout=60, what="backend to finish")
+        self.assertEqual(seen["up"], up)
+        self.assertEqual(down, seen["down"])
+        self.assertEqual(backend.errors, [])
+        wait_until(lambda: proxy.metric("snisplice_bytes_total", direction="backend_to_client") == BIG + 7,
+                   what="bytes counted")
+
+    def test_many_concurrent_connections(self):
+        size = 512 << 10
+
+        def handler(conn):
+            self.backend_handshake(conn)
+            seed = recv_exact(conn, 16)
+            t = threading.Thread(target=lambda: stream(seed[::-1], size, conn.sendall))
+            t.start()
+            drain(conn.recv, size)
+            t.join()
+
+        backend, proxy, port = self.start(handler)
+        failures = []
+
+        def client(i):
+            try:
+                seed = os.urandom(16)
+                with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+                    self.handshake(c, f"c{i}.test")
+                    c.sendall(seed)
+                    t = threading.Thread(target=lambda: stream(seed, size, c.sendall))
+                    t.start()
+                    got = drain(c.recv, size)
+                    t.join()
+                    if got != stream(seed[::-1], size, lambda piece: None):
+                        failures.append(f"client {i}: bytes differ")
+            except Exception as e:
+                failures.append(f"client {i}: {e!r}")
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(MANY)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        self.assertEqual(failures, [])
+        self.assertEqual(backend.errors, [])
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == MANY, timeout=30,
+                   what="every connection proxied")
+
+    def test_client_half_close_mid_stream_delivers_the_response(self):
+        request, response = 8 << 20, 8 << 20
+        seen = {}
+
+        def handler(conn):
+            self.backend_handshake(conn)
+            seen["request"] = drain(conn.recv, request)
+            self.assertEqual(conn.recv(1), b"")       # the client's FIN, after every byte
+            seen["response"] = stream(b"resp", response, conn.sendall)
+            conn.shutdown(socket.SHUT_WR)
+
+        backend, proxy, port = self.start(handler)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            self.handshake(c)
+            sent = stream(b"req", request, c.sendall)
+            c.shutdown(socket.SHUT_WR)
+            got = drain(c.recv, response)
+            self.assertEqual(c.recv(1), b"")
+        wait_until(lambda: "response" in seen, what="backend")
+        self.assertEqual(seen["request"], sent)
+        self.assertEqual(got, seen["response"])
+        self.assertEqual(backend.errors, [])
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == 1, what="proxied")
+
+    def test_backend_closing_first(self):
+        size = 4 << 20
+        sent = {}
+
+        def handler(conn):
+            self.backend_handshake(conn)
+            sent["down"] = stream(b"bye", size, conn.sendall)
+            conn.shutdown(socket.SHUT_WR)
+            sent["up"] = drain(conn.recv, 1 << 20)
+            self.assertEqual(conn.recv(1), b"")
+
+        backend, proxy, port = self.start(handler)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            self.handshake(c)
+            got = drain(c.recv, size)
+            self.assertEqual(c.recv(1), b"")           # the backend's FIN came through
+            up = stream(b"after", 1 << 20, c.sendall)   # and this direction still flows
+            c.shutdown(socket.SHUT_WR)
+        wait_until(lambda: "up" in sent, what="backend")
+        self.assertEqual(got, sent["down"])
+        self.assertEqual(up, sent["up"])
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == 1, what="proxied")
+
+    def test_client_reset_mid_stream(self):
+        ended = threading.Event()
+
+        def handler(conn):
+            self.backend_handshake(conn)
+            try:
+                while conn.recv(CHUNK):
+                    pass
+            except ConnectionResetError:
+                pass
+            ended.set()
+
+        backend, proxy, port = self.start(handler)
+        c = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.handshake(c)
+        c.sendall(os.urandom(1 << 20))
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        self.assertTrue(ended.wait(15), "the backend connection did not end")
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="client_reset") == 1,
+                   what="client_reset")
+        # The proxy still serves.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c2:
+            self.handshake(c2)
+
+    @unittest.skipUnless(SPLICE == "sockmap", "the budget applies to the in-kernel splice")
+    def test_backend_that_stops_reading_is_aborted_within_the_budget(self):
+        hold = threading.Event()
+
+        def handler(conn):
+            self.backend_handshake(conn)
+            hold.wait(30)   # never reads again
+
+        backend, proxy, port = self.start(handler)
+        c = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.handshake(c)
+        c.settimeout(30)
+        pushed = 0
+        block = os.urandom(CHUNK)
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < 30 and pushed < (1 << 30):
+                pushed += c.send(block)
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+        finally:
+            hold.set()
+            c.close()
+        self.assertLess(pushed, 256 << 20, "the kernel kept queueing without bound")
+        wait_until(lambda: proxy.metric("snisplice_splice_budget_aborts_total") == 1, what="budget abort counted")
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="splice_budget") == 1,
+                   what="splice_budget result")
+
+    def test_client_half_closing_right_after_its_hello_falls_back_and_loses_nothing(self):
+        def handler(conn):
+            data = recv_all(conn)
+            conn.sendall(hashlib.sha256(data).digest())
+
+        backend, proxy, port = self.start(handler)
+        proxy.allow_fallback = True
+        hello = client_hello("early.test")
+        extra = os.urandom(100000)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+            c.sendall(hello + extra)
+            c.shutdown(socket.SHUT_WR)
+            self.assertEqual(recv_all(c), hashlib.sha256(hello + extra).digest())
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == 1, what="proxied")
+
+
+if __name__ == "__main__":
+    unittest.main()
