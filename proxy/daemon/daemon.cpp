@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <ifaddrs.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
@@ -22,6 +23,7 @@
 #include "daemon/health.h"
 #include "daemon/runtime.h"
 #include "flow/accept/admission.h"
+#include "flow/resolve/dns_cache.h"
 #include "metrics/metrics.h"
 #include "session/worker.h"
 
@@ -43,16 +45,6 @@ unsigned worker_count(const config::Config& config) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// Routes this build cannot serve yet are named once, at start and on reload.
-void warn_unserved_routes(const config::Config& config) {
-  for (const auto& table : config.tables)
-    for (const auto& route : table.routes)
-      if (route.action == config::RouteAction::resolve || route.action == config::RouteAction::original_dst)
-        spdlog::warn("{}:{}: tables.{}: route \"{}\" ({}) is refused: DNS-resolved and original-destination "
-                     "routes are not served by this build",
-                     config.source_path, route.line, table.name, route.host, config::to_string(route.action));
-}
-
 std::string listen_signature(const config::Config& config) {
   std::string out;
   for (const auto& listener : config.listeners) {
@@ -63,9 +55,32 @@ std::string listen_signature(const config::Config& config) {
   return out;
 }
 
+// This host's addresses (every interface, and every listen address), which resolve and
+// original_dst routes must never dial: the proxy would connect to itself.
+std::vector<IpAddress> host_addresses(const config::Config& config) {
+  std::vector<IpAddress> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) == 0) {
+    for (ifaddrs* entry = list; entry; entry = entry->ifa_next)
+      if (entry->ifa_addr && (entry->ifa_addr->sa_family == AF_INET || entry->ifa_addr->sa_family == AF_INET6))
+        out.push_back(IpAddress::from_sockaddr(entry->ifa_addr));
+    ::freeifaddrs(list);
+  }
+  for (const auto& listener : config.listeners)
+    for (const auto& address : listener.listen) out.push_back(address.ip);
+  return out;
+}
+
+bool has_resolve_routes(const config::Config& config) {
+  for (const auto& table : config.tables)
+    for (const auto& route : table.routes)
+      if (route.action == config::RouteAction::resolve) return true;
+  return false;
+}
+
 tl::expected<session::Published, std::string> prepare(std::shared_ptr<const config::Config> config,
                                                       uint64_t generation) {
-  auto runtime = Runtime::build(config, generation);
+  auto runtime = Runtime::build(config, generation, host_addresses(*config));
   if (!runtime) return tl::unexpected(runtime.error());
   std::string error;
   auto log = std::make_shared<close::AccessLog>(close::AccessLog::open(config->access_log, error));
@@ -134,7 +149,6 @@ int run(const std::string& config_path, config::Config initial) {
     spdlog::error("{}", published.error());
     return 1;
   }
-  warn_unserved_routes(*config);
 
   libbpf_set_print(libbpf_to_log);
   auto splice = load_splice(*config);
@@ -146,6 +160,16 @@ int run(const std::string& config_path, config::Config initial) {
   std::unique_ptr<prometheus::Exposer> exposer;
   session::WorkerShared shared{metrics, admission, health};
   shared.publish(*published);
+  // The DNS cache outlives every resolver; opened when the first resolve route appears.
+  std::unique_ptr<resolve::DnsCache> dns_cache;
+  auto open_dns_cache = [&](const config::Config& with) {
+    if (dns_cache || !has_resolve_routes(with)) return;
+    std::string note;
+    dns_cache = resolve::DnsCache::open(with.dns, with.bpf_pin_path, note);
+    spdlog::info("dns cache: {}", note);
+    shared.dns_cache.store(dns_cache.get());
+  };
+  open_dns_cache(*config);
   if (*splice) {
     shared.splice = &**splice;
     shared.splice_budget = kSpliceBudgetBytes;
@@ -222,11 +246,11 @@ int run(const std::string& config_path, config::Config initial) {
       if (listen_signature(*next_config) != listen_signature(*config))
         spdlog::warn("reload: listener addresses changed; they take effect at the next restart");
       ++generation;
+      open_dns_cache(*next_config);
       config = next_config;
       shared.publish(std::move(*next));
       checker.configure(*config);
       spdlog::set_level(spdlog_level(config->log_level));
-      warn_unserved_routes(*config);
       metrics.reloads_ok.Increment();
       spdlog::info("reloaded {}", config_path);
       notify("READY=1");

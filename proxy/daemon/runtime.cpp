@@ -5,14 +5,18 @@
 namespace snisplice::daemon {
 
 tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
-    std::shared_ptr<const config::Config> config, uint64_t generation) {
+    std::shared_ptr<const config::Config> config, uint64_t generation, const std::vector<IpAddress>& own_addresses) {
   auto runtime = std::make_shared<Runtime>();
   runtime->generation = generation;
   for (const auto& table : config->tables) {
     std::vector<route::Entry> entries;
     std::vector<std::string> labels;
+    std::vector<resolve::AddressPolicy> policies;
     for (size_t i = 0; i < table.routes.size(); ++i) {
       const auto& route = table.routes[i];
+      policies.push_back(route.resolve.allow_networks
+                             ? resolve::AddressPolicy::allow_only(*route.resolve.allow_networks)
+                             : resolve::AddressPolicy::special_ranges_denied(own_addresses));
       entries.push_back({route.host, route.alpn, static_cast<uint32_t>(i)});
       // The pattern as written in the config names the route: operator-chosen, bounded.
       std::string label = route.host;
@@ -23,6 +27,7 @@ tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
     if (!compiled) return tl::unexpected(fmt::format("tables.{}: {}", table.name, compiled.error()));
     runtime->tables.push_back(std::move(*compiled));
     runtime->route_labels.push_back(std::move(labels));
+    runtime->route_policies.push_back(std::move(policies));
   }
   for (const auto& listener : config->listeners) {
     size_t index = 0;

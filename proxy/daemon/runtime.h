@@ -10,6 +10,7 @@
 #include <tl/expected.hpp>
 
 #include "config/config.h"
+#include "flow/resolve/address_policy.h"
 #include "flow/route/route_table.h"
 
 namespace snisplice::daemon {
@@ -19,10 +20,13 @@ struct Runtime {
   std::vector<route::RouteTable> tables;                // parallel to config->tables
   std::vector<size_t> listener_table;                   // listener index -> table index
   std::vector<std::vector<std::string>> route_labels;   // [table][route]: metric label
+  // [table][route]: which addresses a resolve / original_dst route may dial (unused for others).
+  std::vector<std::vector<resolve::AddressPolicy>> route_policies;
   uint64_t generation = 0;
 
+  // own_addresses: this host's addresses, refused as destinations by the default policy.
   static tl::expected<std::shared_ptr<const Runtime>, std::string> build(
-      std::shared_ptr<const config::Config> config, uint64_t generation);
+      std::shared_ptr<const config::Config> config, uint64_t generation, const std::vector<IpAddress>& own_addresses);
 };
 
 }  // namespace snisplice::daemon

@@ -18,6 +18,7 @@ enum OpKind : uint8_t {
   kCancel,
   kSplicePollClient,   // POLLIN | POLLRDHUP on a spliced client socket
   kSplicePollBackend,  // the same on its backend socket
+  kDnsPoll,            // a c-ares socket; slot: the fd, generation: the watch's serial
 };
 
 }  // namespace snisplice::session

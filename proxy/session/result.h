@@ -13,9 +13,9 @@ enum class Result {
   client_hello_error,    // malformed, oversized or not the listener's protocol
   client_hello_timeout,  // the hello/request head did not arrive within client_hello_timeout
   proxy_protocol_error,  // a malformed PROXY header, or one from an untrusted source
+  resolve_error,         // the name of a resolve route did not resolve (NXDOMAIN, SERVFAIL, timeout)
   connect_error,         // every server of the backend failed or timed out
   denied_address,        // the address policy refused the address to dial
-  route_unavailable,     // the route needs a feature this build cannot serve (e.g. resolve)
   limit_exceeded,        // max_connections or per_ip_max_connections
   client_reset,          // the client reset or errored after the backend was reached
   backend_reset,         // the backend reset or errored mid-stream
@@ -33,9 +33,9 @@ constexpr std::string_view result_label(Result result) {
     case Result::client_hello_error: return "client_hello_error";
     case Result::client_hello_timeout: return "client_hello_timeout";
     case Result::proxy_protocol_error: return "proxy_protocol_error";
+    case Result::resolve_error: return "resolve_error";
     case Result::connect_error: return "connect_error";
     case Result::denied_address: return "denied_address";
-    case Result::route_unavailable: return "route_unavailable";
     case Result::limit_exceeded: return "limit_exceeded";
     case Result::client_reset: return "client_reset";
     case Result::backend_reset: return "backend_reset";

@@ -24,7 +24,8 @@ using Clock = std::chrono::steady_clock;
 
 enum class Phase {
   hello,       // reading the PROXY header (when trusted) and the ClientHello / request head
-  connecting,  // dialling the backend's servers in order
+  resolving,   // waiting for the DNS answer of a resolve route
+  connecting,  // dialling the backend's servers (or the resolved addresses) in order
   preamble,    // writing the PROXY header and the buffered hello to the backend
   relaying,    // userspace relay: multishot recv + one send in flight per direction
   spliced,     // the kernel carries the bytes; we watch for FIN, errors and the budget
@@ -89,8 +90,17 @@ struct Session {
   uint32_t route = 0;
   bool routed = false;
   std::string backend_name;
-  std::vector<size_t> candidates;     // servers in the order to try
+  // What to dial, in order: a backend's servers (with their pool index) or the addresses a
+  // resolve / original_dst route found (no pool index; checked against the route's policy).
+  struct DialTarget {
+    SocketAddress address;
+    std::optional<size_t> server;
+  };
+  std::vector<DialTarget> dial;
   size_t candidate = 0;
+  bool policy_checked = false;  // dial targets of resolve / original_dst routes
+  bool denied_any = false;
+  bool connected = false;
   std::optional<size_t> connected_server;
   SocketAddress backend_address;
   Clock::time_point connect_started;

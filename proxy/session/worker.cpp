@@ -5,6 +5,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <poll.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -93,6 +95,7 @@ Worker::Worker(WorkerShared& shared, unsigned index)
   if (!wake_fd_) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
   published_ = shared_.current();
   pools_ = std::make_shared<WorkerPools>(*published_.runtime, shared_.health);
+  refresh_resolver(published_.runtime->config->dns);
 }
 
 Worker::~Worker() = default;
@@ -184,6 +187,7 @@ void Worker::on_deadline(Session& s, Clock::time_point now) {
         set_deadline(s, s.last_activity + idle);
       }
       return;
+    case Phase::resolving:   // bounded by dns.timeout x dns.tries
     case Phase::connecting:  // bounded by the linked connect timeout
     case Phase::closing:
       return;
@@ -220,6 +224,7 @@ void Worker::run() {
     if (stopping_)
       next = std::min(next, Clock::time_point(Clock::duration(shared_.drain_deadline_ns.load())));
     if (!lingering_.empty()) next = std::min(next, now + kLingerPoll);
+    if (auto dns = dns_deadline(now)) next = std::min(next, *dns);
     ring_.submit_and_wait(next - now);
 
     unsigned head;
@@ -234,6 +239,7 @@ void Worker::run() {
     now = Clock::now();
     run_deadlines(now);
     close_lingering(now);
+    run_dns_timers();
     for (size_t i = 0; i < listeners_.size(); ++i) {
       auto& l = listeners_[i];
       if (l.fd && !l.accept_armed && !stopping_ && l.retry_at <= now) arm_accept(i);
@@ -258,6 +264,7 @@ void Worker::begin_stop() {
 void Worker::dispatch(const io_uring_cqe& cqe) {
   auto tag = io::OpTag::decode(cqe.user_data);
   if (tag.kind == kAccept) return on_accept(tag.slot, cqe.res, cqe.flags);
+  if (tag.kind == kDnsPoll) return on_dns_poll(static_cast<int>(tag.slot), tag.generation, cqe.res);
   if (tag.kind == kWake) {
     io_uring_sqe* sqe = ring_.sqe();
     io_uring_prep_read(sqe, wake_fd_.get(), &wake_value_, sizeof wake_value_, 0);
@@ -333,6 +340,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
   if (now_published.runtime != published_.runtime) {
     published_ = std::move(now_published);
     pools_ = std::make_shared<WorkerPools>(*published_.runtime, shared_.health);
+    refresh_resolver(published_.runtime->config->dns);  // a reload re-reads resolv.conf too
   }
   const auto& config = *published_.runtime->config;
   size_t listener_index = 0;
@@ -452,18 +460,59 @@ void Worker::route(Session& s) {
   switch (route.action) {
     case config::RouteAction::reject:
       return finish(s, Result::rejected, false);
-    case config::RouteAction::resolve:
     case config::RouteAction::original_dst:
-      spdlog::debug("{}: route {} needs DNS resolution / original destination, not served by this build",
-                    runtime.config->listeners[s.listener].name, runtime.route_labels[table_index][s.route]);
-      return finish(s, Result::route_unavailable, false);
+      // The address the client dialled (TPROXY); the address policy still applies.
+      s.dial.push_back({s.local_address, std::nullopt});
+      s.policy_checked = true;
+      s.phase = Phase::connecting;
+      return connect_next(s);
+    case config::RouteAction::resolve:
+      return resolve_route(s, route);
     case config::RouteAction::backend:
       break;
   }
   s.backend_name = route.backend;
   connect::BackendPool* pool = s.pools->pool(route.backend);
   if (!pool) return finish(s, Result::connect_error, false);
-  s.candidates = pool->candidates(s.client_address.ip, Clock::now());
+  const config::Backend* backend = runtime.config->find_backend(route.backend);
+  for (size_t server : pool->candidates(s.client_address.ip, Clock::now()))
+    s.dial.push_back({backend->servers[server], server});
+  s.phase = Phase::connecting;
+  connect_next(s);
+}
+
+// ---------------------------------------------------------------- resolve
+
+void Worker::resolve_route(Session& s, const config::Route& route) {
+  if (s.hello.host.empty()) return finish(s, Result::no_route, false);  // nothing to resolve
+  if (!resolver_) return finish(s, Result::resolve_error, false);
+  uint16_t port = route.resolve.port.value_or(s.local_address.port);
+  s.phase = Phase::resolving;
+  s.policy_checked = true;
+  uint32_t slot = s.slot;
+  uint32_t generation = s.generation;
+  // The answer may come inside resolve() (a cache hit, a literal) or later from the loop.
+  resolver_->resolve(s.hello.host, [this, slot, generation, port](const resolve::Answer& answer) {
+    Session* waiting = session_for(slot, generation);
+    if (!waiting || waiting->phase != Phase::resolving) return;
+    on_resolved(*waiting, answer, port);
+  });
+}
+
+void Worker::on_resolved(Session& s, const resolve::Answer& answer, uint16_t port) {
+  if (answer.from_cache) {
+    shared_.metrics.dns_cache_hit.Increment();
+  } else if (answer.status == resolve::Answer::Status::ok) {
+    shared_.metrics.dns_resolved.Increment();
+  } else {
+    shared_.metrics.dns_failed.Increment();
+  }
+  if (answer.status != resolve::Answer::Status::ok) {
+    spdlog::debug("{}: {} did not resolve: {}", s.client_address.to_string(), s.hello.host,
+                  resolve::to_string(answer.status));
+    return finish(s, Result::resolve_error, false);
+  }
+  for (const auto& address : answer.addresses) s.dial.push_back({SocketAddress{address, port}, std::nullopt});
   s.phase = Phase::connecting;
   connect_next(s);
 }
@@ -471,10 +520,23 @@ void Worker::route(Session& s) {
 // ---------------------------------------------------------------- connect
 
 void Worker::connect_next(Session& s) {
-  const config::Backend* backend = s.runtime->config->find_backend(s.backend_name);
-  if (s.candidate >= s.candidates.size()) return finish(s, Result::connect_error, false);
-  size_t server = s.candidates[s.candidate];
-  s.backend_address = backend->servers[server];
+  const auto& runtime = *s.runtime;
+  // Every address actually dialled is checked, so an answer that changes between lookup and
+  // connect (DNS rebinding) cannot reach a refused range.
+  while (s.candidate < s.dial.size() && s.policy_checked) {
+    const auto& target = s.dial[s.candidate].address;
+    size_t table_index = runtime.listener_table[s.listener];
+    auto verdict = runtime.route_policies[table_index][s.route].check(target.ip);
+    if (verdict.allowed) break;
+    spdlog::warn("{}: refusing to dial {} for \"{}\": {}{}{}", runtime.config->listeners[s.listener].name,
+                 target.to_string(), s.hello.host, verdict.reason, verdict.embedded_in.empty() ? "" : " via ",
+                 verdict.embedded_in);
+    s.denied_any = true;
+    ++s.candidate;
+  }
+  if (s.candidate >= s.dial.size())
+    return finish(s, s.denied_any ? Result::denied_address : Result::connect_error, false);
+  s.backend_address = s.dial[s.candidate].address;
   sockaddr_storage storage;
   socklen_t length = s.backend_address.to_sockaddr(storage);
   // Blocking sockets: io_uring would hand -EAGAIN back for O_NONBLOCK ones instead of waiting.
@@ -485,7 +547,8 @@ void Worker::connect_next(Session& s) {
   }
   accept::tune_connection_socket(s.backend.get());
   s.connect_started = Clock::now();
-  auto timeout = backend->connect_timeout;
+  const config::Backend* backend = runtime.config->find_backend(s.backend_name);
+  auto timeout = backend ? backend->connect_timeout : config::Backend{}.connect_timeout;
   s.connect_timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
   s.connect_timeout.tv_nsec =
       std::chrono::duration_cast<std::chrono::nanoseconds>(timeout % std::chrono::seconds(1)).count();
@@ -500,18 +563,21 @@ void Worker::connect_next(Session& s) {
 
 void Worker::on_connect(Session& s, int result) {
   if (s.phase != Phase::connecting) return;
-  connect::BackendPool* pool = s.pools->pool(s.backend_name);
-  size_t server = s.candidates[s.candidate];
+  auto server = s.dial[s.candidate].server;
+  connect::BackendPool* pool = server ? s.pools->pool(s.backend_name) : nullptr;
   if (result < 0) {
-    spdlog::debug("backend {} server {}: connect: {}", s.backend_name, s.backend_address.to_string(),
-                  result == -ECANCELED ? "timed out" : std::strerror(-result));
-    pool->report_failure(server, Clock::now());
+    spdlog::debug("{} {}: connect: {}", s.backend_name.empty() ? s.hello.host : s.backend_name,
+                  s.backend_address.to_string(), result == -ECANCELED ? "timed out" : std::strerror(-result));
+    if (pool) pool->report_failure(*server, Clock::now());
     s.backend.reset();
     ++s.candidate;
     return connect_next(s);
   }
-  pool->report_success(server);
-  pool->on_connect_start(server);
+  if (pool) {
+    pool->report_success(*server);
+    pool->on_connect_start(*server);
+  }
+  s.connected = true;
   s.connected_server = server;
   shared_.metrics.connect_duration.Observe(
       std::chrono::duration<double>(Clock::now() - s.connect_started).count());
@@ -522,7 +588,7 @@ void Worker::on_connect(Session& s, int result) {
 
 void Worker::send_preamble(Session& s) {
   const config::Backend* backend = s.runtime->config->find_backend(s.backend_name);
-  if (backend->proxy_protocol != config::ProxyProtocol::off) {
+  if (backend && backend->proxy_protocol != config::ProxyProtocol::off) {
     auto version = backend->proxy_protocol == config::ProxyProtocol::v1 ? proxy_protocol::Version::v1
                                                                         : proxy_protocol::Version::v2;
     s.preamble = proxy_protocol::encode(version, s.client_address, s.local_address);
@@ -689,6 +755,82 @@ void Worker::maybe_finish_relay(Session& s) {
   if (s.up.shut && s.down.shut) finish(s, Result::proxied, false);
 }
 
+// ---------------------------------------------------------------- DNS plumbing
+
+void Worker::refresh_resolver(const config::Dns& dns) {
+  resolve::DnsCache* cache = shared_.dns_cache.load();
+  if (!cache) return;  // no resolve routes
+  if (resolver_) retired_resolvers_.push_back(std::move(resolver_));
+  auto owner = std::make_shared<resolve::Resolver*>(nullptr);
+  auto created = resolve::Resolver::create(dns, *cache, [this, owner](int fd, bool read, bool write) {
+    watch_dns(*owner, fd, read, write);
+  });
+  if (!created) {
+    spdlog::error("worker {}: DNS resolver: {}; resolve routes will fail", index_, created.error());
+    return;
+  }
+  resolver_ = std::move(*created);
+  *owner = resolver_.get();
+  resolver_config_ = dns;
+}
+
+void Worker::watch_dns(resolve::Resolver* owner, int fd, bool read, bool write) {
+  auto it = dns_watches_.find(fd);
+  if (it != dns_watches_.end() && it->second.armed) {
+    io_uring_sqe* sqe = ring_.sqe();
+    io_uring_prep_poll_remove(sqe, io::OpTag{kDnsPoll, static_cast<uint32_t>(fd), it->second.serial}.encode());
+    io_uring_sqe_set_data64(sqe, io::OpTag{kCancel, 0, 0}.encode());
+  }
+  if (!read && !write) {
+    if (it != dns_watches_.end()) dns_watches_.erase(it);
+    return;
+  }
+  dns_watches_[fd] = DnsWatch{owner, 0, read, write, false};
+  arm_dns_poll(fd);
+}
+
+void Worker::arm_dns_poll(int fd) {
+  DnsWatch& watch = dns_watches_.at(fd);
+  if (++dns_serial_ == 0) ++dns_serial_;  // 0 tags listener operations
+  watch.serial = dns_serial_;
+  watch.armed = true;
+  io_uring_sqe* sqe = ring_.sqe();
+  io_uring_prep_poll_add(sqe, fd, (watch.read ? POLLIN : 0) | (watch.write ? POLLOUT : 0));
+  io_uring_sqe_set_data64(sqe, io::OpTag{kDnsPoll, static_cast<uint32_t>(fd), watch.serial}.encode());
+}
+
+void Worker::on_dns_poll(int fd, uint32_t serial, int result) {
+  auto it = dns_watches_.find(fd);
+  if (it == dns_watches_.end() || it->second.serial != serial) return;  // replaced or closed
+  it->second.armed = false;
+  if (result < 0) return;
+  resolve::Resolver* owner = it->second.owner;
+  auto events = static_cast<unsigned>(result);
+  owner->on_fd_ready(fd, events & (POLLIN | POLLERR | POLLHUP), events & POLLOUT);
+  it = dns_watches_.find(fd);
+  if (it != dns_watches_.end() && !it->second.armed) arm_dns_poll(fd);
+}
+
+std::optional<Clock::time_point> Worker::dns_deadline(Clock::time_point now) const {
+  std::optional<Clock::time_point> earliest;
+  auto consider = [&](const resolve::Resolver& r) {
+    if (auto wait = r.next_timeout()) {
+      auto when = now + *wait;
+      if (!earliest || when < *earliest) earliest = when;
+    }
+  };
+  if (resolver_) consider(*resolver_);
+  for (const auto& r : retired_resolvers_) consider(*r);
+  return earliest;
+}
+
+void Worker::run_dns_timers() {
+  // Harmless when early: c-ares only acts on queries whose time has come.
+  if (resolver_) resolver_->on_timeout();
+  for (const auto& r : retired_resolvers_) r->on_timeout();
+  std::erase_if(retired_resolvers_, [](const auto& r) { return r->in_flight() == 0; });
+}
+
 // ---------------------------------------------------------------- close
 
 void Worker::recycle_buffers(Direction& d) {
@@ -769,8 +911,8 @@ void Worker::release(Session& s) {
     record.client = s.client_address.to_string();
     record.host = s.hello.host;
     record.route = route_label;
-    record.backend = s.connected_server ? s.backend_address.to_string() : std::string();
-    record.splice_mode = s.connected_server ? (s.spliced ? "sockmap" : "userspace") : "";
+    record.backend = s.connected ? s.backend_address.to_string() : std::string();
+    record.splice_mode = s.connected ? (s.spliced ? "sockmap" : "userspace") : "";
     record.bytes_client_to_backend = s.up.bytes;
     record.bytes_backend_to_client = s.down.bytes;
     record.duration = Clock::now() - s.started;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "flow/accept/admission.h"
 #include "flow/close/access_log.h"
 #include "flow/connect/backend_pool.h"
+#include "flow/resolve/dns_cache.h"
+#include "flow/resolve/resolver.h"
 #include "io/ring.h"
 #include "metrics/metrics.h"
 #include "session/session.h"
@@ -44,6 +47,7 @@ struct WorkerShared {
   daemon::HealthBoard& health;
   const bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
   uint64_t splice_budget = 0;  // redirected-but-undelivered bytes allowed per direction
+  std::atomic<resolve::DnsCache*> dns_cache{nullptr};  // set once resolve routes exist
 
   Published current() const {
     std::lock_guard lock(mutex);
@@ -107,6 +111,8 @@ class Worker {
   void on_hello_recv(Session& s, int result);
   void on_hello_complete(Session& s);
   void route(Session& s);
+  void resolve_route(Session& s, const config::Route& route);
+  void on_resolved(Session& s, const resolve::Answer& answer, uint16_t port);
   void connect_next(Session& s);
   void on_connect(Session& s, int result);
   void send_preamble(Session& s);
@@ -133,6 +139,14 @@ class Worker {
   void set_deadline(Session& s, Clock::time_point when);
   void run_deadlines(Clock::time_point now);
   void on_deadline(Session& s, Clock::time_point now);
+
+  // DNS: c-ares sockets polled through the ring, its timers folded into the ring wait
+  void refresh_resolver(const config::Dns& dns);
+  void watch_dns(resolve::Resolver* owner, int fd, bool read, bool write);
+  void arm_dns_poll(int fd);
+  void on_dns_poll(int fd, uint32_t serial, int result);
+  std::optional<Clock::time_point> dns_deadline(Clock::time_point now) const;
+  void run_dns_timers();
 
   // plumbing
   Session* session_for(uint32_t slot, uint32_t generation);
@@ -163,6 +177,19 @@ class Worker {
   };
   std::vector<Lingering> lingering_;
   bool stopping_ = false;
+
+  struct DnsWatch {
+    resolve::Resolver* owner;
+    uint32_t serial;  // tags the armed poll, so a completion for a closed fd is recognised
+    bool read;
+    bool write;
+    bool armed;
+  };
+  std::unique_ptr<resolve::Resolver> resolver_;
+  config::Dns resolver_config_;
+  std::vector<std::unique_ptr<resolve::Resolver>> retired_resolvers_;  // freed once idle
+  std::unordered_map<int, DnsWatch> dns_watches_;
+  uint32_t dns_serial_ = 0;
 };
 
 }  // namespace snisplice::session
