@@ -1,0 +1,30 @@
+#pragma once
+// Blocking loopback socket helpers for the load tool: whole-buffer reads and writes that
+// report EOF and errors instead of throwing.
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "base/net_address.h"
+#include "base/unique_fd.h"
+
+namespace snisplice::load {
+
+// Only loopback targets: the tool must never load anything but this machine.
+bool is_loopback(const SocketAddress& address);
+
+tl::expected<UniqueFd, std::string> connect_to(const SocketAddress& address);
+tl::expected<UniqueFd, std::string> listen_on(const SocketAddress& address);
+
+enum class IoResult { ok, eof, error };
+IoResult write_all(int fd, std::span<const uint8_t> bytes);
+IoResult read_exact(int fd, std::span<uint8_t> bytes);
+
+void set_nodelay(int fd);
+
+}  // namespace snisplice::load
