@@ -22,6 +22,7 @@
 #include "config/load.h"
 #include "daemon/health.h"
 #include "daemon/runtime.h"
+#include "daemon/xdp_control.h"
 #include "flow/accept/admission.h"
 #include "flow/resolve/dns_cache.h"
 #include "metrics/metrics.h"
@@ -197,6 +198,12 @@ int run(const std::string& config_path, config::Config initial) {
     }
   }
 
+  XdpControl xdp(metrics);
+  if (auto attached = xdp.apply(*config); !attached) {
+    spdlog::error("{}", attached.error());
+    return 1;
+  }
+
   std::vector<std::thread> threads;
   for (auto& worker : workers) threads.emplace_back([&worker] { worker->run(); });
   spdlog::info("snisplice {} ready: {} workers, {} listeners, data path: {}", SNISPLICE_VERSION, workers.size(),
@@ -205,20 +212,16 @@ int run(const std::string& config_path, config::Config initial) {
 
   uint64_t watchdog_usec = 0;
   bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+  // Wake at least this often: XDP counters into metrics, and the systemd watchdog.
+  auto tick = std::chrono::microseconds(watchdog ? std::min<uint64_t>(watchdog_usec / 2, 1'000'000) : 1'000'000);
   while (true) {
     siginfo_t info;
-    int sig;
-    if (watchdog) {
-      timespec wait{static_cast<time_t>(watchdog_usec / 2'000'000),
-                    static_cast<long>(watchdog_usec / 2 % 1'000'000 * 1000)};
-      sig = sigtimedwait(&signals, &info, &wait);
-      if (sig < 0) {
-        notify("WATCHDOG=1");
-        continue;
-      }
-    } else {
-      sig = sigwaitinfo(&signals, &info);
-      if (sig < 0) continue;
+    timespec wait{static_cast<time_t>(tick.count() / 1'000'000), static_cast<long>(tick.count() % 1'000'000 * 1000)};
+    int sig = sigtimedwait(&signals, &info, &wait);
+    if (sig < 0) {
+      xdp.refresh_metrics();
+      if (watchdog) notify("WATCHDOG=1");
+      continue;
     }
     if (sig == SIGHUP) {
       notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}",
@@ -245,6 +248,12 @@ int run(const std::string& config_path, config::Config initial) {
                      config::to_string(next_config->splice));
       if (listen_signature(*next_config) != listen_signature(*config))
         spdlog::warn("reload: listener addresses changed; they take effect at the next restart");
+      if (auto attached = xdp.apply(*next_config); !attached) {
+        spdlog::error("reload refused: {}", attached.error());
+        metrics.reloads_rejected.Increment();
+        notify("READY=1");
+        continue;
+      }
       ++generation;
       open_dns_cache(*next_config);
       config = next_config;

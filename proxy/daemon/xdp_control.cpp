@@ -1,0 +1,63 @@
+#include "daemon/xdp_control.h"
+
+#include <spdlog/spdlog.h>
+
+namespace snisplice::daemon {
+
+tl::expected<void, std::string> XdpControl::apply(const config::Config& config) {
+  const auto& xdp = config.xdp;
+  if (xdp.interfaces.empty()) {
+    if (allowlist_) spdlog::info("xdp: no interfaces configured; detaching");
+    allowlist_.reset();
+    clear_attached();
+    return {};
+  }
+  if (!allowlist_) {
+    auto opened = bpf::XdpAllowlist::open(config.bpf_pin_path, xdp.interfaces, xdp.mode);
+    if (!opened) return tl::unexpected("xdp: " + opened.error());
+    allowlist_.emplace(std::move(*opened));
+    // The counters live in pinned maps and outlast a restart: export only what grows from now.
+    if (auto counters = allowlist_->counters()) exported_ = counters->verdicts;
+    for (size_t v = 0; v < exported_.size(); ++v)
+      metrics_.xdp_packets.Add({{"verdict", bpf::verdict_label(static_cast<allowlist_verdict>(v))}});
+  } else if (auto moved = allowlist_->set_interfaces(xdp.interfaces, xdp.mode); !moved) {
+    return tl::unexpected("xdp: " + moved.error());
+  }
+  if (auto ports = allowlist_->set_ports(bpf::filtered_ports(config)); !ports)
+    return tl::unexpected("xdp.ports: " + ports.error());
+  auto synced = allowlist_->sync_allow(xdp.allow);
+  if (!synced) return tl::unexpected("xdp.allow: " + synced.error());
+  if (auto policy = allowlist_->set_policy(xdp.policy); !policy)
+    return tl::unexpected("xdp.policy: " + policy.error());
+  clear_attached();
+  for (const auto& attachment : allowlist_->attachments()) {
+    spdlog::info("xdp: {} attached in {} mode, policy {}", attachment.interface, bpf::to_string(attachment.mode),
+                 config::to_string(xdp.policy));
+    auto& gauge = metrics_.xdp_attached.Add({{"interface", attachment.interface}, {"mode", bpf::to_string(attachment.mode)}});
+    gauge.Set(1);
+    attached_.push_back(&gauge);
+  }
+  spdlog::info("xdp: allowlist from config: {} added, {} removed, {} already present as operator entries",
+               synced->added, synced->removed, synced->operator_kept);
+  return {};
+}
+
+void XdpControl::clear_attached() {
+  for (auto* gauge : attached_) metrics_.xdp_attached.Remove(gauge);
+  attached_.clear();
+}
+
+void XdpControl::refresh_metrics() {
+  if (!allowlist_) return;
+  auto counters = allowlist_->counters();
+  if (!counters) return;
+  for (size_t v = 0; v < exported_.size(); ++v) {
+    uint64_t now = counters->verdicts[v];
+    if (now > exported_[v])
+      metrics_.xdp_packets.Add({{"verdict", bpf::verdict_label(static_cast<allowlist_verdict>(v))}})
+          .Increment(static_cast<double>(now - exported_[v]));
+    exported_[v] = now;
+  }
+}
+
+}  // namespace snisplice::daemon
