@@ -21,6 +21,7 @@
 #include "bpf/splice_engine.h"
 #include "config/load.h"
 #include "daemon/health.h"
+#include "daemon/privileges.h"
 #include "daemon/runtime.h"
 #include "daemon/xdp_control.h"
 #include "flow/accept/admission.h"
@@ -175,8 +176,6 @@ int run(const std::string& config_path, config::Config initial) {
     shared.splice = &**splice;
     shared.splice_budget = kSpliceBudgetBytes;
   }
-  HealthChecker checker(health, metrics);
-  checker.configure(*config);
 
   std::vector<std::unique_ptr<session::Worker>> workers;
   try {
@@ -203,6 +202,16 @@ int run(const std::string& config_path, config::Config initial) {
     spdlog::error("{}", attached.error());
     return 1;
   }
+
+  // Everything that needs privilege exists now: sockets, BPF objects, pins.
+  auto dropped = drop_privileges(config->user, runtime_capabilities(*config));
+  if (!dropped) {
+    spdlog::error("{}", dropped.error());
+    return 1;
+  }
+  spdlog::info("{}", *dropped);
+  HealthChecker checker(health, metrics);
+  checker.configure(*config);
 
   std::vector<std::thread> threads;
   for (auto& worker : workers) threads.emplace_back([&worker] { worker->run(); });

@@ -338,3 +338,33 @@ class Pools(ProxyTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "switching users needs root")
+class Privileges(ProxyTest):
+    def test_runs_as_the_configured_user_with_no_capabilities_and_still_serves(self):
+        backend = self.backend(echo)
+        port = free_port()
+        proxy = self.proxy(config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t""",
+            tables="""  t:
+    - host: "*"
+      backend: e""",
+            backends=f"""  e:
+    servers: ["{backend.address}"]""",
+            metrics_port=free_port(), extra="user: nobody\n"))
+        with open(f"/proc/{proxy.proc.pid}/status") as f:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        self.assertEqual(status["Uid"].split()[0], "65534")
+        self.assertEqual(int(status["CapEff"], 16), 0)
+        self.assertEqual(int(status["CapPrm"], 16), 0)
+        self.assertIn("capabilities kept: none", proxy.output())
+        hello = client_hello("x.test")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(hello)
+            self.assertEqual(recv_exact(c, len(hello)), hello)
+            c.sendall(b"after the splice")
+            self.assertEqual(recv_exact(c, 16), b"after the splice")
