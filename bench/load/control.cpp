@@ -28,4 +28,22 @@ std::optional<Control> decode(const std::array<uint8_t, kControlSize>& bytes) {
   return control;
 }
 
+std::array<uint8_t, kSinkReportSize> encode(const SinkReport& report) {
+  std::array<uint8_t, kSinkReportSize> out{};
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<uint8_t>(report.bytes >> (56 - 8 * i));
+    out[8 + i] = static_cast<uint8_t>(report.nanoseconds >> (56 - 8 * i));
+  }
+  return out;
+}
+
+SinkReport decode_report(const std::array<uint8_t, kSinkReportSize>& bytes) {
+  SinkReport report;
+  for (int i = 0; i < 8; ++i) {
+    report.bytes = (report.bytes << 8) | bytes[i];
+    report.nanoseconds = (report.nanoseconds << 8) | bytes[8 + i];
+  }
+  return report;
+}
+
 }  // namespace snisplice::load

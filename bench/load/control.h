@@ -8,14 +8,17 @@
 namespace snisplice::load {
 
 enum class BackendAction : uint8_t {
-  sink = 1,    // read until EOF, then send the byte count (8 bytes, big-endian) and close
-  source = 2,  // send for duration_ms, then shut down the write side
+  // Count bytes received for duration_ms from the first one, send the count and the measured
+  // nanoseconds (8 bytes each, big-endian), then read and discard until EOF. The rate is
+  // measured at the receiver, and no proxy needs to forward a half-close.
+  sink = 1,
+  source = 2,  // send until the client closes (bounded by a multiple of duration_ms)
   echo = 3,    // write back every byte read until EOF
 };
 
 struct Control {
   BackendAction action = BackendAction::echo;
-  uint32_t duration_ms = 0;  // source only
+  uint32_t duration_ms = 0;  // the measurement window
 };
 
 inline constexpr size_t kControlSize = 16;
@@ -23,5 +26,14 @@ inline constexpr std::array<uint8_t, 4> kControlMagic{'S', 'N', 'L', 'D'};
 
 std::array<uint8_t, kControlSize> encode(const Control& control);
 std::optional<Control> decode(const std::array<uint8_t, kControlSize>& bytes);
+
+// The sink's report: bytes received in its window and the window's length.
+struct SinkReport {
+  uint64_t bytes = 0;
+  uint64_t nanoseconds = 0;
+};
+inline constexpr size_t kSinkReportSize = 16;
+std::array<uint8_t, kSinkReportSize> encode(const SinkReport& report);
+SinkReport decode_report(const std::array<uint8_t, kSinkReportSize>& bytes);
 
 }  // namespace snisplice::load

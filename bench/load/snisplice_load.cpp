@@ -15,8 +15,10 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +35,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kBulkChunk = 256 * 1024;
+constexpr double kBackendIoTimeoutSeconds = 30;
+constexpr double kClientIoTimeoutSeconds = 15;
 constexpr size_t kMaxHelloRecord = 16384 + 2048;  // TLS record limit plus expansion slack
 
 double seconds_between(Clock::time_point from, Clock::time_point to) {
@@ -56,31 +60,38 @@ std::optional<Control> read_preamble(int fd) {
 
 void serve_connection(UniqueFd fd) {
   set_nodelay(fd.get());
+  set_io_timeout(fd.get(), kBackendIoTimeoutSeconds);
   const auto control = read_preamble(fd.get());
   if (!control) return;
   std::vector<uint8_t> buffer(kBulkChunk);
   switch (control->action) {
     case BackendAction::sink: {
-      uint64_t total = 0;
+      SinkReport report;
+      const auto window = std::chrono::milliseconds(control->duration_ms);
+      std::optional<Clock::time_point> first;
       for (;;) {
         const ssize_t n = ::recv(fd.get(), buffer.data(), buffer.size(), 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        total += static_cast<uint64_t>(n);
+        if (n <= 0) return;  // the client went away before the window ended: no report
+        const auto now = Clock::now();
+        if (!first) first = now;
+        report.bytes += static_cast<uint64_t>(n);
+        if (now - *first >= window) {
+          report.nanoseconds = static_cast<uint64_t>(std::chrono::nanoseconds(now - *first).count());
+          break;
+        }
       }
-      std::array<uint8_t, 8> count{};
-      for (int i = 0; i < 8; ++i) count[i] = static_cast<uint8_t>(total >> (56 - 8 * i));
-      write_all(fd.get(), count);
+      if (write_all(fd.get(), encode(report)) != IoResult::ok) return;
+      // Keep reading so the sender is never stuck, until it closes.
+      while (::recv(fd.get(), buffer.data(), buffer.size(), 0) > 0) {
+      }
       break;
     }
     case BackendAction::source: {
-      const auto deadline = Clock::now() + std::chrono::milliseconds(control->duration_ms);
-      while (Clock::now() < deadline) {
+      // The client closes when its window ends; the bound only stops a sender nobody reads.
+      const auto bound = Clock::now() + std::chrono::milliseconds(control->duration_ms) * 4 + std::chrono::seconds(10);
+      while (Clock::now() < bound) {
         if (write_all(fd.get(), buffer) != IoResult::ok) return;
-      }
-      ::shutdown(fd.get(), SHUT_WR);
-      // Wait for the client's close so our FIN is not raced by a reset.
-      while (::recv(fd.get(), buffer.data(), buffer.size(), 0) > 0) {
       }
       break;
     }
@@ -139,6 +150,7 @@ struct ClientSetup {
 tl::expected<UniqueFd, std::string> open_session(const ClientSetup& setup, const Control& control) {
   auto fd = connect_to(setup.target);
   if (!fd) return fd;
+  set_io_timeout(fd->get(), kClientIoTimeoutSeconds);
   std::vector<uint8_t> preamble = setup.hello;
   const auto header = encode(control);
   preamble.insert(preamble.end(), header.begin(), header.end());
@@ -148,43 +160,53 @@ tl::expected<UniqueFd, std::string> open_session(const ClientSetup& setup, const
 
 struct StreamResult {
   uint64_t bytes = 0;
-  Clock::time_point finished;
+  double seconds = 0;  // the receiver's measurement window
   std::string error;
 };
 
-// Client to backend: send until the deadline, half-close, and take the byte count the backend
-// received as the result (so buffered bytes a proxy never delivered do not count).
-StreamResult stream_up(const ClientSetup& setup, Clock::time_point deadline) {
-  StreamResult result;
-  auto fd = open_session(setup, Control{BackendAction::sink, 0});
-  if (!fd) return {0, Clock::now(), fd.error()};
-  std::vector<uint8_t> buffer(kBulkChunk, 0x5a);
-  while (Clock::now() < deadline) {
-    if (write_all(fd->get(), buffer) != IoResult::ok) return {0, Clock::now(), "send failed"};
-  }
-  ::shutdown(fd->get(), SHUT_WR);
-  std::array<uint8_t, 8> count{};
-  if (read_exact(fd->get(), count) != IoResult::ok) return {0, Clock::now(), "no byte count from backend"};
-  for (uint8_t b : count) result.bytes = (result.bytes << 8) | b;
-  result.finished = Clock::now();
-  return result;
+// Client to backend: send until the backend reports what it received in its window (so bytes
+// a proxy buffered but never delivered do not count).
+StreamResult stream_up(const ClientSetup& setup, uint32_t duration_ms) {
+  auto fd = open_session(setup, Control{BackendAction::sink, duration_ms});
+  if (!fd) return {0, 0, fd.error()};
+  std::atomic<bool> reported{false};
+  std::thread sender([&] {
+    std::vector<uint8_t> buffer(kBulkChunk, 0x5a);
+    while (!reported.load() && write_all(fd->get(), buffer) == IoResult::ok) {
+    }
+  });
+  std::array<uint8_t, kSinkReportSize> bytes{};
+  const IoResult got = read_exact(fd->get(), bytes);
+  reported.store(true);
+  sender.join();
+  if (got != IoResult::ok) return {0, 0, "no report from the backend (connection closed or reset)"};
+  const SinkReport report = decode_report(bytes);
+  return {report.bytes, static_cast<double>(report.nanoseconds) / 1e9, ""};
 }
 
-// Backend to client: the backend sends for the duration; the client counts to EOF.
+// Backend to client: count what arrives for the window from the first byte, then close.
 StreamResult stream_down(const ClientSetup& setup, uint32_t duration_ms) {
   StreamResult result;
   auto fd = open_session(setup, Control{BackendAction::source, duration_ms});
-  if (!fd) return {0, Clock::now(), fd.error()};
+  if (!fd) return {0, 0, fd.error()};
   std::vector<uint8_t> buffer(kBulkChunk);
+  const auto window = std::chrono::milliseconds(duration_ms);
+  std::optional<Clock::time_point> first;
   for (;;) {
     const ssize_t n = ::recv(fd->get(), buffer.data(), buffer.size(), 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return {result.bytes, Clock::now(), "recv failed"};
-    if (n == 0) break;
+    if (n <= 0) {
+      result.error = n == 0 ? "EOF before the window ended" : std::string("recv: ") + std::strerror(errno);
+      return result;
+    }
+    const auto now = Clock::now();
+    if (!first) first = now;
     result.bytes += static_cast<uint64_t>(n);
+    if (now - *first >= window) {
+      result.seconds = seconds_between(*first, now);
+      return result;
+    }
   }
-  result.finished = Clock::now();
-  return result;
 }
 
 int run_stream(const ClientSetup& setup, const std::string& direction, int connections, double seconds) {
@@ -193,25 +215,22 @@ int run_stream(const ClientSetup& setup, const std::string& direction, int conne
   const auto duration_ms = static_cast<uint32_t>(seconds * 1000);
   std::vector<StreamResult> up_results(up ? connections : 0), down_results(down ? connections : 0);
   std::vector<std::thread> threads;
-  const auto start = Clock::now();
-  const auto deadline = start + std::chrono::milliseconds(duration_ms);
   for (int i = 0; i < connections; ++i) {
-    if (up) threads.emplace_back([&, i] { up_results[i] = stream_up(setup, deadline); });
+    if (up) threads.emplace_back([&, i] { up_results[i] = stream_up(setup, duration_ms); });
     if (down) threads.emplace_back([&, i] { down_results[i] = stream_down(setup, duration_ms); });
   }
   for (auto& t : threads) t.join();
+  // Connections run side by side, so the aggregate rate is the sum of each one's rate.
   auto summarize = [&](const std::vector<StreamResult>& results, uint64_t& bytes, double& gbit, int& errors) {
-    Clock::time_point last = start;
     for (const auto& r : results) {
       bytes += r.bytes;
       if (!r.error.empty()) {
         ++errors;
         fmt::print(stderr, "stream: {}\n", r.error);
+      } else if (r.seconds > 0) {
+        gbit += static_cast<double>(r.bytes) * 8 / r.seconds / 1e9;
       }
-      last = std::max(last, r.finished);
     }
-    const double elapsed = seconds_between(start, last);
-    gbit = elapsed > 0 ? static_cast<double>(bytes) * 8 / elapsed / 1e9 : 0;
   };
   uint64_t up_bytes = 0, down_bytes = 0;
   double up_gbit = 0, down_gbit = 0;

@@ -26,5 +26,7 @@ IoResult write_all(int fd, std::span<const uint8_t> bytes);
 IoResult read_exact(int fd, std::span<uint8_t> bytes);
 
 void set_nodelay(int fd);
+// Bounds every blocking send and recv on the socket, so a stalled proxy cannot hang the tool.
+void set_io_timeout(int fd, double seconds);
 
 }  // namespace snisplice::load
