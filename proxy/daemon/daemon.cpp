@@ -223,12 +223,14 @@ int run(const std::string& config_path, config::Config initial) {
   bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
   // Wake at least this often: XDP counters into metrics, and the systemd watchdog.
   auto tick = std::chrono::microseconds(watchdog ? std::min<uint64_t>(watchdog_usec / 2, 1'000'000) : 1'000'000);
+  unsigned ticks = 0;
   while (true) {
     siginfo_t info;
     timespec wait{static_cast<time_t>(tick.count() / 1'000'000), static_cast<long>(tick.count() % 1'000'000 * 1000)};
     int sig = sigtimedwait(&signals, &info, &wait);
     if (sig < 0) {
       xdp.refresh_metrics();
+      if (dns_cache && ++ticks % 10 == 0) metrics.dns_cache_entries.Set(static_cast<double>(dns_cache->entries()));
       if (watchdog) notify("WATCHDOG=1");
       continue;
     }

@@ -46,6 +46,9 @@ Metrics::Metrics()
       dns_cache_hit(dns_lookups_.Add({{"result", "cache_hit"}})),
       dns_resolved(dns_lookups_.Add({{"result", "resolved"}})),
       dns_failed(dns_lookups_.Add({{"result", "failed"}})),
+      dns_cache_entries(gauge(*registry_, "snisplice_dns_cache_entries",
+                              "Names in the DNS cache (the pinned dns_cache map or the in-process LRU)")
+                            .Add({})),
       reloads_ok(reloads_.Add({{"result", "ok"}})),
       reloads_rejected(reloads_.Add({{"result", "rejected"}})),
       xdp_packets(counter(*registry_, "snisplice_xdp_packets_total",

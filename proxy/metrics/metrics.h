@@ -45,6 +45,7 @@ class Metrics {
   prometheus::Counter& dns_cache_hit;
   prometheus::Counter& dns_resolved;
   prometheus::Counter& dns_failed;
+  prometheus::Gauge& dns_cache_entries;
   prometheus::Counter& reloads_ok;
   prometheus::Counter& reloads_rejected;
   prometheus::Family<prometheus::Counter>& xdp_packets;

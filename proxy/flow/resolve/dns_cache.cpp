@@ -1,5 +1,9 @@
 #include "flow/resolve/dns_cache.h"
 
+#include "dns_cache_abi.h"
+
+#include <bpf/bpf.h>
+
 #include <algorithm>
 #include <list>
 #include <mutex>
@@ -13,6 +17,16 @@ class PinnedDnsCache final : public DnsCache {
  public:
   PinnedDnsCache(const config::Dns& dns, bpf::DnsCacheMap map) : DnsCache(dns), map_(std::move(map)) {}
   std::string_view backing() const override { return "pinned eBPF map"; }
+  size_t entries() const override {
+    dns_cache_key key{};
+    dns_cache_key next{};
+    size_t count = 0;
+    for (const void* at = nullptr; bpf_map_get_next_key(map_.map_fd(), at, &next) == 0; at = &key) {
+      key = next;
+      ++count;
+    }
+    return count;
+  }
 
  protected:
   tl::expected<std::optional<CachedAnswer>, std::string> find(const std::string& key,
@@ -39,6 +53,10 @@ class InProcessDnsCache final : public DnsCache {
   explicit InProcessDnsCache(const config::Dns& dns)
       : DnsCache(dns), capacity_(std::max<size_t>(1, dns.cache_size)) {}
   std::string_view backing() const override { return "in-process LRU"; }
+  size_t entries() const override {
+    std::lock_guard lock(mutex_);
+    return index_.size();
+  }
 
  protected:
   tl::expected<std::optional<CachedAnswer>, std::string> find(const std::string& key,
@@ -78,7 +96,7 @@ class InProcessDnsCache final : public DnsCache {
     CachedAnswer answer;
   };
   const size_t capacity_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::list<Entry> recency_;  // most recently used first
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
 };

@@ -68,6 +68,9 @@ class DnsCache {
   uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
   // "pinned eBPF map" or "in-process LRU", for logs.
   virtual std::string_view backing() const = 0;
+  // Names held now (expired ones included until evicted or looked up). The pinned map is
+  // walked key by key: call it seldom (metrics refresh every few seconds).
+  virtual size_t entries() const = 0;
 
  protected:
   explicit DnsCache(const config::Dns& dns);
