@@ -81,8 +81,8 @@ class TlsRouting(ProxyTest):
 
     def test_ipv6_listener(self):
         self.assertIn("CN = web-backend", self.s_client("x.web.test", host="::1", port=self.port6))
-        records = [r for r in self.proxy_.access_log() if r["client"].startswith("[::1]")]
-        self.assertTrue(records, "an access log record with the IPv6 client address")
+        wait_until(lambda: [r for r in self.proxy_.access_log() if r["client"].startswith("[::1]")],
+                   what="an access log record with the IPv6 client address")
 
     def test_curl_through_the_proxy(self):
         out = subprocess.run(["curl", "-sk", "-v", "--max-time", "10", "--resolve", f"api.test:{self.port}:127.0.0.1",

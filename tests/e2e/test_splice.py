@@ -15,7 +15,7 @@ from harness import (SPLICE, ProxyTest, client_hello, config, free_port, recv_al
 BIG = int(os.environ.get("SNISPLICE_BIG_BYTES", 1 << 30))   # 1 GiB each way
 MANY = 200                                                  # concurrent connections
 CHUNK = 1 << 20
-RATE = 300 << 20                                            # bytes/s for paced writers
+RATE = 100 << 20                                            # bytes/s for paced writers
 
 
 def paced(send, rate):
