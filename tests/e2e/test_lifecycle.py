@@ -368,3 +368,40 @@ class Privileges(ProxyTest):
             self.assertEqual(recv_exact(c, len(hello)), hello)
             c.sendall(b"after the splice")
             self.assertEqual(recv_exact(c, 16), b"after the splice")
+
+
+class IdleTimeout(ProxyTest):
+    def test_idle_connections_are_closed_and_busy_ones_kept(self):
+        backend = self.backend(echo)
+        port = free_port()
+        proxy = self.proxy(config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t""",
+            tables="""  t:
+    - host: "*"
+      backend: e""",
+            backends=f"""  e:
+    servers: ["{backend.address}"]""",
+            metrics_port=free_port()).replace("idle: 30s", "idle: 2s"))
+        hello = client_hello("x.test")
+        busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        for c in (busy, idle):
+            c.sendall(hello)
+            recv_exact(c, len(hello))
+        t0 = time.monotonic()
+        # The busy connection trickles a byte every 0.5 s (in the kernel when spliced: the
+        # idle clock reads the BPF counters) and must outlive the idle one.
+        for _ in range(8):
+            busy.sendall(b".")
+            self.assertEqual(recv_exact(busy, 1), b".")
+            time.sleep(0.5)
+        self.assertTrue(closed_without_data(idle))
+        self.assertLess(time.monotonic() - t0, 6)
+        busy.sendall(b"!")
+        self.assertEqual(recv_exact(busy, 1), b"!")
+        busy.close()
+        idle.close()
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="idle_timeout") == 1, what="idle_timeout")
