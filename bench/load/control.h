@@ -27,6 +27,10 @@ inline constexpr std::array<uint8_t, 4> kControlMagic{'S', 'N', 'L', 'D'};
 std::array<uint8_t, kControlSize> encode(const Control& control);
 std::optional<Control> decode(const std::array<uint8_t, kControlSize>& bytes);
 
+// The backend's answer to the preamble. The client waits for it before sending anything else,
+// as a TLS client waits for the server's handshake before sending application data.
+inline constexpr std::array<uint8_t, 8> kReady{'S', 'N', 'L', 'D', 'R', 'E', 'A', 'D'};
+
 // The sink's report: bytes received in its window and the window's length.
 struct SinkReport {
   uint64_t bytes = 0;

@@ -62,7 +62,7 @@ void serve_connection(UniqueFd fd) {
   set_nodelay(fd.get());
   set_io_timeout(fd.get(), kBackendIoTimeoutSeconds);
   const auto control = read_preamble(fd.get());
-  if (!control) return;
+  if (!control || write_all(fd.get(), kReady) != IoResult::ok) return;
   std::vector<uint8_t> buffer(kBulkChunk);
   switch (control->action) {
     case BackendAction::sink: {
@@ -155,6 +155,10 @@ tl::expected<UniqueFd, std::string> open_session(const ClientSetup& setup, const
   const auto header = encode(control);
   preamble.insert(preamble.end(), header.begin(), header.end());
   if (write_all(fd->get(), preamble) != IoResult::ok) return tl::unexpected(std::string("preamble write failed"));
+  std::array<uint8_t, kReady.size()> ready{};
+  if (read_exact(fd->get(), ready) != IoResult::ok || ready != kReady) {
+    return tl::unexpected(std::string("no ready answer from the backend"));
+  }
   return fd;
 }
 
