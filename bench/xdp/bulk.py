@@ -65,19 +65,22 @@ def sink(listen_ip, port, results_path, max_seconds):
 
 def send(source_ip, target_ip, port, sni, seconds):
     payload = memoryview(bytes(CHUNK))
+    sent, reset = 0, False
     with socket.create_connection((target_ip, port), timeout=10, source_address=(source_ip, 0)) as s:
         s.sendall(client_hello(sni))
         deadline = time.monotonic() + seconds
-        sent = 0
-        while time.monotonic() < deadline:
-            s.sendall(payload)
-            sent += CHUNK
-        s.shutdown(socket.SHUT_WR)
+        try:
+            while time.monotonic() < deadline:
+                s.sendall(payload)
+                sent += CHUNK
+            s.shutdown(socket.SHUT_WR)
+        except (ConnectionResetError, BrokenPipeError):
+            reset = True  # the proxy aborted the transfer: reported, not hidden
         s.settimeout(30)
         with contextlib.suppress(OSError):
             while s.recv(65536):
                 pass
-    print(json.dumps({"sent": sent}))
+    print(json.dumps({"sent": sent, "reset": reset}))
 
 
 def main(argv):
