@@ -9,7 +9,10 @@ std::array<uint8_t, kControlSize> encode(const Control& control) {
   std::copy(kControlMagic.begin(), kControlMagic.end(), out.begin());
   out[4] = 1;  // version
   out[5] = static_cast<uint8_t>(control.action);
-  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<uint8_t>(control.duration_ms >> (24 - 8 * i));
+  for (int i = 0; i < 4; ++i) {
+    out[8 + i] = static_cast<uint8_t>(control.duration_ms >> (24 - 8 * i));
+    out[12 + i] = static_cast<uint8_t>(control.rate_mbit >> (24 - 8 * i));
+  }
   return out;
 }
 
@@ -24,7 +27,10 @@ std::optional<Control> decode(const std::array<uint8_t, kControlSize>& bytes) {
     case static_cast<uint8_t>(BackendAction::echo): control.action = BackendAction::echo; break;
     default: return std::nullopt;
   }
-  for (int i = 0; i < 4; ++i) control.duration_ms = (control.duration_ms << 8) | bytes[8 + i];
+  for (int i = 0; i < 4; ++i) {
+    control.duration_ms = (control.duration_ms << 8) | bytes[8 + i];
+    control.rate_mbit = (control.rate_mbit << 8) | bytes[12 + i];
+  }
   return control;
 }
 

@@ -19,6 +19,7 @@ enum class BackendAction : uint8_t {
 struct Control {
   BackendAction action = BackendAction::echo;
   uint32_t duration_ms = 0;  // the measurement window
+  uint32_t rate_mbit = 0;    // source only: pace the sending to this rate; 0 = as fast as possible
 };
 
 inline constexpr size_t kControlSize = 16;

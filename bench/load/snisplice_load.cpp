@@ -43,6 +43,23 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+// Sleeps as needed so that bytes sent since the start stay at or under the rate.
+class Pacer {
+ public:
+  explicit Pacer(uint32_t rate_mbit) : rate_mbit_(rate_mbit), start_(Clock::now()) {}
+  void sent(size_t bytes) {
+    if (rate_mbit_ == 0) return;
+    total_ += bytes;
+    const auto due = start_ + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(total_) * 8e3 / rate_mbit_));
+    std::this_thread::sleep_until(due);
+  }
+
+ private:
+  uint32_t rate_mbit_;
+  Clock::time_point start_;
+  uint64_t total_ = 0;
+};
+
 // ---- backend ---------------------------------------------------------------------------------
 
 // Reads one TLS handshake record (the ClientHello) and the control header.
@@ -90,8 +107,10 @@ void serve_connection(UniqueFd fd) {
     case BackendAction::source: {
       // The client closes when its window ends; the bound only stops a sender nobody reads.
       const auto bound = Clock::now() + std::chrono::milliseconds(control->duration_ms) * 4 + std::chrono::seconds(10);
+      Pacer pacer(control->rate_mbit);
       while (Clock::now() < bound) {
         if (write_all(fd.get(), buffer) != IoResult::ok) return;
+        pacer.sent(buffer.size());
       }
       break;
     }
@@ -170,13 +189,15 @@ struct StreamResult {
 
 // Client to backend: send until the backend reports what it received in its window (so bytes
 // a proxy buffered but never delivered do not count).
-StreamResult stream_up(const ClientSetup& setup, uint32_t duration_ms) {
-  auto fd = open_session(setup, Control{BackendAction::sink, duration_ms});
+StreamResult stream_up(const ClientSetup& setup, uint32_t duration_ms, uint32_t rate_mbit) {
+  auto fd = open_session(setup, Control{BackendAction::sink, duration_ms, 0});
   if (!fd) return {0, 0, fd.error()};
   std::atomic<bool> reported{false};
   std::thread sender([&] {
     std::vector<uint8_t> buffer(kBulkChunk, 0x5a);
+    Pacer pacer(rate_mbit);
     while (!reported.load() && write_all(fd->get(), buffer) == IoResult::ok) {
+      pacer.sent(buffer.size());
     }
   });
   std::array<uint8_t, kSinkReportSize> bytes{};
@@ -189,9 +210,9 @@ StreamResult stream_up(const ClientSetup& setup, uint32_t duration_ms) {
 }
 
 // Backend to client: count what arrives for the window from the first byte, then close.
-StreamResult stream_down(const ClientSetup& setup, uint32_t duration_ms) {
+StreamResult stream_down(const ClientSetup& setup, uint32_t duration_ms, uint32_t rate_mbit) {
   StreamResult result;
-  auto fd = open_session(setup, Control{BackendAction::source, duration_ms});
+  auto fd = open_session(setup, Control{BackendAction::source, duration_ms, rate_mbit});
   if (!fd) return {0, 0, fd.error()};
   std::vector<uint8_t> buffer(kBulkChunk);
   const auto window = std::chrono::milliseconds(duration_ms);
@@ -213,15 +234,16 @@ StreamResult stream_down(const ClientSetup& setup, uint32_t duration_ms) {
   }
 }
 
-int run_stream(const ClientSetup& setup, const std::string& direction, int connections, double seconds) {
+int run_stream(const ClientSetup& setup, const std::string& direction, int connections, double seconds,
+               uint32_t rate_mbit) {
   const bool up = direction == "up" || direction == "both";
   const bool down = direction == "down" || direction == "both";
   const auto duration_ms = static_cast<uint32_t>(seconds * 1000);
   std::vector<StreamResult> up_results(up ? connections : 0), down_results(down ? connections : 0);
   std::vector<std::thread> threads;
   for (int i = 0; i < connections; ++i) {
-    if (up) threads.emplace_back([&, i] { up_results[i] = stream_up(setup, duration_ms); });
-    if (down) threads.emplace_back([&, i] { down_results[i] = stream_down(setup, duration_ms); });
+    if (up) threads.emplace_back([&, i] { up_results[i] = stream_up(setup, duration_ms, rate_mbit); });
+    if (down) threads.emplace_back([&, i] { down_results[i] = stream_down(setup, duration_ms, rate_mbit); });
   }
   for (auto& t : threads) t.join();
   // Connections run side by side, so the aggregate rate is the sum of each one's rate.
@@ -242,9 +264,9 @@ int run_stream(const ClientSetup& setup, const std::string& direction, int conne
   summarize(up_results, up_bytes, up_gbit, errors);
   summarize(down_results, down_bytes, down_gbit, errors);
   fmt::print(
-      "{{\"mode\":\"stream\",\"direction\":\"{}\",\"connections\":{},\"seconds\":{:.3f},"
+      "{{\"mode\":\"stream\",\"direction\":\"{}\",\"connections\":{},\"seconds\":{:.3f},\"rate_mbit\":{},"
       "\"up_bytes\":{},\"up_gbit_per_s\":{:.3f},\"down_bytes\":{},\"down_gbit_per_s\":{:.3f},\"errors\":{}}}\n",
-      direction, connections, seconds, up_bytes, up_gbit, down_bytes, down_gbit, errors);
+      direction, connections, seconds, rate_mbit, up_bytes, up_gbit, down_bytes, down_gbit, errors);
   return errors == 0 ? 0 : 1;
 }
 
@@ -265,7 +287,7 @@ int run_pingpong(const ClientSetup& setup, int connections, double seconds, uint
   for (int c = 0; c < connections; ++c) {
     threads.emplace_back([&] {
       std::vector<double> local;
-      auto fd = open_session(setup, Control{BackendAction::echo, 0});
+      auto fd = open_session(setup, Control{BackendAction::echo, 0, 0});
       if (!fd) {
         fmt::print(stderr, "pingpong: {}\n", fd.error());
         errors.fetch_add(1);
@@ -306,7 +328,7 @@ int run_reconnect(const ClientSetup& setup, int concurrency, double seconds, uin
     threads.emplace_back([&] {
       std::vector<uint8_t> request(message_size, 0x43), reply(message_size);
       while (Clock::now() < deadline && started.fetch_add(1) < max_connections) {
-        auto fd = open_session(setup, Control{BackendAction::echo, 0});
+        auto fd = open_session(setup, Control{BackendAction::echo, 0, 0});
         if (!fd || write_all(fd->get(), request) != IoResult::ok || read_exact(fd->get(), reply) != IoResult::ok) {
           if (errors.fetch_add(1) < 5) fmt::print(stderr, "reconnect: {}\n", fd ? "exchange failed" : fd.error());
           continue;
@@ -332,6 +354,7 @@ int main_with_args(int argc, char** argv) {
   uint64_t max_count = 10'000'000;
   size_t message_size = 64;
   int max_backend_connections = 2000;
+  uint32_t rate_mbit = 0;
 
   auto* serve = app.add_subcommand("serve", "backend: read the hello and control header, then sink, source or echo");
   serve->add_option("--listen", address_text, "loopback address:port")->required();
@@ -347,6 +370,8 @@ int main_with_args(int argc, char** argv) {
   add_client_options(stream);
   stream->add_option("--direction", direction, "up (client to backend), down, or both")
       ->check(CLI::IsMember({"up", "down", "both"}))->capture_default_str();
+  stream->add_option("--rate-mbit", rate_mbit, "pace each connection's sender to this many Mbit/s (0: unpaced)")
+      ->check(CLI::Range(0, 1000000))->capture_default_str();
   stream->add_option("--connections", connections, "connections per direction")->check(CLI::Range(1, 256))->capture_default_str();
 
   auto* pingpong = app.add_subcommand("pingpong", "small request/response; reports p50/p99 round trip");
@@ -382,7 +407,7 @@ int main_with_args(int argc, char** argv) {
     return 1;
   }
   const ClientSetup setup{*address, std::move(*hello)};
-  if (stream->parsed()) return run_stream(setup, direction, connections, seconds);
+  if (stream->parsed()) return run_stream(setup, direction, connections, seconds, rate_mbit);
   if (pingpong->parsed()) return run_pingpong(setup, connections, seconds, max_count, message_size);
   return run_reconnect(setup, connections, seconds, max_count, message_size);
 }
