@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <spdlog/spdlog.h>
@@ -72,33 +73,28 @@ void HealthChecker::configure(const config::Config& config) {
 void HealthChecker::run() {
   std::unique_lock lock(mutex_);
   while (!stop_) {
-    auto now = std::chrono::steady_clock::now();
-    auto next = now + std::chrono::seconds(60);
-    for (auto& target : targets_) {
-      if (target.next_probe <= now) {
-        Target probing = target;
-        lock.unlock();
-        bool up = probe(probing.server, probing.check.timeout);
-        lock.lock();
-        if (probing.up->exchange(up) != up)
-          spdlog::warn("backend {} server {} is {} (health check)", probing.backend,
-                       probing.server.to_string(), up ? "up" : "down");
-        metrics_.backend_server_up
-            .Add({{"backend", probing.backend}, {"server", probing.server.to_string()}})
-            .Set(up ? 1 : 0);
-        if (stop_) return;
-        // targets_ may have been replaced while unlocked: the loop restarts on the next turn.
-        now = std::chrono::steady_clock::now();
-        probing.next_probe = now + probing.check.interval;
-        for (auto& same : targets_)
-          if (same.up == probing.up) same.next_probe = probing.next_probe;
-        break;
-      }
-      next = std::min(next, target.next_probe);
-    }
-    if (std::any_of(targets_.begin(), targets_.end(), [&](const Target& t) { return t.next_probe <= now; }))
+    auto due = std::min_element(targets_.begin(), targets_.end(),
+                                [](const Target& a, const Target& b) { return a.next_probe < b.next_probe; });
+    if (due == targets_.end()) {
+      wake_.wait(lock);
       continue;
-    wake_.wait_until(lock, next);
+    }
+    if (due->next_probe > std::chrono::steady_clock::now()) {
+      wake_.wait_until(lock, due->next_probe);
+      continue;
+    }
+    Target probing = *due;
+    lock.unlock();
+    bool up = probe(probing.server, probing.check.timeout);
+    lock.lock();
+    if (probing.up->exchange(up) != up)
+      spdlog::warn("backend {} server {} is {} (health check)", probing.backend, probing.server.to_string(),
+                   up ? "up" : "down");
+    metrics_.backend_server_up.Add({{"backend", probing.backend}, {"server", probing.server.to_string()}})
+        .Set(up ? 1 : 0);
+    // targets_ may have been replaced while unlocked: find this server's entry again.
+    for (auto& target : targets_)
+      if (target.up == probing.up) target.next_probe = std::chrono::steady_clock::now() + target.check.interval;
   }
 }
 

@@ -238,6 +238,8 @@ class Proxy(Process):
     def _ready(self):
         if self.proc.poll() is not None:
             raise AssertionError(f"snisplice exited with {self.proc.returncode}:\n{self.output()}")
+        if "ready:" not in self.output():   # logged once every worker runs (after any user switch)
+            return False
         try:
             self.metrics_text()
             return True
@@ -336,6 +338,21 @@ timeouts:
   idle: 30s
   shutdown_grace: 5s
 {extra}"""
+
+
+def one_route_config(port, backend_address, metrics_port, listener_extra="", extra=""):
+    """A TLS listener on 127.0.0.1:port sending every name to one backend."""
+    return config(
+        listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t{listener_extra}""",
+        tables="""  t:
+    - host: "*"
+      backend: b""",
+        backends=f"""  b:
+    servers: ["{backend_address}"]""",
+        metrics_port=metrics_port, extra=extra)
 
 
 class ProxyTest(unittest.TestCase):

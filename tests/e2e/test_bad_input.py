@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-from harness import ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until
+from harness import one_route_config, ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until
 
 
 def echo(conn):
@@ -114,17 +114,7 @@ class BadInput(ProxyTest):
 
         vanishing = self.backend(vanish)
         port, metrics_port = free_port(), free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: "*"
-      backend: gone""",
-            backends=f"""  gone:
-    servers: ["{vanishing.address}"]""",
-            metrics_port=metrics_port), name="second")
+        proxy = self.proxy(one_route_config(port, vanishing.address, metrics_port), name="second")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(client_hello("x.test"))
             with self.assertRaises((ConnectionResetError, AssertionError)):

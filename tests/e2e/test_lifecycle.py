@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, ProxyTest, client_hello, closed_without_data, config, free_port, recv_all, recv_exact,
+from harness import (one_route_config, BIN, ProxyTest, client_hello, closed_without_data, config, free_port, recv_all, recv_exact,
                      wait_until)
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared/contract/snisplice.yaml")
@@ -155,17 +155,7 @@ class Lifecycle(ProxyTest):
 
         backend = self.backend(slow)
         port, metrics_port = free_port(), free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: "*"
-      backend: slow""",
-            backends=f"""  slow:
-    servers: ["{backend.address}"]""",
-            metrics_port=metrics_port))
+        proxy = self.proxy(one_route_config(port, backend.address, metrics_port))
         hello = client_hello("x.test")
         c = socket.create_connection(("127.0.0.1", port), timeout=10)
         c.sendall(hello)
@@ -183,17 +173,7 @@ class Lifecycle(ProxyTest):
     def test_sigterm_closes_what_is_left_after_the_grace_period(self):
         backend = self.backend(lambda conn: recv_all(conn))
         port, metrics_port = free_port(), free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: "*"
-      backend: hold""",
-            backends=f"""  hold:
-    servers: ["{backend.address}"]""",
-            metrics_port=metrics_port).replace("shutdown_grace: 5s", "shutdown_grace: 1s"))
+        proxy = self.proxy(one_route_config(port, backend.address, metrics_port).replace("shutdown_grace: 5s", "shutdown_grace: 1s"))
         c = socket.create_connection(("127.0.0.1", port), timeout=10)
         c.sendall(client_hello("x.test"))
         wait_until(lambda: backend.accepted == 1, what="backend connection")
@@ -209,19 +189,8 @@ class Admission(ProxyTest):
     def test_per_ip_and_total_limits_refuse_and_recover(self):
         backend = self.backend(echo)
         port, metrics_port = free_port(), free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t
-    per_ip_max_connections: 2
-    max_connections: 3""",
-            tables="""  t:
-    - host: "*"
-      backend: e""",
-            backends=f"""  e:
-    servers: ["{backend.address}"]""",
-            metrics_port=metrics_port))
+        proxy = self.proxy(one_route_config(port, backend.address, metrics_port,
+                                            listener_extra="\n    per_ip_max_connections: 2\n    max_connections: 3"))
         hello = client_hello("x.test")
 
         def open_one(source):
@@ -345,17 +314,7 @@ class Privileges(ProxyTest):
     def test_runs_as_the_configured_user_with_no_capabilities_and_still_serves(self):
         backend = self.backend(echo)
         port = free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: "*"
-      backend: e""",
-            backends=f"""  e:
-    servers: ["{backend.address}"]""",
-            metrics_port=free_port(), extra="user: nobody\n"))
+        proxy = self.proxy(one_route_config(port, backend.address, free_port(), extra="user: nobody\n"))
         with open(f"/proc/{proxy.proc.pid}/status") as f:
             status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
         self.assertEqual(status["Uid"].split()[0], "65534")
@@ -374,17 +333,7 @@ class IdleTimeout(ProxyTest):
     def test_idle_connections_are_closed_and_busy_ones_kept(self):
         backend = self.backend(echo)
         port = free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: "*"
-      backend: e""",
-            backends=f"""  e:
-    servers: ["{backend.address}"]""",
-            metrics_port=free_port()).replace("idle: 30s", "idle: 2s"))
+        proxy = self.proxy(one_route_config(port, backend.address, free_port()).replace("idle: 30s", "idle: 2s"))
         hello = client_hello("x.test")
         busy = socket.create_connection(("127.0.0.1", port), timeout=10)
         idle = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -10,7 +10,7 @@ import time
 import unittest
 import zlib
 
-from harness import (SPLICE, ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until)
+from harness import (one_route_config, SPLICE, ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until)
 
 BIG = int(os.environ.get("SNISPLICE_BIG_BYTES", 1 << 30))   # 1 GiB each way
 MANY = 200                                                  # concurrent connections
@@ -66,17 +66,7 @@ class Splice(ProxyTest):
     def start(self, handler, budget_case=False):
         backend = self.backend(handler)
         port = free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: "*"
-      backend: b""",
-            backends=f"""  b:
-    servers: ["{backend.address}"]""",
-            metrics_port=free_port()))
+        proxy = self.proxy(one_route_config(port, backend.address, free_port()))
         return backend, proxy, port
 
     def handshake(self, c, name="x.test"):
