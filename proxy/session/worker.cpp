@@ -444,6 +444,7 @@ void Worker::on_hello_recv(Session& s, int result) {
 
 void Worker::on_hello_complete(Session& s) {
   set_deadline(s, {});
+  s.parser.reset();  // its state is no longer needed; the Hello holds what routing uses
   route(s);
 }
 
@@ -579,6 +580,7 @@ void Worker::on_connect(Session& s, int result) {
   }
   s.connected = true;
   s.connected_server = server;
+  std::vector<Session::DialTarget>().swap(s.dial);
   shared_.metrics.connect_duration.Observe(
       std::chrono::duration<double>(Clock::now() - s.connect_started).count());
   send_preamble(s);
