@@ -543,7 +543,11 @@ void Worker::connect_next(Session& s) {
   // Blocking sockets: io_uring would hand -EAGAIN back for O_NONBLOCK ones instead of waiting.
   s.backend.reset(::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s.backend) {
-    spdlog::warn("socket: {}", std::strerror(errno));
+    // Out of descriptors, typically: say so at most once a second, count every connection.
+    if (auto now = Clock::now(); now - last_socket_warning_ >= std::chrono::seconds(1)) {
+      last_socket_warning_ = now;
+      spdlog::warn("worker {}: cannot open a backend socket: {}", index_, std::strerror(errno));
+    }
     return finish(s, Result::connect_error, false);
   }
   accept::tune_connection_socket(s.backend.get());

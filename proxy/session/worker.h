@@ -177,6 +177,7 @@ class Worker {
   };
   std::vector<Lingering> lingering_;
   bool stopping_ = false;
+  Clock::time_point last_socket_warning_{};
 
   struct DnsWatch {
     resolve::Resolver* owner;
