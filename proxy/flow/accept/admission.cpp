@@ -30,8 +30,9 @@ void Admission::release(const std::string& listener, const IpAddress& client) {
   if (it == listeners_.end()) return;
   auto& counts = it->second;
   auto group = counts.per_client.find(client_group(client));
-  if (group != counts.per_client.end() && --group->second == 0) counts.per_client.erase(group);
-  if (counts.total > 0) --counts.total;
+  if (group == counts.per_client.end()) return;  // never admitted: nothing to give back
+  if (--group->second == 0) counts.per_client.erase(group);
+  --counts.total;
 }
 
 uint32_t Admission::active(const std::string& listener) const {

@@ -34,8 +34,9 @@ void append_json_string(std::string& out, std::string_view value) {
 
 std::string format_access_record(const AccessRecord& r) {
   std::string out = "{\"time\":";
-  auto millis = std::chrono::time_point_cast<std::chrono::milliseconds>(r.start);
-  append_json_string(out, fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", millis));
+  auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(r.start);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(r.start - seconds).count();
+  append_json_string(out, fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", seconds, millis));
   auto field = [&out](std::string_view name, std::string_view value) {
     out += ",\"";
     out += name;
