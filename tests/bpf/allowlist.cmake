@@ -2,11 +2,13 @@
 # end-to-end network-namespace test.
 add_executable(xdp_test ${CMAKE_CURRENT_LIST_DIR}/xdp_test.cpp)
 target_link_libraries(xdp_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
+target_include_directories(xdp_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
 add_test(NAME bpf_xdp_allowlist COMMAND xdp_test)
 set_tests_properties(bpf_xdp_allowlist PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
 
 add_executable(dns_cache_test ${CMAKE_CURRENT_LIST_DIR}/dns_cache_test.cpp)
 target_link_libraries(dns_cache_test PRIVATE snisplice_bpf_dns_cache doctest::doctest)
+target_include_directories(dns_cache_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
 add_test(NAME bpf_dns_cache COMMAND dns_cache_test)
 set_tests_properties(bpf_dns_cache PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 60)
 

@@ -4,6 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "temp_pin_dir.h"
+
 #include <unistd.h>
 
 #include <array>
@@ -21,22 +23,6 @@ using namespace std::chrono_literals;
 using snisplice::IpAddress;
 using snisplice::bpf::BootClock;
 using snisplice::bpf::DnsCacheMap;
-
-class TempPinDir {
- public:
-  TempPinDir()
-      : path_("/sys/fs/bpf/snisplice-test-dns-" + std::to_string(::getpid()) + "-" +
-              std::to_string(counter_++)) {}
-  ~TempPinDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::string path_;
-};
 
 IpAddress ip(const char* text) {
   auto parsed = IpAddress::parse(text);

@@ -4,6 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "temp_pin_dir.h"
+
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -38,23 +40,6 @@ using Bytes = std::vector<uint8_t>;
 
 constexpr uint16_t kFilteredPort = 8443;
 constexpr uint16_t kSshPort = 22;
-
-// A pin directory on bpffs that exists for one test and is removed with everything in it.
-class TempPinDir {
- public:
-  TempPinDir()
-      : path_("/sys/fs/bpf/snisplice-test-xdp-" + std::to_string(::getpid()) + "-" +
-              std::to_string(counter_++)) {}
-  ~TempPinDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::string path_;
-};
 
 Cidr cidr(const char* text) {
   auto parsed = Cidr::parse(text);
