@@ -47,6 +47,8 @@ class Load(ProxyTest):
         self.assertEqual(proxy.metric("snisplice_connections_total", result="proxied"), CHURN)
         # tearDown checks fds, sockhash entries and the active gauge are back to baseline.
 
+    @unittest.skipIf(os.environ.get("SNISPLICE_SANITIZE") == "ON",
+                     "the UBSan runtime needs file descriptors for its own checks (it reads /proc/self/maps)")
     def test_fd_exhaustion_backs_off_without_spinning_and_recovers(self):
         backend = self.backend(echo)
         port, metrics_port = free_port(), free_port()

@@ -137,6 +137,7 @@ class HttpRouting(ProxyTest):
   beta:
     servers: ["{b.address}"]""",
             metrics_port=metrics_port))
+        proxy.allow_fallback = True  # the backends answer and close before a splice can start
         for host, want in (("alpha.test", "alpha"), ("beta.test", "beta"), ("www.beta.test:8080", "beta")):
             out = subprocess.run(["curl", "-s", "--max-time", "10", "-H", f"Host: {host}",
                                   f"http://127.0.0.1:{port}/"], capture_output=True, timeout=20)

@@ -3,9 +3,10 @@
 #include <fcntl.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 #include <cstring>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 namespace snisplice::close {
@@ -34,9 +35,17 @@ void append_json_string(std::string& out, std::string_view value) {
 
 std::string format_access_record(const AccessRecord& r) {
   std::string out = "{\"time\":";
+  // gmtime_r + snprintf: no locale, no allocation, nothing that can fail when the process is
+  // out of descriptors.
   auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(r.start);
   auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(r.start - seconds).count();
-  append_json_string(out, fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", seconds, millis));
+  std::time_t when = std::chrono::system_clock::to_time_t(seconds);
+  std::tm utc{};
+  ::gmtime_r(&when, &utc);
+  char stamp[64];  // room for any int the compiler can imagine in each field
+  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
+                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
+  append_json_string(out, stamp);
   auto field = [&out](std::string_view name, std::string_view value) {
     out += ",\"";
     out += name;
