@@ -239,19 +239,21 @@ int run(const std::string& config_path, config::Config initial) {
                          std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
                              .count()));
-      auto loaded = config::load_config_file(config_path);
-      if (!loaded) {
-        for (const auto& line : loaded.error()) spdlog::error("reload refused: {}", line);
+      // A refused reload leaves the running configuration in force.
+      auto refuse = [&](const std::vector<std::string>& reasons) {
+        for (const auto& reason : reasons) spdlog::error("reload refused: {}", reason);
         metrics.reloads_rejected.Increment();
         notify("READY=1");
+      };
+      auto loaded = config::load_config_file(config_path);
+      if (!loaded) {
+        refuse(loaded.error());
         continue;
       }
       auto next_config = std::make_shared<const config::Config>(std::move(*loaded));
       auto next = prepare(next_config, generation + 1);
       if (!next) {
-        spdlog::error("reload refused: {}", next.error());
-        metrics.reloads_rejected.Increment();
-        notify("READY=1");
+        refuse({next.error()});
         continue;
       }
       if (next_config->splice != config::SpliceMode::userspace && !shared.splice)
@@ -260,9 +262,7 @@ int run(const std::string& config_path, config::Config initial) {
       if (listen_signature(*next_config) != listen_signature(*config))
         spdlog::warn("reload: listener addresses changed; they take effect at the next restart");
       if (auto attached = xdp.apply(*next_config); !attached) {
-        spdlog::error("reload refused: {}", attached.error());
-        metrics.reloads_rejected.Increment();
-        notify("READY=1");
+        refuse({attached.error()});
         continue;
       }
       ++generation;

@@ -682,11 +682,7 @@ void Worker::on_relay_recv(Session& s, bool upstream, int result, uint32_t flags
     d.source_failed = true;
     return maybe_finish_relay(s);
   }
-  if (d.eof && d.pending.empty() && !d.send_in_flight && !d.shut) {
-    ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
-    d.shut = true;
-    return maybe_finish_relay(s);
-  }
+  if (shut_sink_when_flushed(s, upstream)) return maybe_finish_relay(s);
   if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
 }
 
@@ -735,11 +731,17 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
     d.paused = false;
     if (!d.eof) arm_relay_recv(s, upstream);
   }
-  if (d.eof && d.pending.empty() && !d.send_in_flight && !d.shut) {
-    ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
-    d.shut = true;
-  }
+  shut_sink_when_flushed(s, upstream);
   maybe_finish_relay(s);
+}
+
+bool Worker::shut_sink_when_flushed(Session& s, bool upstream) {
+  Direction& d = upstream ? s.up : s.down;
+  if (!d.eof || !d.pending.empty() || d.send_in_flight || d.shut) return false;
+  // Half-close: the sink sees EOF only after every byte the source sent before its own.
+  ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
+  d.shut = true;
+  return true;
 }
 
 void Worker::maybe_finish_relay(Session& s) {

@@ -122,6 +122,7 @@ class Worker {
   void on_relay_recv(Session& s, bool upstream, int result, uint32_t flags);
   void send_next(Session& s, bool upstream);
   void on_relay_sent(Session& s, bool upstream, int result);
+  bool shut_sink_when_flushed(Session& s, bool upstream);
   void maybe_finish_relay(Session& s);
 
   // splice stage (worker_splice.cpp)
