@@ -2,13 +2,18 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
 namespace snisplice {
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
-  if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton reads a C string: an embedded NUL would end it early and let "127.0.0.1\0junk"
+  // pass as 127.0.0.1.
+  if (text.empty() || text.size() >= INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos)
+    return std::nullopt;
   char buf[INET6_ADDRSTRLEN] = {};
   std::memcpy(buf, text.data(), text.size());
   IpAddress out;
@@ -48,6 +53,15 @@ IpAddress IpAddress::unmapped() const {
   IpAddress v4;
   std::memcpy(v4.bytes.data(), bytes.data() + 12, 4);
   return v4;
+}
+
+bool ends_in_a_number(std::string_view name) {
+  if (name.ends_with('.')) name.remove_suffix(1);
+  std::string_view last = name.substr(name.rfind('.') + 1);  // npos + 1 == 0: the whole name
+  auto digits = [](std::string_view s, auto is_digit) { return std::all_of(s.begin(), s.end(), is_digit); };
+  if (!last.empty() && digits(last, [](char c) { return c >= '0' && c <= '9'; })) return true;
+  return last.size() >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') &&
+         digits(last.substr(2), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
 }
 
 std::optional<SocketAddress> SocketAddress::parse(std::string_view text) {

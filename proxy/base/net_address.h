@@ -19,7 +19,10 @@ struct IpAddress {
   Family family = Family::v4;
   std::array<uint8_t, 16> bytes{};  // v4 uses the first 4
 
-  static std::optional<IpAddress> parse(std::string_view text);  // a bare literal, no brackets
+  // A bare literal in inet_pton's strict forms: dotted-quad IPv4 with no leading zeros, short
+  // forms or other bases ("127.1", "0x7f000001", "0177.0.0.1", "2130706433") refused; IPv6 without
+  // brackets or a zone.
+  static std::optional<IpAddress> parse(std::string_view text);
   static IpAddress from_sockaddr(const sockaddr* sa);
   std::string to_string() const;
   size_t size() const { return family == Family::v4 ? 4 : 16; }
@@ -41,6 +44,12 @@ struct SocketAddress {
   std::string to_string() const;
   auto operator<=>(const SocketAddress&) const = default;
 };
+
+// The URL Standard's "ends in a number" (WHATWG URL, host parsing): the last label (one trailing
+// dot ignored) is decimal digits, or "0x" and hex digits. inet_aton(3), c-ares and browsers read
+// such names as IPv4 addresses, each by its own rules ("0177.0.0.1" is 127.0.0.1 to a browser
+// and 177.0.0.1 to c-ares 1.18); a DNS name never ends that way (RFC 1123 section 2.1).
+bool ends_in_a_number(std::string_view name);
 
 struct Cidr {
   IpAddress network;  // host bits cleared

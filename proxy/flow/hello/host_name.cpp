@@ -34,6 +34,10 @@ std::optional<std::string> normalize_host_name(std::string_view name) {
     out.push_back(c);
   }
   if (label == 0) return std::nullopt;
+  // A name that ends in a number must be an IPv4 address in its one strict spelling, so every
+  // component that reads the name (router, resolver, address policy, backend) sees the same
+  // address; other spellings of an address are refused rather than looked up in DNS.
+  if (ends_in_a_number(out) && !IpAddress::parse(out)) return std::nullopt;
   return out;
 }
 

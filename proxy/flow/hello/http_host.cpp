@@ -97,13 +97,29 @@ std::optional<Reject> HttpHostParser::take_request_line(std::string_view line) {
   if (version.size() != 8 || !version.starts_with("HTTP/1.") || version[7] < '0' || version[7] > '9')
     return Reject::http_bad_request_line;
 
-  // Absolute-form (RFC 9112 section 3.2.2): the target's authority names the host.
-  std::string_view rest;
-  if (istarts_with(target, "http://")) rest = target.substr(7);
-  else if (istarts_with(target, "https://")) rest = target.substr(8);
-  else return std::nullopt;
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (authority.find('@') != std::string_view::npos) return Reject::http_bad_request_line;
+  // The four target forms (RFC 9112 section 3.2); anything else is no request. The host a
+  // backend reads from the target must be the host routed on, so every form that names one
+  // (absolute-form, CONNECT's authority-form) is checked against the Host header in finish().
+  if (target.front() == '/') return std::nullopt;                      // origin-form
+  if (method == "OPTIONS" && target == "*") return std::nullopt;       // asterisk-form
+  std::string_view authority;
+  if (method == "CONNECT") {                                           // authority-form
+    // host ":" port, the port required (RFC 9110 section 9.3.6).
+    if (target.find_first_of("/?#@") != std::string_view::npos) return Reject::http_bad_request_line;
+    size_t colon = target.rfind(':');
+    if (colon == std::string_view::npos || colon + 1 == target.size() || target.back() == ']')
+      return Reject::http_bad_request_line;
+    authority = target;
+  } else {                                                             // absolute-form
+    // Only http and https URIs with an authority: a backend that is itself a proxy would
+    // fetch any other scheme (ftp://127.0.0.1/) from wherever that URI points.
+    std::string_view rest;
+    if (istarts_with(target, "http://")) rest = target.substr(7);
+    else if (istarts_with(target, "https://")) rest = target.substr(8);
+    else return Reject::http_bad_request_line;
+    authority = rest.substr(0, rest.find_first_of("/?#"));
+    if (authority.find('@') != std::string_view::npos) return Reject::http_bad_request_line;
+  }
   auto host = parse_authority_host(authority);
   if (!host) return Reject::invalid_host_name;
   target_host_ = std::move(*host);

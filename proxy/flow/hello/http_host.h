@@ -10,9 +10,14 @@
 // - header lines name ":" OWS value OWS with name a token and no space before the colon
 //   (section 5.1); obs-fold continuation lines are rejected (section 5.2); values hold no
 //   control characters other than HTAB.
-// - the host comes from the Host header (case-insensitive name) and/or an absolute-form target
-//   http[s]://authority/...; at least one must be present; Host may appear once; when both are
-//   present their hosts (ports ignored) must match. An empty Host value is invalid_host_name.
+// - the request target is in one of the four forms (section 3.2): origin-form "/...";
+//   absolute-form with an http or https scheme and no userinfo; authority-form host:port for
+//   CONNECT only; asterisk-form "*" for OPTIONS only. Any other target (another scheme, a bare
+//   name) is http_bad_request_line.
+// - the host comes from the Host header (case-insensitive name) and/or the target's authority
+//   (absolute-form, authority-form); at least one must be present; Host may appear once; when
+//   both are present their hosts (ports ignored) must match. An empty Host value is
+//   invalid_host_name.
 // - host[:port] with the port (0..5 digits) stripped; "[v6]" literals returned without
 //   brackets in canonical form; names validated by normalize_host_name.
 //
@@ -47,7 +52,7 @@ class HttpHostParser {
   size_t line_start_ = 0;  // offset of the line being received
   size_t scanned_ = 0;     // offset up to which no line end was found
   bool have_request_line_ = false;
-  std::optional<std::string> target_host_;  // from an absolute-form request target
+  std::optional<std::string> target_host_;  // from an absolute-form or authority-form target
   std::optional<std::string> header_host_;  // from the Host header
   std::optional<Outcome> verdict_;
 };

@@ -153,7 +153,10 @@ void Resolver::resolve(std::string_view name, Callback done) {
     return;
   }
   const std::optional<std::string> key = bpf::dns_cache_key_name(name);
-  if (!key || destroying_) {
+  // c-ares reads an all-digit dotted name as an address by its own rules ("0177.0.0.1" as
+  // 177.0.0.1, "127.000.000.001" as 127.0.0.1), unlike browsers and inet_aton: a name ending in
+  // a number that is no strict literal is not looked up at all.
+  if (!key || destroying_ || ends_in_a_number(name)) {
     ++counters_.failed;
     done(Answer{Answer::Status::failed, {}, false});
     return;

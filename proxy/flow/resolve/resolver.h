@@ -86,7 +86,8 @@ class Resolver {
   ~Resolver();
 
   // Resolves `name` (any case, one trailing dot ignored; "[v6]" and bare IP literals answer
-  // themselves) to its A and AAAA addresses and calls `done` once (see above for when).
+  // themselves) to its A and AAAA addresses and calls `done` once (see above for when). A name
+  // that ends in a number but is no strict IPv4 literal ("127.1", "0177.0.0.1") fails at once.
   void resolve(std::string_view name, Callback done);
 
   // The loop saw `fd` (one WatchFn announced) ready. Pass readable=true on POLLERR/POLLHUP too,

@@ -46,3 +46,38 @@ TEST_CASE("IPv4-mapped IPv6 addresses unmap to plain IPv4") {
   CHECK(mapped->unmapped() == *IpAddress::parse("127.0.0.1"));
   CHECK(IpAddress::parse("::1")->unmapped() == *IpAddress::parse("::1"));
 }
+
+TEST_CASE("an embedded NUL is no part of a literal") {
+  using namespace std::string_view_literals;
+  for (auto text : {"127.0.0.1\0"sv, "127.0.0.1\0junk"sv, "::1\0"sv, "\0"sv, "10.0.0.1\0.2"sv})
+    CHECK_MESSAGE(!IpAddress::parse(text), "length " << text.size());
+  CHECK_FALSE(SocketAddress::parse("127.0.0.1\0:80"sv));
+  CHECK_FALSE(SocketAddress::parse("[::1\0]:80"sv));
+  CHECK_FALSE(Cidr::parse("10.0.0.0\0/8"sv));
+}
+
+TEST_CASE("only the strict literal forms parse: other spellings of loopback are no address") {
+  // What inet_aton(3) and URL parsers in browsers read as 127.0.0.1; here they are not
+  // addresses at all (the host name rules refuse them too).
+  for (const char* text : {"127.1", "127.0.1", "2130706433", "0x7f000001", "0x7f.0.0.1", "0177.0.0.1",
+                           "127.000.000.001", "127.0.0.1.", "127.0.0.1 ", " 127.0.0.1", "127.0.0.256",
+                           "1.2.3.4.5", "[::1]", "::1%lo", "fe80::1%eth0", "::ffff:127.0.0.1/128"})
+    CHECK_MESSAGE(!IpAddress::parse(text), text);
+  // The strict forms of this host's addresses all parse, each to what it encodes.
+  CHECK(IpAddress::parse("127.0.0.1")->to_string() == "127.0.0.1");
+  CHECK(IpAddress::parse("0.0.0.0")->to_string() == "0.0.0.0");
+  CHECK(IpAddress::parse("0:0:0:0:0:0:0:1")->to_string() == "::1");
+  CHECK(IpAddress::parse("::FFFF:7F00:1")->unmapped() == *IpAddress::parse("127.0.0.1"));
+  CHECK(IpAddress::parse("::ffff:127.0.0.1")->unmapped().is_v4());
+  CHECK_FALSE(IpAddress::parse("::127.0.0.1")->is_v4());   // IPv4-compatible: stays IPv6
+  CHECK(IpAddress::parse("64:ff9b::127.0.0.1")->to_string() == "64:ff9b::7f00:1");
+}
+
+TEST_CASE("ends_in_a_number: the URL Standard's test for names that spell an IPv4 number") {
+  for (const char* numeric : {"127.1", "2130706433", "0x7f000001", "0X7F000001", "a.0x", "a.0xff.", "1.2.3.4.5",
+                              "localhost.127", "127.0.0.1", "127.0.0.1.", "0"})
+    CHECK_MESSAGE(snisplice::ends_in_a_number(numeric), numeric);
+  for (const char* name : {"example.com", "127.0.0.1.nip.io", "0x7f000001.example", "a.0xg", "1e100", "a.1b",
+                           "", ".", "a.", "x1"})
+    CHECK_MESSAGE(!snisplice::ends_in_a_number(name), name);
+}

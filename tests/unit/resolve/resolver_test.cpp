@@ -286,6 +286,26 @@ TEST_CASE("IP literals answer at once, without a query") {
   CHECK(f.resolver->counters().queries == 0);
 }
 
+TEST_CASE("non-strict IPv4 spellings are no literals and are never looked up") {
+  // The hello parsers refuse these names before routing (hostile_names_test.cpp); this is the
+  // layer below. c-ares 1.18 alone would answer "0177.0.0.1" with 177.0.0.1 and
+  // "127.000.000.001" with 127.0.0.1 without asking any server.
+  Fixture f;
+  for (const char* spelling : {"127.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.000.000.001",
+                               "127.000.000.001.", "1.2.3.4.5", "a.0x7F"}) {
+    std::string text = spelling;
+    CAPTURE(text);
+    auto outcome = start(*f.resolver, spelling);
+    REQUIRE(outcome->answer.has_value());
+    CHECK(outcome->synchronous);
+    CHECK(outcome->answer->status == Status::failed);
+    CHECK(outcome->answer->addresses.empty());
+  }
+  std::this_thread::sleep_for(100ms);  // a stray query would have reached the log by now
+  CHECK(f.server.total_queries() == 0);
+  CHECK(f.resolver->counters().queries == 0);
+}
+
 TEST_CASE("A only, AAAA only, and both: IPv4 first, duplicates dropped, mapped IPv6 as IPv4") {
   Fixture f;
   Answer v4 = f.resolve("v4.test");
