@@ -8,6 +8,9 @@ tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
     std::shared_ptr<const config::Config> config, uint64_t generation, const std::vector<IpAddress>& own_addresses) {
   auto runtime = std::make_shared<Runtime>();
   runtime->generation = generation;
+  resolve::ThisHost this_host{own_addresses, {}};
+  for (const auto& listener : config->listeners)
+    this_host.listeners.insert(this_host.listeners.end(), listener.listen.begin(), listener.listen.end());
   for (const auto& table : config->tables) {
     std::vector<route::Entry> entries;
     std::vector<std::string> labels;
@@ -15,8 +18,8 @@ tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
     for (size_t i = 0; i < table.routes.size(); ++i) {
       const auto& route = table.routes[i];
       policies.push_back(route.resolve.allow_networks
-                             ? resolve::AddressPolicy::allow_only(*route.resolve.allow_networks)
-                             : resolve::AddressPolicy::special_ranges_denied(own_addresses));
+                             ? resolve::AddressPolicy::allow_only(*route.resolve.allow_networks, this_host)
+                             : resolve::AddressPolicy::special_ranges_denied(this_host));
       entries.push_back({route.host, route.alpn, static_cast<uint32_t>(i)});
       // The pattern as written in the config names the route: operator-chosen, bounded.
       std::string label = route.host;

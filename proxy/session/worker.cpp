@@ -527,7 +527,7 @@ void Worker::connect_next(Session& s) {
   while (s.candidate < s.dial.size() && s.policy_checked) {
     const auto& target = s.dial[s.candidate].address;
     size_t table_index = runtime.listener_table[s.listener];
-    auto verdict = runtime.route_policies[table_index][s.route].check(target.ip);
+    auto verdict = runtime.route_policies[table_index][s.route].check(target);
     if (verdict.allowed) break;
     spdlog::warn("{}: refusing to dial {} for \"{}\": {}{}{}", runtime.config->listeners[s.listener].name,
                  target.to_string(), s.hello.host, verdict.reason, verdict.embedded_in.empty() ? "" : " via ",

@@ -90,6 +90,7 @@ constexpr Range kGlobalUnicast = {{0x20}, 3, "global unicast 2000::/3"};
 constexpr std::string_view kReservedV6 = "reserved, outside 2000::/3";
 
 constexpr std::string_view kOwnAddress = "proxy's own address";
+constexpr std::string_view kOwnListener = "proxy's own listener";
 constexpr std::string_view kOrdinary = "not special-purpose";
 constexpr std::string_view kInAllowNetworks = "in allow_networks";
 constexpr std::string_view kNotInAllowNetworks = "not in allow_networks";
@@ -107,16 +108,57 @@ Cidr unmapped_cidr(const Cidr& cidr) {
   return Cidr{cidr.network.unmapped(), static_cast<uint8_t>(cidr.prefix_len - 96)};
 }
 
-}  // namespace
-
-AddressPolicy AddressPolicy::special_ranges_denied(std::vector<IpAddress> own_addresses) {
-  for (auto& address : own_addresses) address = address.unmapped();
-  return AddressPolicy(Mode::special_ranges_denied, std::move(own_addresses), {});
+bool is_unspecified(const IpAddress& address) {
+  return std::all_of(address.bytes.begin(), address.bytes.begin() + static_cast<std::ptrdiff_t>(address.size()),
+                     [](uint8_t b) { return b == 0; });
 }
 
-AddressPolicy AddressPolicy::allow_only(std::vector<Cidr> networks) {
+bool is_loopback(const IpAddress& address) {
+  if (address.is_v4()) return address.bytes[0] == 127;
+  static constexpr std::array<uint8_t, 16> kLoopback6 = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return address.bytes == kLoopback6;
+}
+
+// The address connect() delivers to: 0.0.0.0 and :: are loopback to the kernel (Linux
+// ip_route_connect / ip6_route_output).
+IpAddress delivered_to(const IpAddress& address) {
+  if (!is_unspecified(address)) return address;
+  IpAddress loopback = address;
+  loopback.bytes[address.size() - 1] = 1;
+  if (address.is_v4()) loopback.bytes[0] = 127;
+  return loopback;
+}
+
+}  // namespace
+
+AddressPolicy::AddressPolicy(Mode mode, ThisHost host, std::vector<Cidr> networks)
+    : mode_(mode), own_(std::move(host.addresses)), listeners_(std::move(host.listeners)), networks_(std::move(networks)) {
+  for (auto& address : own_) address = address.unmapped();
+  for (auto& listener : listeners_) listener.ip = listener.ip.unmapped();
+}
+
+AddressPolicy AddressPolicy::special_ranges_denied(ThisHost host) {
+  return AddressPolicy(Mode::special_ranges_denied, std::move(host), {});
+}
+
+AddressPolicy AddressPolicy::allow_only(std::vector<Cidr> networks, ThisHost host) {
   for (auto& network : networks) network = unmapped_cidr(network);
-  return AddressPolicy(Mode::allow_only, {}, std::move(networks));
+  return AddressPolicy(Mode::allow_only, std::move(host), std::move(networks));
+}
+
+bool AddressPolicy::reaches_own_listener(const SocketAddress& target) const {
+  const IpAddress address = delivered_to(target.ip.unmapped());
+  const bool local = is_loopback(address) || std::find(own_.begin(), own_.end(), address) != own_.end();
+  return std::any_of(listeners_.begin(), listeners_.end(), [&](const SocketAddress& listener) {
+    if (listener.port != target.port || listener.ip.family != address.family) return false;
+    return is_unspecified(listener.ip) ? local : delivered_to(listener.ip) == address;
+  });
+}
+
+Verdict AddressPolicy::check(const SocketAddress& target) const {
+  Verdict verdict = check(target.ip);
+  if (verdict.allowed && reaches_own_listener(target)) return {false, kOwnListener, {}};
+  return verdict;
 }
 
 Verdict AddressPolicy::check_v4(const IpAddress& v4, std::string_view embedded_in) const {

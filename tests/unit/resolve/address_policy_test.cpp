@@ -8,7 +8,9 @@
 
 using snisplice::Cidr;
 using snisplice::IpAddress;
+using snisplice::SocketAddress;
 using snisplice::resolve::AddressPolicy;
+using snisplice::resolve::ThisHost;
 using snisplice::resolve::Verdict;
 
 namespace {
@@ -222,7 +224,7 @@ TEST_CASE("default: the cloud metadata address is refused in every form") {
 }
 
 TEST_CASE("default: the proxy's own addresses are refused") {
-  auto policy = AddressPolicy::special_ranges_denied({ip("8.8.4.4"), ip("::ffff:1.1.1.1"), ip("2606:4700::1111")});
+  auto policy = AddressPolicy::special_ranges_denied({{ip("8.8.4.4"), ip("::ffff:1.1.1.1"), ip("2606:4700::1111")}, {}});
   for (const char* own : {"8.8.4.4", "::ffff:8.8.4.4", "64:ff9b::8.8.4.4", "2002:808:404::", "1.1.1.1",
                           "2606:4700::1111"}) {
     std::string text = own;
@@ -234,12 +236,12 @@ TEST_CASE("default: the proxy's own addresses are refused") {
   CHECK(policy.check(ip("8.8.4.5")).allowed);
   CHECK(policy.check(ip("2606:4700::1112")).allowed);
   // Special ranges keep their own reason even when they are also the proxy's address.
-  auto loopback = AddressPolicy::special_ranges_denied({ip("127.0.0.1")}).check(ip("127.0.0.1"));
+  auto loopback = AddressPolicy::special_ranges_denied({{ip("127.0.0.1")}, {}}).check(ip("127.0.0.1"));
   CHECK(loopback.reason.find("loopback") != std::string_view::npos);
 }
 
 TEST_CASE("allowlist: allowed iff inside a listed network") {
-  auto policy = AddressPolicy::allow_only({cidr("203.0.113.0/24"), cidr("10.1.0.0/16"), cidr("fd00:1::/32")});
+  auto policy = AddressPolicy::allow_only({cidr("203.0.113.0/24"), cidr("10.1.0.0/16"), cidr("fd00:1::/32")}, {});
   CHECK(policy.check(ip("203.0.113.0")).allowed);
   CHECK(policy.check(ip("203.0.113.255")).allowed);
   CHECK(policy.check(ip("10.1.255.255")).allowed);
@@ -256,14 +258,14 @@ TEST_CASE("allowlist: allowed iff inside a listed network") {
 }
 
 TEST_CASE("allowlist: replaces the default, so listed private ranges are allowed") {
-  auto policy = AddressPolicy::allow_only({cidr("127.0.0.0/8"), cidr("::1/128")});
+  auto policy = AddressPolicy::allow_only({cidr("127.0.0.0/8"), cidr("::1/128")}, {});
   CHECK(policy.check(ip("127.0.0.1")).allowed);
   CHECK(policy.check(ip("::1")).allowed);
   CHECK_FALSE(policy.check(ip("8.8.8.8")).allowed);
 }
 
 TEST_CASE("allowlist: mapped addresses and mapped CIDRs count as IPv4") {
-  auto policy = AddressPolicy::allow_only({cidr("203.0.113.0/24"), cidr("::ffff:10.0.0.0/104")});
+  auto policy = AddressPolicy::allow_only({cidr("203.0.113.0/24"), cidr("::ffff:10.0.0.0/104")}, {});
   CHECK(policy.check(ip("::ffff:203.0.113.9")).allowed);
   CHECK(policy.check(ip("10.200.0.1")).allowed);
   CHECK(policy.check(ip("::ffff:10.200.0.1")).allowed);
@@ -273,7 +275,78 @@ TEST_CASE("allowlist: mapped addresses and mapped CIDRs count as IPv4") {
 }
 
 TEST_CASE("allowlist: empty list allows nothing") {
-  auto policy = AddressPolicy::allow_only({});
+  auto policy = AddressPolicy::allow_only({}, {});
   CHECK_FALSE(policy.check(ip("8.8.8.8")).allowed);
   CHECK_FALSE(policy.check(ip("2606:4700::1")).allowed);
+}
+
+// Every strict spelling of this host's addresses a name or literal can carry; the non-strict ones
+// ("127.1", "2130706433", "0x7f000001", "0177.0.0.1") are no address at all (net_address_test,
+// host_name_test) and never reach the policy.
+constexpr const char* kThisHostSpellings[] = {
+    "127.0.0.1", "127.0.0.2", "127.1.2.3", "127.255.255.254", "0.0.0.0", "0.1.2.3",
+    "::1", "0:0:0:0:0:0:0:1", "::", "::ffff:127.0.0.1", "::FFFF:7F00:1", "0:0:0:0:0:ffff:7f00:1",
+    "::ffff:127.0.0.2", "::ffff:0.0.0.0", "::127.0.0.1", "::7f00:1", "::0.0.0.1",
+    "64:ff9b::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::7f00:2", "64:ff9b::", "64:ff9b:1::7f00:1",
+    "64:ff9b:1:ffff::1", "2002:7f00:1::", "2002:7f00:1::1", "2002::1", "::ffff:64:ff9b:7f00:1",
+};
+
+TEST_CASE("default: every spelling of this host's loopback and unspecified addresses is refused") {
+  for (const char* text : kThisHostSpellings) {
+    CAPTURE(text);
+    CHECK_FALSE(kDefault.check(ip(text)).allowed);
+    for (uint16_t port : {0, 443, 8443}) CHECK_FALSE(kDefault.check(SocketAddress{ip(text), port}).allowed);
+  }
+}
+
+TEST_CASE("allowlist of one loopback address: exactly that address, however written, and nothing else") {
+  // How the end-to-end tests tell "allowed" from "forbidden" with loopback addresses only.
+  auto policy = AddressPolicy::allow_only({cidr("127.0.0.2/32")}, {});
+  for (const char* same : {"127.0.0.2", "::ffff:127.0.0.2", "::FFFF:7F00:2", "0:0:0:0:0:ffff:7f00:2"}) {
+    CAPTURE(same);
+    CHECK(policy.check(SocketAddress{ip(same), 443}).allowed);
+  }
+  for (const char* text : kThisHostSpellings) {
+    std::string spelled = text;
+    if (ip(text).unmapped() == ip("127.0.0.2")) continue;
+    CAPTURE(spelled);
+    auto verdict = policy.check(SocketAddress{ip(text), 443});
+    CHECK_FALSE(verdict.allowed);
+    CHECK(verdict.reason == "not in allow_networks");
+  }
+}
+
+TEST_CASE("every mode: the proxy's own listening sockets are refused, other ports are the policy's") {
+  ThisHost host{{ip("8.8.4.4"), ip("2606:4700::1111"), ip("127.0.0.5")},
+                {*SocketAddress::parse("127.0.0.5:8443"), *SocketAddress::parse("[2606:4700::1111]:443"),
+                 *SocketAddress::parse("0.0.0.0:8080"), *SocketAddress::parse("[::]:8080")}};
+  auto allow_all = AddressPolicy::allow_only({cidr("0.0.0.0/0"), cidr("::/0")}, host);
+  auto check = [&](const char* target) { return allow_all.check(*SocketAddress::parse(target)); };
+  for (const char* self : {"127.0.0.5:8443", "[::ffff:127.0.0.5]:8443", "[2606:4700::1111]:443",
+                           // a wildcard listener through any local address of its family
+                           "127.0.0.1:8080", "127.9.9.9:8080", "0.0.0.0:8080", "8.8.4.4:8080",
+                           "127.0.0.5:8080", "[::ffff:127.0.0.1]:8080", "[::1]:8080", "[::]:8080",
+                           "[2606:4700::1111]:8080"}) {
+    CAPTURE(self);
+    auto verdict = check(self);
+    CHECK_FALSE(verdict.allowed);
+    CHECK(verdict.reason == "proxy's own listener");
+  }
+  for (const char* other : {"127.0.0.5:8444", "127.0.0.6:8443", "127.0.0.1:8443", "[2606:4700::1112]:443",
+                            "8.8.4.4:443", "8.8.4.5:8080", "[2606:4700::1112]:8080", "8.8.8.8:8080",
+                            "[2606:4700::1111]:8443"}) {
+    CAPTURE(other);
+    CHECK(check(other).allowed);
+  }
+  // 0.0.0.0 is loopback to connect(): a listener on 127.0.0.1 is reached through it.
+  auto on_loopback = AddressPolicy::allow_only({cidr("0.0.0.0/0"), cidr("::/0")},
+                                               {{}, {*SocketAddress::parse("127.0.0.1:8443"),
+                                                     *SocketAddress::parse("[::1]:8443")}});
+  CHECK_FALSE(on_loopback.check(*SocketAddress::parse("0.0.0.0:8443")).allowed);
+  CHECK_FALSE(on_loopback.check(*SocketAddress::parse("[::]:8443")).allowed);
+  CHECK(on_loopback.check(*SocketAddress::parse("127.0.0.2:8443")).allowed);
+  // The default refuses this host whatever the port; the listener check changes nothing there.
+  auto by_default = AddressPolicy::special_ranges_denied(host);
+  CHECK(by_default.check(*SocketAddress::parse("8.8.4.4:1")).reason == "proxy's own address");
+  CHECK(by_default.check(*SocketAddress::parse("8.8.8.8:8080")).allowed);
 }
