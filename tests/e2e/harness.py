@@ -4,10 +4,12 @@ Every test gets its own temporary directory, free ports, a generated config and 
 process; nothing here sends traffic anywhere but 127.0.0.1 / ::1.
 """
 import contextlib
+import errno
 import hashlib
 import os
 import random
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -406,3 +408,168 @@ class ProxyTest(unittest.TestCase):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+class EchoServer:
+    """An echo backend on one epoll loop in one thread: holds thousands of connections cheaply
+    (TcpBackend spends a thread on each)."""
+
+    def __init__(self, host="127.0.0.1"):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(4096)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.address = f"[{host}]:{self.port}" if family == socket.AF_INET6 else f"{host}:{self.port}"
+        self.accepted = 0
+        self.open = 0
+        self.errors = []
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.sock, selectors.EVENT_READ)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        pending = {}   # socket -> bytes not yet echoed (kept only while the peer's window is full)
+        while not self._stop.is_set():
+            for key, events in self._selector.select(timeout=0.1):
+                conn = key.fileobj
+                if conn is self.sock:
+                    self._accept_all()
+                    continue
+                try:
+                    if events & selectors.EVENT_READ:
+                        data = conn.recv(65536)
+                        if not data:
+                            self._drop(conn, pending)
+                            continue
+                        pending[conn] = pending.get(conn, b"") + data
+                    if pending.get(conn):
+                        sent = conn.send(pending[conn])
+                        pending[conn] = pending[conn][sent:]
+                    if pending.get(conn):
+                        self._selector.modify(conn, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                    else:
+                        pending.pop(conn, None)
+                        self._selector.modify(conn, selectors.EVENT_READ)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:   # a reset from the proxy's side ends that connection only
+                    if not isinstance(e, ConnectionResetError):
+                        self.errors.append(repr(e))
+                    self._drop(conn, pending)
+        for key in list(self._selector.get_map().values()):
+            key.fileobj.close()
+        self._selector.close()
+
+    def _accept_all(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:   # EMFILE: leave it queued, retry on the next wakeup
+                self.errors.append(repr(e))
+                return
+            conn.setblocking(False)
+            self._selector.register(conn, selectors.EVENT_READ)
+            self.accepted += 1
+            self.open += 1
+
+    def _drop(self, conn, pending):
+        pending.pop(conn, None)
+        self._selector.unregister(conn)
+        conn.close()
+        self.open -= 1
+
+    def close(self):
+        self._stop.set()
+        self.thread.join(10)
+
+
+def open_echoed_connections(address, count, payload, timeout=60.0, in_flight=256):
+    """`count` connections to address (host, port), each sending `payload` and waiting for it
+    echoed back, all from this thread on non-blocking sockets (at most `in_flight` unanswered at
+    once, so the listen backlog never overflows). Returns the open sockets, blocking again."""
+    selector = selectors.DefaultSelector()
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    done, received, started = [], {}, 0
+    deadline = time.monotonic() + timeout
+    try:
+        while len(done) < count:
+            while started < count and len(received) < in_flight:
+                s = socket.socket(family, socket.SOCK_STREAM)
+                s.setblocking(False)
+                err = s.connect_ex(address)
+                if err not in (0, errno.EINPROGRESS):
+                    s.close()
+                    raise OSError(err, f"connect to {address}: {os.strerror(err)}")
+                selector.register(s, selectors.EVENT_WRITE)
+                received[s] = None   # None: connecting
+                started += 1
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(done)} of {count} connections answered after {timeout}s")
+            for key, _ in selector.select(timeout=1.0):
+                s = key.fileobj
+                if received[s] is None:
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise OSError(err, f"connect to {address}: {os.strerror(err)}")
+                    s.sendall(payload)   # small: fits in a fresh socket's send buffer
+                    received[s] = b""
+                    selector.modify(s, selectors.EVENT_READ)
+                    continue
+                chunk = s.recv(len(payload) - len(received[s]))
+                if not chunk:
+                    raise AssertionError(f"connection closed after {len(received[s])} of {len(payload)} echoed bytes")
+                received[s] += chunk
+                if len(received[s]) == len(payload):
+                    if received[s] != payload:
+                        raise AssertionError("echoed bytes differ from those sent")
+                    selector.unregister(s)
+                    del received[s]
+                    s.setblocking(True)
+                    done.append(s)
+        return done
+    except BaseException:
+        for s in done + list(received):
+            s.close()
+        raise
+    finally:
+        selector.close()
+
+
+def exchange_latencies(address, hello, count, size=16384):
+    """Seconds each of `count` fresh connections to an echo backend takes to connect, send the
+    hello and get it back (as a TLS client waits for the server's answer), then send `size`
+    random bytes and get them back intact (checksum compared)."""
+    times = []
+    for _ in range(count):
+        payload = os.urandom(size)
+        start = time.monotonic()
+        with socket.create_connection(address, timeout=10) as c:
+            c.sendall(hello)
+            answer = recv_exact(c, len(hello))
+            c.sendall(payload)
+            echoed = recv_exact(c, size)
+        times.append(time.monotonic() - start)
+        if answer != hello or sha256(echoed) != sha256(payload):
+            raise AssertionError("echoed bytes differ from those sent")
+    return times
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def rss_kib(pids):
+    """Resident set size summed over processes, in KiB (VmRSS: anonymous, file and shared memory)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            total += int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+    return total
