@@ -23,7 +23,10 @@ Zone file (JSON), re-read whenever it changes (modification time, inode or size)
         "slow.test":   {"delay_ms": 300, "records": [{"type": "A", "data": "127.0.0.4"}]},
         "broken.test": "servfail",
         "refused.test": "refused",
-        "silent.test": "drop"
+        "silent.test": "drop",
+        "spoofed.test": {"spoof_first": [{"type": "A", "data": "127.0.0.9"}],
+                         "records": [{"type": "A", "data": "127.0.0.5"}]},
+        "lying.test":  {"mangle": "truncated", "records": [{"type": "A", "data": "127.0.0.6"}]}
       }
     }
   - Names are matched case-insensitively, without a trailing dot.
@@ -33,6 +36,10 @@ Zone file (JSON), re-read whenever it changes (modification time, inode or size)
     answer; a chain ending at an absent name gives NXDOMAIN with the CNAMEs in the answer.
   - "servfail" / "refused": that rcode for every type. "drop": queries are never answered.
   - "delay_ms": the answer is sent that much later (UDP and TCP).
+  - "spoof_first": records sent first in an answer under another id (a spoofing attempt),
+    immediately followed by the real answer.
+  - "mangle": the answer is sent broken: "wrong_id" (another id, so it answers no query),
+    "truncated" (its last 3 bytes cut off), "garbage" (the right id, then noise).
   - Addresses must belong to this host: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, 0.0.0.0 or ::.
     Anything else is refused at load (exit status 2), so a test can never send traffic away.
   - An answer longer than 512 bytes over UDP (or the client's EDNS size) is sent truncated (TC),
@@ -69,6 +76,7 @@ TYPE_CODES = {name: code for code, name in TYPES.items()}
 NOERROR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 2, 3, 4, 5
 MAX_CNAME_STEPS = 16
 MAX_TCP_CLIENTS = 64
+MANGLES = (None, "wrong_id", "truncated", "garbage")
 
 
 def local_address(text):
@@ -115,19 +123,27 @@ class Zone:
                     continue
                 if isinstance(entry, list):
                     entry = {"records": entry}
-                records = []
-                for record in entry.get("records", []):
-                    rtype = record["type"].upper()
-                    if rtype not in ("A", "AAAA", "CNAME", "TXT"):
-                        raise ValueError(f"{name}: unsupported record type {rtype}")
-                    data = record["data"]
-                    if rtype == "A" and (ipaddress.ip_address(data).version != 4 or not local_address(data)):
-                        raise ValueError(f"{name}: A {data} is not an address of this host")
-                    if rtype == "AAAA" and (ipaddress.ip_address(data).version != 6 or not local_address(data)):
-                        raise ValueError(f"{name}: AAAA {data} is not an address of this host")
-                    records.append((rtype, data, int(record.get("ttl", default_ttl))))
-                names[normalise(name)] = {"behaviour": None, "records": records,
-                                          "delay_ms": int(entry.get("delay_ms", 0))}
+
+                def parse_records(described):
+                    records = []
+                    for record in described:
+                        rtype = record["type"].upper()
+                        if rtype not in ("A", "AAAA", "CNAME", "TXT"):
+                            raise ValueError(f"{name}: unsupported record type {rtype}")
+                        data = record["data"]
+                        if rtype == "A" and (ipaddress.ip_address(data).version != 4 or not local_address(data)):
+                            raise ValueError(f"{name}: A {data} is not an address of this host")
+                        if rtype == "AAAA" and (ipaddress.ip_address(data).version != 6 or not local_address(data)):
+                            raise ValueError(f"{name}: AAAA {data} is not an address of this host")
+                        records.append((rtype, data, int(record.get("ttl", default_ttl))))
+                    return records
+
+                mangle = entry.get("mangle")
+                if mangle not in MANGLES:
+                    raise ValueError(f"{name}: unknown mangle {mangle!r}")
+                names[normalise(name)] = {"behaviour": None, "records": parse_records(entry.get("records", [])),
+                                          "delay_ms": int(entry.get("delay_ms", 0)), "mangle": mangle,
+                                          "spoof_first": parse_records(entry.get("spoof_first", []))}
             self.names = names
             self.mtime = mtime
 
@@ -273,7 +289,35 @@ class Server:
         response = message(answers, False)
         if transport == "udp" and len(response) > udp_limit:
             response = message([], True)
+        mangle = entry.get("mangle") if entry else None
+        if mangle == "wrong_id":
+            response = struct.pack("!H", ident ^ 0x5A5A) + response[2:]
+        elif mangle == "truncated":
+            response = response[:max(12, len(response) - 3)]
+        elif mangle == "garbage":  # the right id, then noise (the same noise every time)
+            response = response[:2] + bytes((i * 37 + 11) & 0xFF for i in range(max(len(response) - 2, 40)))
         return response, delay
+
+    def messages(self, query, transport):
+        """answer(), preceded by a spoofed answer under another id where the zone asks for one
+        (spoof_first). Returns (messages to send in order, delay before them)."""
+        response, delay = self.answer(query, transport)
+        if response is None:
+            return [], delay
+        try:
+            qname, offset = decode_name(query, 12)
+            qtype = struct.unpack("!H", query[offset:offset + 2])[0]
+        except (ValueError, struct.error):
+            return [response], delay
+        entry = self.zone.get(normalise(qname))
+        if not entry or not entry.get("spoof_first"):
+            return [response], delay
+        owner = normalise(qname)
+        records = [resource_record(owner, rtype, data, ttl) for rtype, data, ttl in entry["spoof_first"]
+                   if TYPE_CODES[rtype] == qtype]
+        ident, flags = struct.unpack("!HH", response[:4])
+        header = struct.pack("!HHHHHH", ident ^ 0x5A5A, flags & ~0x020F, 1, len(records), 0, 0)
+        return [header + query[12:offset + 4] + b"".join(records), response], delay
 
 
 def serve_udp(server, sock, stop):
@@ -285,13 +329,17 @@ def serve_udp(server, sock, stop):
             query, peer = sock.recvfrom(65535)
         except OSError:
             continue
-        response, delay = server.answer(query, "udp")
-        if response is None:
+        responses, delay = server.messages(query, "udp")
+        if not responses:
             continue
+
+        def send(responses=responses, peer=peer):
+            for response in responses:
+                sock.sendto(response, peer)
         if delay:
-            threading.Timer(delay, sock.sendto, (response, peer)).start()
+            threading.Timer(delay, send).start()
         else:
-            sock.sendto(response, peer)
+            send()
 
 
 def serve_tcp_client(server, conn, stop):
@@ -311,13 +359,13 @@ def serve_tcp_client(server, conn, stop):
                 if len(buffer) < 2 + length:
                     break
                 query, buffer = buffer[2:2 + length], buffer[2 + length:]
-                response, delay = server.answer(query, "tcp")
-                if response is None:
+                responses, delay = server.messages(query, "tcp")
+                if not responses:
                     continue
                 if delay:
                     time.sleep(delay)
                 try:
-                    conn.sendall(struct.pack("!H", len(response)) + response)
+                    conn.sendall(b"".join(struct.pack("!H", len(r)) + r for r in responses))
                 except OSError:
                     return
 

@@ -172,5 +172,68 @@ class ZoneRefusalTest(unittest.TestCase):
                 self.assertIn("not an address of this host", result.stderr)
 
 
+
+class MisbehaviourTest(unittest.TestCase):
+    """spoof_first and mangle: the lies a resolver must survive."""
+
+    def setUp(self):
+        a = [{"type": "A", "data": "127.0.0.5"}]
+        self.dns = DnsServerProcess({"names": {
+            "spoofed.test": {"spoof_first": [{"type": "A", "data": "127.0.0.9"}], "records": a},
+            "wrongid.test": {"mangle": "wrong_id", "records": a},
+            "truncated.test": {"mangle": "truncated", "records": a},
+            "garbage.test": {"mangle": "garbage", "records": a},
+        }})
+        self.addCleanup(self.dns.stop)
+
+    def raw_udp(self, name, count):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1.0)
+            sock.sendto(build_query(name, A), ("127.0.0.1", self.dns.port))
+            return [sock.recv(65535) for _ in range(count)]
+
+    def test_spoofed_answer_under_another_id_then_the_real_one(self):
+        for transport in ("udp", "tcp"):
+            with self.subTest(transport=transport):
+                if transport == "udp":
+                    spoof, real = (parse_response(m) for m in self.raw_udp("spoofed.test", 2))
+                else:
+                    with socket.create_connection(("127.0.0.1", self.dns.port), timeout=2) as sock:
+                        query = build_query("spoofed.test", A)
+                        sock.sendall(struct.pack("!H", len(query)) + query)
+                        messages = []
+                        for _ in range(2):
+                            length = struct.unpack("!H", sock.recv(2, socket.MSG_WAITALL))[0]
+                            messages.append(parse_response(sock.recv(length, socket.MSG_WAITALL)))
+                    spoof, real = messages
+                self.assertNotEqual(spoof[0], 0x4242)
+                self.assertEqual(spoof[2][0][2], socket.inet_aton("127.0.0.9"))
+                self.assertEqual(real[0], 0x4242)
+                self.assertEqual([(rtype, data) for rtype, _, data in real[2]], [(A, socket.inet_aton("127.0.0.5"))])
+
+    def test_mangled_answers(self):
+        whole = self.raw_udp("spoofed.test", 2)[1]
+        wrong = self.raw_udp("wrongid.test", 1)[0]
+        self.assertNotEqual(struct.unpack("!H", wrong[:2])[0], 0x4242)
+        self.assertEqual(parse_response(wrong)[2][0][2], socket.inet_aton("127.0.0.5"))
+        truncated = self.raw_udp("truncated.test", 1)[0]
+        self.assertEqual(struct.unpack("!H", truncated[:2])[0], 0x4242)
+        # The name is written twice (question and answer owner), uncompressed.
+        self.assertEqual(len(truncated), len(wrong) + 2 * (len("truncated") - len("wrongid")) - 3)
+        garbage = self.raw_udp("garbage.test", 1)[0]
+        self.assertEqual(struct.unpack("!H", garbage[:2])[0], 0x4242)
+        self.assertNotEqual(garbage[2:4], whole[2:4])
+        self.assertEqual(garbage, self.raw_udp("garbage.test", 1)[0])   # the same noise each time
+
+    def test_unknown_mangle_is_refused(self):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support", "dns_server.py")
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as zone:
+            zone.write('{"names": {"x.test": {"mangle": "sometimes", "records": []}}}')
+            zone.flush()
+            result = subprocess.run([sys.executable, script, "--zone", zone.name],
+                                    capture_output=True, text=True, timeout=10)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("unknown mangle", result.stderr)
+
 if __name__ == "__main__":
     unittest.main()
