@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /* In-kernel splice: bytes received on a spliced socket leave through its peer's egress.
- * Attached to splice_peers as BPF_SK_SKB_STREAM_VERDICT by proxy/bpf/splice_engine.cpp.
+ * Attached to splice_sources as BPF_SK_SKB_STREAM_VERDICT by proxy/bpf/splice_engine.cpp.
  * Layout and meaning of the maps: include/splice_abi.h. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "splice_abi.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, SPLICE_DEFAULT_MAX_SOCKETS);
+  __type(key, __u64);
+  __type(value, __u64);
+} splice_sources SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -20,13 +27,6 @@ struct {
   __type(key, __u64);
   __type(value, struct splice_sock_stats);
 } splice_stats SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, SPLICE_DEFAULT_MAX_SOCKETS);
-  __type(key, __u64);
-  __type(value, __u32);
-} splice_relayed SEC(".maps");
 
 /* libbpf 1.1 does not know "sk_skb/verdict"; userspace attaches with bpf_prog_attach. */
 SEC("sk_skb/stream_verdict")
@@ -43,11 +43,9 @@ int splice_verdict(struct __sk_buff *skb)
     return SK_DROP;
   }
   /* Once userspace owns this direction, keep it: redirecting now would overtake the bytes
-   * waiting to be read. Passed bytes stay charged to this socket, so TCP's flow control
-   * applies again (the redirect has none). */
-  if ((stats && stats->passed_bytes) || bpf_map_lookup_elem(&splice_relayed, &self)) {
-    if (stats)
-      __sync_fetch_and_add(&stats->passed_bytes, len);
+   * waiting to be read. */
+  if (stats && stats->passed_bytes) {
+    __sync_fetch_and_add(&stats->passed_bytes, len);
     return SK_PASS;
   }
   if (bpf_sk_redirect_hash(skb, &splice_peers, &self, 0) == SK_PASS) {

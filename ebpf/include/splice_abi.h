@@ -3,18 +3,17 @@
  * (proxy/bpf/splice_engine.*). Both sides include this header; nothing here is defined twice.
  *
  * Maps:
+ *   splice_sources SOCKHASH key: __u64 socket cookie  value: that socket.
+ *                 The verdict program is attached here: a socket in this map has what it
+ *                 receives forwarded. Filled after splice_peers, so the verdict always finds
+ *                 a socket's peer; emptied first at the end.
  *   splice_peers  SOCKHASH  key: __u64 socket cookie  value: the socket spliced to it.
  *                 Each socket is stored under its PEER's cookie, so the verdict program finds
  *                 the destination of an skb with one lookup keyed by the receiving socket's
- *                 own cookie (bpf_get_socket_cookie(skb)).
+ *                 own cookie (bpf_get_socket_cookie(skb)). No program is attached here.
  *   splice_stats  HASH      key: __u64 socket cookie  value: struct splice_sock_stats.
  *                 Created (zeroed) and deleted only by userspace, around the sockhash
  *                 entries; the program only updates entries that exist.
- *   splice_relayed HASH     key: __u64 socket cookie  value: __u32 (any).
- *                 Present for a socket whose receive side userspace took over (demotion
- *                 of a direction whose destination cannot keep up): the program passes
- *                 every later byte instead of redirecting it. A separate map because
- *                 userspace must never rewrite a stats value the program updates.
  * All three maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
  * budget; SPLICE_DEFAULT_MAX_SOCKETS is what the object file declares. */
 #include <linux/types.h>

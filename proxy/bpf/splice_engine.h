@@ -29,14 +29,15 @@
 //     only once every redirected byte has reached its TCP send queue. (A relayed direction
 //     forwards EOF itself, after flushing what it holds.)
 //     There is no event for "drained": re-check on a short timer (a few ms) until true.
-//  4. Check over_budget(budget) periodically (every few ms while bytes move). When true,
-//     for each direction d with undelivered(d) > budget, either
-//     - demote_to_userspace(d): the verdict passes d's later bytes to the source socket,
-//       where TCP's flow control holds the sender back again (measured: a flooding client
-//       stalled after ~4 MB). Once drained(d) is true, relay d in userspace as in step 2;
-//       the other direction stays in the kernel. The graceful answer to a slow peer; or
-//     - abort() and close both fds (RST to both ends): for a peer that reads nothing.
-//     Kernel memory per pair is then bounded by budget + (peak rate x check interval).
+//  4. Backpressure: the redirect has none of its own (a destination that reads slower than
+//     its source sends makes the kernel queue without limit while the source's receive
+//     buffer is autotuned). Check undelivered(d) periodically (every few ms while bytes
+//     move). Above a high mark, pause(d): the source's receive buffer shrinks to its minimum,
+//     the bytes queued toward the destination then close the source's TCP window and its
+//     sender stops. Below a low mark, resume(d). Nothing is read by userspace and the
+//     verdict stays attached, so nothing can be reordered, sent twice or dropped.
+//     over_budget(budget) stays as the last resort: abort() and close both fds (RST to
+//     both ends).
 //     POLLERR / POLLHUP on either socket (a reset end): abort() as well.
 //  5. When both directions are shut down (or after abort), destroy the SplicedPair, then
 //     close the fds. Destroying it earlier drops bytes still queued toward a socket.
@@ -100,16 +101,16 @@ constexpr bool drained(uint64_t redirected, uint64_t delivered) {
   return delivered >= redirected;
 }
 
-// Occupancy of the two maps (entries, not pairs): for metrics and leak checks.
+// Occupancy of the maps (entries, not pairs): for metrics and leak checks.
 struct MapOccupancy {
+  size_t source_entries = 0;
   size_t peer_entries = 0;
   size_t stats_entries = 0;
-  size_t relayed_entries = 0;
 };
 
 class SplicedPair;
 
-// Owns the loaded skeleton: both maps and the verdict attached to the sockhash.
+// Owns the loaded skeleton: the maps and the verdict attached to splice_sources.
 // One per process; its const methods may be called from any thread at once.
 class SpliceEngine {
  public:
@@ -130,9 +131,9 @@ class SpliceEngine {
   tl::expected<MapOccupancy, std::string> occupancy() const;
 
   // For bpftool-style inspection and tests: the maps described in splice_abi.h.
+  int sources_map_fd() const;
   int peers_map_fd() const;
   int stats_map_fd() const;
-  int relayed_map_fd() const;
 
  private:
   explicit SpliceEngine(struct splice* skeleton) noexcept : skeleton_(skeleton) {}
@@ -172,10 +173,12 @@ class SplicedPair {
   tl::expected<uint64_t, std::string> undelivered(Direction direction) const;
   // True when either direction holds more than budget_bytes redirected but undelivered.
   tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
-  // From now on, the verdict leaves direction d's bytes readable on its source socket
-  // instead of redirecting them (see step 4 above). Redirected bytes already on their way
-  // still reach the destination: relay only once drained(d).
-  tl::expected<void, std::string> demote_to_userspace(Direction direction);
+  // Stops direction d's sender (step 4 above) until resume(d): the source's receive buffer
+  // shrinks to its minimum, so TCP's window closes on what is already queued.
+  tl::expected<void, std::string> pause(Direction direction);
+  // Restores the source's receive buffer (at its size when paused; no longer autotuned).
+  tl::expected<void, std::string> resume(Direction direction);
+  bool paused(Direction direction) const;
   // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
   // them (the caller's job, right after) sends RST to both ends instead of a FIN.
   void abort();
@@ -188,11 +191,13 @@ class SplicedPair {
     uint64_t queue_baseline = 0;     // bytes_into_send_queue(fd) at splice time
     uint64_t received_baseline = 0;  // bytes userspace had read from fd at splice time
     bool shut_down = false;
+    bool paused = false;     // receive buffer shrunk by pause()
+    int receive_buffer = 0;  // SO_RCVBUF before pause(), restored by resume()
   };
-  SplicedPair(int peers_map_fd, int stats_map_fd, int relayed_map_fd, Side client, Side backend) noexcept
-      : peers_map_fd_(peers_map_fd),
+  SplicedPair(int sources_map_fd, int peers_map_fd, int stats_map_fd, Side client, Side backend) noexcept
+      : sources_map_fd_(sources_map_fd),
+        peers_map_fd_(peers_map_fd),
         stats_map_fd_(stats_map_fd),
-        relayed_map_fd_(relayed_map_fd),
         client_(client),
         backend_(backend),
         in_maps_(true) {}
@@ -201,9 +206,9 @@ class SplicedPair {
   Side& destination(Direction direction);
   const Side& destination(Direction direction) const;
 
+  int sources_map_fd_ = -1;
   int peers_map_fd_ = -1;
   int stats_map_fd_ = -1;
-  int relayed_map_fd_ = -1;
   Side client_;
   Side backend_;
   bool in_maps_ = false;

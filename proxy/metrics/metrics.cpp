@@ -36,6 +36,10 @@ Metrics::Metrics()
       splice_budget_aborts(counter(*registry_, "snisplice_splice_budget_aborts_total",
                                    "Spliced connections aborted because a peer stopped reading")
                                .Add({})),
+      splice_pauses(counter(*registry_, "snisplice_splice_pauses_total",
+                            "Times a spliced direction was paused (its sender held to a trickle) because "
+                            "its destination read slower than its source sent")
+                        .Add({})),
       client_hello_bytes(histogram(*registry_, "snisplice_client_hello_bytes",
                                    "Size of the ClientHello or HTTP request head",
                                    {256, 512, 1024, 1536, 2048, 4096, 8192, 16384, 32768, 65536})),

@@ -72,9 +72,13 @@ struct Direction {
   bool source_failed = false;  // the source reset or errored: no more bytes will come
   bool sink_failed = false;    // sending to the sink failed: pending bytes are dropped
   // Spliced connections: whether the kernel carries this direction, whether its source's FIN
-  // waits for the redirected bytes to drain, and the redirected bytes already counted.
+  // waits for the redirected bytes to drain, whether the relay takes the direction over once
+  // the kernel's bytes are delivered, and the redirected bytes already counted.
   bool in_kernel = false;
   bool fin_pending = false;
+  bool handing_over = false;
+  uint64_t undelivered_seen = 0;  // at the last check, to tell a paused direction's progress
+  Clock::time_point paced_at{};  // last pause or resume
   uint64_t redirected_counted = 0;
   uint64_t bytes = 0;
 };

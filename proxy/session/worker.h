@@ -130,6 +130,8 @@ class Worker {
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);
   void check_splice(Session& s, Clock::time_point now);
+  // Pauses or resumes a spliced direction by its undelivered bytes; true when it did either.
+  bool pace_direction(Session& s, bool upstream, uint64_t undelivered);
   bool count_splice_bytes(Session& s);
   void finish(Session& s, Result result, bool abort);
   void release(Session& s);

@@ -1,8 +1,9 @@
 // The splice stage of a connection: after the hello has been replayed, both sockets go into
 // the sockhash and the kernel carries the bytes. The worker keeps what the kernel does not:
-// FIN propagation after the redirected bytes drained, the budget for a peer that stops
-// reading, idle time and byte counts from the BPF counters, and the userspace relay for a
-// direction the kernel handed back. (Hazards and their tests: proxy/bpf/splice_engine.h.)
+// FIN propagation after the redirected bytes drained, backpressure (pausing a direction whose
+// destination reads slower than its source sends), the budget as a last resort, idle time
+// and byte counts from the BPF counters, and the userspace relay for a direction the kernel
+// handed back. (Hazards and their tests: proxy/bpf/splice_engine.h.)
 #include <poll.h>
 
 #include <spdlog/spdlog.h>
@@ -13,11 +14,26 @@
 namespace snisplice::session {
 namespace {
 
-// While bytes move, counters and budget are checked this often; an idle pair backs off to
-// the slow interval; a FIN waiting for its bytes to drain is re-checked fast.
+// While bytes move, counters and the backlog are checked this often; an idle pair backs off
+// to the slow interval; a FIN waiting for its bytes to drain, or a paused direction, is
+// re-checked fast.
 constexpr std::chrono::milliseconds kActiveCheck{5};
 constexpr std::chrono::milliseconds kIdleCheckMax{1000};
-constexpr std::chrono::milliseconds kDrainCheck{2};
+constexpr std::chrono::milliseconds kDrainCheck{1};
+constexpr std::chrono::milliseconds kStalledCheckMax{50};
+
+// Redirected bytes not yet in the destination's send queue (kernel memory TCP does not
+// account for) above which a direction is paused, and below which it resumes. The gap keeps
+// the destination's send queue fed while the source's backlog flows in again.
+constexpr uint64_t kPauseAbove = 4u << 20;
+constexpr uint64_t kResumeBelow = 1u << 20;
+// How long a paused or resumed direction keeps being checked at the active interval even
+// when nothing moves: longer than a sender's first window probe (one RTO, 200 ms at least).
+constexpr std::chrono::milliseconds kWatchAfterPacing{1000};
+
+bpf::Direction kernel_direction(bool upstream) {
+  return upstream ? bpf::Direction::client_to_backend : bpf::Direction::backend_to_client;
+}
 
 }  // namespace
 
@@ -53,7 +69,6 @@ void Worker::on_splice_poll(Session& s, bool client_side, int result) {
   auto events = static_cast<unsigned>(result);
   Direction& from = client_side ? s.up : s.down;  // the direction this socket is the source of
   Direction& to = client_side ? s.down : s.up;    // the direction this socket is the sink of
-  bpf::Direction kernel_from = client_side ? bpf::Direction::client_to_backend : bpf::Direction::backend_to_client;
   if (events & POLLERR) {
     // A reset end: what its peer is still owed drains first (check_splice), as in the relay.
     from.source_failed = true;
@@ -61,17 +76,37 @@ void Worker::on_splice_poll(Session& s, bool client_side, int result) {
     to.sink_failed = true;
     return check_splice(s, Clock::now());
   }
-  if ((events & POLLIN) && from.in_kernel && s.pair->stats()[kernel_from].passed_bytes > 0) {
-    // The verdict found no peer entry and left the bytes on the socket: from now on this
-    // direction is the userspace relay's, in order, EOF included.
-    from.in_kernel = false;
-    from.fin_pending = false;
-    arm_relay_recv(s, client_side);
+  if ((events & POLLIN) && from.in_kernel && !from.handing_over &&
+      s.pair->stats()[kernel_direction(client_side)].passed_bytes > 0) {
+    // The verdict found no peer entry and left the bytes on the socket: this direction is
+    // the userspace relay's, in order, EOF included, once the kernel's bytes are delivered.
+    from.handing_over = true;
+    check_splice(s, Clock::now());
   }
-  if ((events & (POLLRDHUP | POLLHUP)) && from.in_kernel && !from.fin_pending) {
+  if ((events & (POLLRDHUP | POLLHUP)) && from.in_kernel && !from.handing_over && !from.fin_pending) {
     from.fin_pending = true;
     check_splice(s, Clock::now());
   }
+}
+
+bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
+  const bpf::Direction direction = kernel_direction(upstream);
+  if (!s.pair->paused(direction)) {
+    if (undelivered <= kPauseAbove) return false;
+    // The destination reads slower than the source sends: hold the source's sender back.
+    if (auto paused = s.pair->pause(direction); !paused) {
+      spdlog::warn("{}: cannot pause a spliced direction: {}", s.client_address.to_string(), paused.error());
+      return false;
+    }
+    shared_.metrics.splice_pauses.Increment();
+    return true;
+  }
+  if (undelivered > kResumeBelow) return false;
+  if (auto resumed = s.pair->resume(direction); !resumed) {
+    spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error());
+    return false;
+  }
+  return true;
 }
 
 bool Worker::count_splice_bytes(Session& s) {
@@ -79,7 +114,7 @@ bool Worker::count_splice_bytes(Session& s) {
   bool moved = false;
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    uint64_t redirected = stats[upstream ? bpf::Direction::client_to_backend : bpf::Direction::backend_to_client].redirected_bytes;
+    uint64_t redirected = stats[kernel_direction(upstream)].redirected_bytes;
     if (redirected <= d.redirected_counted) continue;
     uint64_t delta = redirected - d.redirected_counted;
     d.redirected_counted = redirected;
@@ -96,26 +131,54 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   bool moved = count_splice_bytes(s);
   if (moved) s.last_activity = now;
 
-  auto kernel = [](bool upstream) {
-    return upstream ? bpf::Direction::client_to_backend : bpf::Direction::backend_to_client;
-  };
-  auto over = s.pair->over_budget(shared_.splice_budget);
-  if (over && *over) {
-    // A peer that reads slower than its peer sends, or not at all: the kernel would queue
-    // redirected bytes without limit (notes, pitfall 4). Handing the direction back to TCP
-    // flow control (demotion) duplicated bytes in our 1 GiB test on 6.18, so abort instead.
-    shared_.metrics.splice_budget_aborts.Increment();
-    spdlog::debug("{}: more than {} bytes redirected but undelivered; aborting", s.client_address.to_string(),
-                  shared_.splice_budget);
-    s.pair->abort();
-    return finish(s, Result::splice_budget, true);
-  }
-
   bool draining = false;
+  bool paced = false;    // a paused direction whose destination is taking bytes
+  bool stalled = false;  // a paused direction whose destination takes none
+  bool watched = false;  // a direction paused or resumed a moment ago
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    if (!d.in_kernel || !d.fin_pending || d.shut || d.source_failed) continue;
-    auto shut = s.pair->shutdown_peer_when_drained(kernel(upstream));
+    if (!d.in_kernel) continue;
+    auto undelivered = s.pair->undelivered(kernel_direction(upstream));
+    if (!undelivered) continue;  // the socket is gone: POLLERR ends the connection
+    if (*undelivered > shared_.splice_budget) {
+      // The last resort, should a pause not hold the sender (notes, pitfall 4: the kernel
+      // would queue redirected bytes without limit).
+      shared_.metrics.splice_budget_aborts.Increment();
+      spdlog::debug("{}: more than {} bytes redirected but undelivered; aborting", s.client_address.to_string(),
+                    shared_.splice_budget);
+      s.pair->abort();
+      return finish(s, Result::splice_budget, true);
+    }
+    if (d.handing_over) {
+      if (*undelivered == 0) {
+        // Every redirected byte is in the destination's queue: the relay's writes go behind.
+        d.handing_over = false;
+        d.in_kernel = false;
+        d.fin_pending = false;
+        arm_relay_recv(s, upstream);
+      } else {
+        draining = true;
+      }
+      continue;
+    }
+    // After a pause or a resume, bytes stop or start moving: a resumed sender learns of its
+    // open window only from its next window probe, then arrives at full speed.
+    if (pace_direction(s, upstream, *undelivered)) d.paced_at = now;
+    if (now - d.paced_at < kWatchAfterPacing) watched = true;
+    if (d.handing_over) draining = true;
+    if (s.pair->paused(kernel_direction(upstream))) {
+      // Paused: poll fast while the destination takes bytes, so the source resumes in time
+      // to keep it fed; back off while it takes none.
+      if (*undelivered < d.undelivered_seen) paced = true;
+      else stalled = true;
+    }
+    d.undelivered_seen = *undelivered;
+  }
+
+  for (bool upstream : {true, false}) {
+    Direction& d = upstream ? s.up : s.down;
+    if (!d.in_kernel || d.handing_over || !d.fin_pending || d.shut || d.source_failed) continue;
+    auto shut = s.pair->shutdown_peer_when_drained(kernel_direction(upstream));
     if (shut && *shut) {
       d.eof = true;
       d.shut = true;
@@ -131,7 +194,7 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     auto settled = [&](const Direction& d, bool upstream) {
       if (d.sink_failed) return true;
       if (!d.in_kernel) return d.pending.empty() && !d.send_in_flight;
-      auto done = s.pair->drained(kernel(upstream));
+      auto done = s.pair->drained(kernel_direction(upstream));
       return !done || *done;
     };
     if (settled(s.up, true) && settled(s.down, false)) {
@@ -145,12 +208,12 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
 
   const auto idle = s.runtime->config->timeouts.idle;
   if (now - s.last_activity >= idle) return finish(s, Result::idle_timeout, false);
-  if (draining) {
+  if (draining || paced) {
     s.splice_check_interval = kDrainCheck;
-  } else if (moved) {
+  } else if (moved || watched) {
     s.splice_check_interval = kActiveCheck;
   } else {
-    s.splice_check_interval = std::min(kIdleCheckMax, s.splice_check_interval * 2);
+    s.splice_check_interval = std::min(stalled ? kStalledCheckMax : kIdleCheckMax, s.splice_check_interval * 2);
   }
   set_deadline(s, std::min(now + s.splice_check_interval, s.last_activity + idle));
 }

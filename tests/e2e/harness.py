@@ -263,7 +263,7 @@ class Proxy(Process):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def splice_map_entries(self):
-        """Entries in this process's splice maps (sockhash, stats, relayed); None without bpftool."""
+        """Entries in this process's splice maps (both sockhashes and the stats); None without bpftool."""
         if not shutil.which("bpftool") or os.geteuid() != 0:
             return None
         total = 0

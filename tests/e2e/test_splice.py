@@ -15,21 +15,6 @@ from harness import (one_route_config, SPLICE, ProxyTest, client_hello, config, 
 BIG = int(os.environ.get("SNISPLICE_BIG_BYTES", 1 << 30))   # 1 GiB each way
 MANY = 200                                                  # concurrent connections
 CHUNK = 1 << 20
-RATE = 100 << 20                                            # bytes/s for paced writers
-
-
-def paced(send, rate):
-    """send(), but no faster than `rate` bytes/s on average."""
-    start = time.monotonic()
-    sent = [0]
-
-    def send_paced(piece):
-        send(piece)
-        sent[0] += len(piece)
-        ahead = sent[0] / rate - (time.monotonic() - start)
-        if ahead > 0:
-            time.sleep(ahead)
-    return send_paced
 
 
 def stream(seed, total, send):
@@ -81,23 +66,21 @@ class Splice(ProxyTest):
         conn.sendall(b"ready\n")
 
     def test_one_gib_each_way(self):
-        # The in-kernel redirect has no backpressure: a writer much faster than its reader is
-        # aborted past the splice budget (test_backend_that_stops_reading...). Over loopback
-        # a Python writer outruns a Python reader, so the writers are paced to a rate the
-        # readers keep up with, as a remote peer's link would pace them. One direction at a
-        # time, so each end is one thread.
+        # Unpaced: over loopback the writer outruns the reader, so the in-kernel path must
+        # hold it back (pause) rather than queue or abort. One direction at a time, so each
+        # end is one thread.
         seen = {}
 
         def handler(conn):
             self.backend_handshake(conn)
             seen["up"] = drain(conn.recv, BIG)
             conn.sendall(b"k")
-            seen["down"] = stream(b"down", BIG, paced(conn.sendall, RATE))
+            seen["down"] = stream(b"down", BIG, conn.sendall)
 
         backend, proxy, port = self.start(handler)
         with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
             self.handshake(c)
-            up = stream(b"up", BIG, paced(c.sendall, RATE))
+            up = stream(b"up", BIG, c.sendall)
             self.assertEqual(recv_exact(c, 1), b"k")
             down = drain(c.recv, BIG)
         wait_until(lambda: "down" in seen, timeout=60, what="backend to finish")
@@ -106,6 +89,7 @@ class Splice(ProxyTest):
         self.assertEqual(backend.errors, [])
         wait_until(lambda: proxy.metric("snisplice_bytes_total", direction="backend_to_client") == BIG + 7,
                    what="bytes counted")
+        self.assertEqual(proxy.metric("snisplice_splice_budget_aborts_total"), 0)
 
     def test_many_concurrent_connections(self):
         size = 512 << 10
@@ -218,33 +202,59 @@ class Splice(ProxyTest):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c2:
             self.handshake(c2)
 
-    @unittest.skipUnless(SPLICE == "sockmap", "the budget applies to the in-kernel splice")
-    def test_backend_that_stops_reading_is_aborted_within_the_budget(self):
-        hold = threading.Event()
+    def test_backend_that_stops_reading_holds_the_client_back_and_loses_nothing(self):
+        # The redirect has no flow control of its own: without the pause the kernel queued
+        # whatever the client sent (1 GiB in 3 s). With it, TCP's window stops the client, the
+        # connection survives, and every byte arrives once the backend reads again.
+        resume = threading.Event()
+        got = {}
 
         def handler(conn):
             self.backend_handshake(conn)
-            hold.wait(30)   # never reads again
+            resume.wait(30)     # stops reading
+            crc = 0
+            while data := conn.recv(CHUNK):
+                crc = zlib.crc32(data, crc)
+            got["crc"] = crc
+            conn.sendall(b"k")
 
         backend, proxy, port = self.start(handler)
-        c = socket.create_connection(("127.0.0.1", port), timeout=60)
-        self.handshake(c)
-        c.settimeout(30)
-        pushed = 0
-        block = os.urandom(CHUNK)
-        start = time.monotonic()
-        try:
-            while time.monotonic() - start < 30 and pushed < (1 << 30):
-                pushed += c.send(block)
-        except (ConnectionResetError, BrokenPipeError, socket.timeout):
-            pass
-        finally:
-            hold.set()
-            c.close()
-        self.assertLess(pushed, 256 << 20, "the kernel kept queueing without bound")
-        wait_until(lambda: proxy.metric("snisplice_splice_budget_aborts_total") == 1, what="budget abort counted")
-        wait_until(lambda: proxy.metric("snisplice_connections_total", result="splice_budget") == 1,
-                   what="splice_budget result")
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            self.handshake(c)
+            block = bytearray(os.urandom(CHUNK))
+            crc = 0
+            pushed = 0
+            c.setblocking(False)
+            # Push until the window has been closed for a second (bounded by count and time).
+            start = last_progress = time.monotonic()
+            pending = b""
+            while time.monotonic() - last_progress < 1.0 and time.monotonic() - start < 30 and pushed < (1 << 30):
+                if not pending:
+                    block[:8] = pushed.to_bytes(8, "big")
+                    pending = bytes(block)
+                try:
+                    n = c.send(pending)
+                except BlockingIOError:
+                    time.sleep(0.005)
+                    continue
+                crc = zlib.crc32(pending[:n], crc)
+                pending = pending[n:]
+                pushed += n
+                last_progress = time.monotonic()
+            self.assertLess(pushed, 256 << 20, "the client was never held back: the kernel queued without bound")
+            c.setblocking(True)
+            resume.set()
+            crc = zlib.crc32(pending, crc)
+            c.sendall(pending)
+            c.shutdown(socket.SHUT_WR)
+            wait_until(lambda: "crc" in got or backend.errors, timeout=60, what="backend to read everything")
+            self.assertEqual(recv_exact(c, 1), b"k")
+        self.assertEqual(backend.errors, [])
+        self.assertEqual(got["crc"], crc)
+        self.assertEqual(proxy.metric("snisplice_splice_budget_aborts_total"), 0)
+        if SPLICE == "sockmap":
+            self.assertGreaterEqual(proxy.metric("snisplice_splice_pauses_total"), 1)
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == 1, what="proxied")
 
     def test_client_half_closing_right_after_its_hello_falls_back_and_loses_nothing(self):
         def handler(conn):
