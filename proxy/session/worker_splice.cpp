@@ -25,8 +25,8 @@ constexpr std::chrono::milliseconds kStalledCheckMax{50};
 // Redirected bytes not yet in the destination's send queue (kernel memory TCP does not
 // account for) above which a direction is paused, and below which it resumes. The gap keeps
 // the destination's send queue fed while the source's backlog flows in again.
-constexpr uint64_t kPauseAbove = 4u << 20;
-constexpr uint64_t kResumeBelow = 1u << 20;
+constexpr uint64_t kPauseAbove = 16u << 20;
+constexpr uint64_t kResumeBelow = 4u << 20;
 // How long a paused or resumed direction keeps being checked at the active interval even
 // when nothing moves: longer than a sender's first window probe (one RTO, 200 ms at least).
 constexpr std::chrono::milliseconds kWatchAfterPacing{1000};
