@@ -865,15 +865,36 @@ void Worker::close_lingering(Clock::time_point now) {
 
 void Worker::finish(Session& s, Result result, bool abort) {
   if (s.phase == Phase::closing) return;
+  const Phase was = s.phase;
   s.result = result;
   s.abort = abort;
   s.phase = Phase::closing;
   set_deadline(s, {});
   if (s.inflight == 0) return release(s);
-  for (int fd : {s.client.get(), s.backend.get()}) {
-    if (fd < 0) continue;
+  // Each operation that may be in flight is cancelled by its own tag, which the kernel finds
+  // by hash. A cancel by descriptor walks every poll the ring holds (two per spliced
+  // connection): with thousands of idle connections, each close would take milliseconds.
+  // A cancel finding nothing (the operation completed meanwhile) is harmless.
+  auto cancel = [&](OpKind kind) {
     io_uring_sqe* sqe = sqe_for(s, kCancel);
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_prep_cancel64(sqe, io::OpTag{kind, s.slot, s.generation}.encode(), 0);
+  };
+  switch (was) {
+    case Phase::hello: cancel(kHelloRecv); return;
+    case Phase::connecting: cancel(kConnect); return;  // its linked timeout ends with it
+    case Phase::preamble: cancel(kPreamble); return;
+    case Phase::resolving:
+    case Phase::closing: return;
+    case Phase::spliced:
+      cancel(kSplicePollClient);
+      cancel(kSplicePollBackend);
+      break;  // and any direction the relay took over
+    case Phase::relaying: break;
+  }
+  for (bool upstream : {true, false}) {
+    const Direction& d = upstream ? s.up : s.down;
+    if (d.recv_armed) cancel(upstream ? kRecvUp : kRecvDown);
+    if (d.send_in_flight) cancel(upstream ? kSendUp : kSendDown);
   }
 }
 
