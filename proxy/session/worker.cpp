@@ -62,6 +62,26 @@ bool trusted_for_proxy_header(const config::Listener& listener, const IpAddress&
   return false;
 }
 
+// Whether bytes one end sent, which this host's kernel acknowledged to it, have not reached the
+// other end's send queue yet: unread on the source socket, in the relay's buffers, redirected by
+// the kernel but not delivered, or the preamble's tail.
+bool holds_undelivered(const Session& s) {
+  if (s.preamble_sent < s.preamble.size()) return true;
+  for (bool upstream : {true, false}) {
+    const Direction& d = upstream ? s.up : s.down;
+    if (!d.pending.empty() || d.send_in_flight) return true;
+    int source = upstream ? s.client.get() : s.backend.get();
+    int unread = 0;
+    if (!d.source_failed && source >= 0 && ::ioctl(source, SIOCINQ, &unread) == 0 && unread > 0) return true;
+    if (s.pair && d.in_kernel) {
+      auto left = s.pair->undelivered(upstream ? bpf::Direction::client_to_backend
+                                               : bpf::Direction::backend_to_client);
+      if (!left || *left > 0) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- pools
@@ -752,7 +772,7 @@ void Worker::maybe_finish_relay(Session& s) {
   bool backend_failed = s.down.source_failed || s.up.sink_failed;
   if (client_failed || backend_failed) {
     // Once one side has failed, the connection ends when what the other side is owed has
-    // been delivered (or cannot be); the survivor then gets a reset, not a clean FIN.
+    // been delivered (or cannot be); the survivor then gets a FIN (release, linger_close).
     auto settled = [](const Direction& d) { return d.sink_failed || (d.pending.empty() && !d.send_in_flight); };
     if (settled(s.up) && settled(s.down)) {
       s.survivor = client_failed ? Session::Survivor::backend : Session::Survivor::client;
@@ -865,6 +885,10 @@ void Worker::close_lingering(Clock::time_point now) {
 
 void Worker::finish(Session& s, Result result, bool abort) {
   if (s.phase == Phase::closing) return;
+  // A FIN tells a peer it has every byte. When the proxy gives up (idle, shutdown) while it
+  // still holds bytes one end sent, both ends get a reset instead: a truncated stream must not
+  // look complete. (A failed end's survivor is owed its bytes first: see maybe_finish_relay.)
+  if (!abort && s.connected && s.survivor == Session::Survivor::none && holds_undelivered(s)) abort = true;
   const Phase was = s.phase;
   s.result = result;
   s.abort = abort;
