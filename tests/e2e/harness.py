@@ -448,14 +448,19 @@ class EchoServer:
                             continue
                         pending[conn] = pending.get(conn, b"") + data
                     if pending.get(conn):
-                        sent = conn.send(pending[conn])
+                        try:
+                            sent = conn.send(pending[conn])
+                        except (BlockingIOError, InterruptedError):   # the peer's window is full
+                            sent = 0
                         pending[conn] = pending[conn][sent:]
+                    wanted = selectors.EVENT_READ
                     if pending.get(conn):
-                        self._selector.modify(conn, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                        wanted |= selectors.EVENT_WRITE
                     else:
                         pending.pop(conn, None)
-                        self._selector.modify(conn, selectors.EVENT_READ)
-                except (BlockingIOError, InterruptedError):
+                    if key.events != wanted:
+                        self._selector.modify(conn, wanted)
+                except (BlockingIOError, InterruptedError):   # a wakeup with nothing to read
                     continue
                 except OSError as e:   # a reset from the proxy's side ends that connection only
                     if not isinstance(e, ConnectionResetError):
