@@ -78,6 +78,7 @@ struct Direction {
   bool fin_pending = false;
   bool handing_over = false;
   uint64_t undelivered_seen = 0;  // at the last check, to tell a paused direction's progress
+  uint64_t delivered_seen = 0;    // into the destination's send queue: progress for idle time
   Clock::time_point paced_at{};  // last pause or resume
   uint64_t redirected_counted = 0;
   uint64_t bytes = 0;

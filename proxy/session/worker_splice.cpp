@@ -129,7 +129,6 @@ bool Worker::count_splice_bytes(Session& s) {
 void Worker::check_splice(Session& s, Clock::time_point now) {
   if (s.phase != Phase::spliced) return;
   bool moved = count_splice_bytes(s);
-  if (moved) s.last_activity = now;
 
   bool draining = false;
   bool paced = false;    // a paused direction whose destination is taking bytes
@@ -140,6 +139,12 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     if (!d.in_kernel) continue;
     auto undelivered = s.pair->undelivered(kernel_direction(upstream));
     if (!undelivered) continue;  // the socket is gone: POLLERR ends the connection
+    // Idle time counts bytes the destination took, not bytes redirected: a paused source
+    // still trickles its window probes into the backlog of a destination that reads nothing.
+    if (auto delivered = s.pair->delivered(kernel_direction(upstream)); delivered && *delivered > d.delivered_seen) {
+      d.delivered_seen = *delivered;
+      s.last_activity = now;
+    }
     if (*undelivered > shared_.splice_budget) {
       // The last resort, should a pause not hold the sender (notes, pitfall 4: the kernel
       // would queue redirected bytes without limit).

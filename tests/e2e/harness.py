@@ -22,6 +22,8 @@ import unittest
 import urllib.request
 
 BIN = os.environ.get("SNISPLICE_BIN", os.path.join(os.path.dirname(__file__), "../../build/snisplice"))
+# The load generator and backend from bench/load, built beside the binary.
+LOAD = os.environ.get("SNISPLICE_LOAD", os.path.join(os.path.dirname(BIN), "bench", "snisplice_load"))
 SPLICE = os.environ.get("SNISPLICE_SPLICE", "userspace")
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -400,11 +400,6 @@ class Faults(ProxyTest):
         self.assert_ended(proxy, "early.fault.test", "backend_reset")
         self.assert_healthy(proxy, load)
 
-    # The in-kernel splice's pause leaves the window of a client whose backend stopped reading
-    # open a crack (about 15 KB/s here, into kernel memory toward that backend); idle time counts
-    # those redirected bytes as traffic, so the connection is never closed as idle (until the
-    # 128 MiB budget, hours later). For the lead: proxy/session/worker_splice.cpp.
-    @(unittest.expectedFailure if SPLICE == "sockmap" else (lambda test: test))
     def test_backend_that_stops_reading(self):
         # The client pushes into a backend that stopped reading until its sends block for a
         # second (at most 64 MiB: under the in-kernel splice's budget); then nothing moves and the
