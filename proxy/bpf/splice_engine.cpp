@@ -392,12 +392,18 @@ tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Directio
 }
 
 tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
-  // A half-closed destination counts its own FIN in its queue; it no longer receives.
-  if (destination(direction).shut_down) return 0;
-  const uint64_t redirected = stats()[direction].redirected_bytes;
+  auto now = progress(direction, stats());
+  if (!now) return tl::unexpected(now.error());
+  return now->undelivered;
+}
+
+tl::expected<SplicedPair::Progress, std::string> SplicedPair::progress(Direction direction,
+                                                                      const PairStats& counters) const {
   auto sent = delivered(direction);
   if (!sent) return tl::unexpected(sent.error());
-  return undelivered_bytes(redirected, *sent);
+  // A half-closed destination counts its own FIN in its queue; it no longer receives.
+  if (destination(direction).shut_down) return Progress{*sent, 0};
+  return Progress{*sent, undelivered_bytes(counters[direction].redirected_bytes, *sent)};
 }
 
 tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) const {

@@ -171,6 +171,12 @@ class SplicedPair {
   // Redirected bytes of direction d not yet in the destination's send queue: kernel memory
   // that TCP does not account for.
   tl::expected<uint64_t, std::string> undelivered(Direction direction) const;
+  // Both at once from counters the caller already read (one socket query instead of two).
+  struct Progress {
+    uint64_t delivered = 0;
+    uint64_t undelivered = 0;
+  };
+  tl::expected<Progress, std::string> progress(Direction direction, const PairStats& counters) const;
   // True when either direction holds more than budget_bytes redirected but undelivered.
   tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
   // Stops direction d's sender (step 4 above) until resume(d): the source's receive buffer

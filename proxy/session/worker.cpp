@@ -434,10 +434,17 @@ void Worker::on_hello_recv(Session& s, int result) {
     }
     // A trusted source may also connect without a header.
     s.proxy_header_done = true;
-  } else if (s.proxy_header_length == 0 && proxy_protocol::looks_like_proxy_header(received)) {
-    spdlog::debug("{}: {} sent a PROXY header but is not in proxy_protocol_from", listener.name,
-                  s.peer_address.to_string());
-    return finish(s, Result::proxy_protocol_error, false);
+  } else if (s.proxy_header_length == 0) {
+    switch (proxy_protocol::proxy_header_presence(received)) {
+      case proxy_protocol::HeaderPresence::present:
+        spdlog::debug("{}: {} sent a PROXY header but is not in proxy_protocol_from", listener.name,
+                      s.peer_address.to_string());
+        return finish(s, Result::proxy_protocol_error, false);
+      case proxy_protocol::HeaderPresence::undecided:
+        return arm_hello_recv(s);  // fewer bytes than a signature: within the hello's buffer
+      case proxy_protocol::HeaderPresence::absent:
+        break;
+    }
   }
 
   auto outcome = s.parser->feed(received.subspan(s.proxy_header_length));
@@ -926,7 +933,7 @@ void Worker::release(Session& s) {
   recycle_buffers(s.up);
   recycle_buffers(s.down);
   if (s.pair) {
-    count_splice_bytes(s);
+    count_splice_bytes(s, s.pair->stats());
     if (s.abort) s.pair->abort();
     s.pair.reset();  // before the fds close: nothing may stay queued toward them
   }

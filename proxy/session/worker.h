@@ -132,7 +132,7 @@ class Worker {
   void check_splice(Session& s, Clock::time_point now);
   // Pauses or resumes a spliced direction by its undelivered bytes; true when it did either.
   bool pace_direction(Session& s, bool upstream, uint64_t undelivered);
-  bool count_splice_bytes(Session& s);
+  bool count_splice_bytes(Session& s, const bpf::PairStats& stats);
   void finish(Session& s, Result result, bool abort);
   void release(Session& s);
   void linger_close(UniqueFd fd);

@@ -109,8 +109,7 @@ bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
   return true;
 }
 
-bool Worker::count_splice_bytes(Session& s) {
-  auto stats = s.pair->stats();
+bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
   bool moved = false;
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
@@ -128,7 +127,8 @@ bool Worker::count_splice_bytes(Session& s) {
 
 void Worker::check_splice(Session& s, Clock::time_point now) {
   if (s.phase != Phase::spliced) return;
-  bool moved = count_splice_bytes(s);
+  const bpf::PairStats stats = s.pair->stats();
+  bool moved = count_splice_bytes(s, stats);
 
   bool draining = false;
   bool paced = false;    // a paused direction whose destination is taking bytes
@@ -137,15 +137,16 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
     if (!d.in_kernel) continue;
-    auto undelivered = s.pair->undelivered(kernel_direction(upstream));
-    if (!undelivered) continue;  // the socket is gone: POLLERR ends the connection
+    auto progress = s.pair->progress(kernel_direction(upstream), stats);
+    if (!progress) continue;  // the socket is gone: POLLERR ends the connection
+    const uint64_t undelivered = progress->undelivered;
     // Idle time counts bytes the destination took, not bytes redirected: a paused source
     // still trickles its window probes into the backlog of a destination that reads nothing.
-    if (auto delivered = s.pair->delivered(kernel_direction(upstream)); delivered && *delivered > d.delivered_seen) {
-      d.delivered_seen = *delivered;
+    if (progress->delivered > d.delivered_seen) {
+      d.delivered_seen = progress->delivered;
       s.last_activity = now;
     }
-    if (*undelivered > shared_.splice_budget) {
+    if (undelivered > shared_.splice_budget) {
       // The last resort, should a pause not hold the sender (notes, pitfall 4: the kernel
       // would queue redirected bytes without limit).
       shared_.metrics.splice_budget_aborts.Increment();
@@ -155,7 +156,7 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       return finish(s, Result::splice_budget, true);
     }
     if (d.handing_over) {
-      if (*undelivered == 0) {
+      if (undelivered == 0) {
         // Every redirected byte is in the destination's queue: the relay's writes go behind.
         d.handing_over = false;
         d.in_kernel = false;
@@ -168,16 +169,16 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     }
     // After a pause or a resume, bytes stop or start moving: a resumed sender learns of its
     // open window only from its next window probe, then arrives at full speed.
-    if (pace_direction(s, upstream, *undelivered)) d.paced_at = now;
+    if (pace_direction(s, upstream, undelivered)) d.paced_at = now;
     if (now - d.paced_at < kWatchAfterPacing) watched = true;
     if (d.handing_over) draining = true;
     if (s.pair->paused(kernel_direction(upstream))) {
       // Paused: poll fast while the destination takes bytes, so the source resumes in time
       // to keep it fed; back off while it takes none.
-      if (*undelivered < d.undelivered_seen) paced = true;
+      if (undelivered < d.undelivered_seen) paced = true;
       else stalled = true;
     }
-    d.undelivered_seen = *undelivered;
+    d.undelivered_seen = undelivered;
   }
 
   for (bool upstream : {true, false}) {

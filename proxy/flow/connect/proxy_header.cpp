@@ -208,10 +208,16 @@ Outcome parse(std::span<const uint8_t> buffered, size_t v2_max_bytes) {
   return parse_v1(buffered);
 }
 
-bool looks_like_proxy_header(std::span<const uint8_t> buffered) {
-  if (buffered.size() >= kV1Prefix.size() && std::memcmp(buffered.data(), kV1Prefix.data(), kV1Prefix.size()) == 0)
-    return true;
-  return buffered.size() >= sizeof kV2Signature && std::memcmp(buffered.data(), kV2Signature, sizeof kV2Signature) == 0;
+HeaderPresence proxy_header_presence(std::span<const uint8_t> buffered) {
+  auto against = [&](std::span<const uint8_t> signature) {
+    const size_t n = std::min(buffered.size(), signature.size());
+    if (n == 0) return HeaderPresence::undecided;
+    if (std::memcmp(buffered.data(), signature.data(), n) != 0) return HeaderPresence::absent;
+    return n == signature.size() ? HeaderPresence::present : HeaderPresence::undecided;
+  };
+  // The two signatures differ in their first byte: at most one can match.
+  return std::max(against(std::span(reinterpret_cast<const uint8_t*>(kV1Prefix.data()), kV1Prefix.size())),
+                  against(std::span<const uint8_t>(kV2Signature, sizeof kV2Signature)));
 }
 
 }  // namespace snisplice::proxy_protocol

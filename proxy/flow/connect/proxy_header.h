@@ -77,9 +77,11 @@ using Outcome = std::variant<NeedMore, Done, Rejected>;
 // and skipped.
 Outcome parse(std::span<const uint8_t> buffered, size_t v2_max_bytes = kV2DefaultMaxBytes);
 
-// Whether bytes from a source that may not send PROXY headers begin with one: true when they
-// start with "PROXY " or the 12-byte v2 signature. Needs those 6 / 12 bytes (less: false), which
-// any real ClientHello or request line exceeds; no HTTP method or TLS record starts that way.
-bool looks_like_proxy_header(std::span<const uint8_t> buffered);
+// Whether bytes from a source that may not send PROXY headers begin with one: `present` when
+// they start with "PROXY " or the 12-byte v2 signature, `undecided` while they are a proper
+// prefix of either, or empty (a header dribbled byte by byte is still a header), else `absent`. No HTTP
+// method or TLS record starts that way.
+enum class HeaderPresence { absent, undecided, present };
+HeaderPresence proxy_header_presence(std::span<const uint8_t> buffered);
 
 }  // namespace snisplice::proxy_protocol

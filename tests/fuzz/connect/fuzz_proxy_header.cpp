@@ -26,6 +26,15 @@ void check_prefix_agrees(std::span<const uint8_t> in, const Outcome& whole) {
   if (auto* rejected = std::get_if<Rejected>(&prefix)) require(rejected->reason == std::get<Rejected>(whole).reason);
 }
 
+// As bytes arrive, presence only moves from undecided to a verdict that then stays.
+void check_presence(std::span<const uint8_t> in) {
+  const HeaderPresence whole = proxy_header_presence(in);
+  for (size_t n = 0; n < in.size() && n <= 13; ++n) {
+    const HeaderPresence prefix = proxy_header_presence(in.first(n));
+    require(prefix == HeaderPresence::undecided || prefix == whole);
+  }
+}
+
 void check_parse(std::span<const uint8_t> in) {
   auto outcome = parse(in);
   check_prefix_agrees(in, outcome);
@@ -80,7 +89,7 @@ void check_round_trip(const uint8_t* data, size_t size) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_parse(std::span<const uint8_t>(data, size));
-  (void)looks_like_proxy_header(std::span<const uint8_t>(data, size));
+  check_presence(std::span<const uint8_t>(data, size));
   check_round_trip(data, size);
   return 0;
 }

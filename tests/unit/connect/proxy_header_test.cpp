@@ -291,14 +291,20 @@ TEST_CASE("every reason has a distinct label") {
   }
 }
 
-TEST_CASE("looks_like_proxy_header") {
-  auto check = [](std::vector<uint8_t> in) { return looks_like_proxy_header(std::span<const uint8_t>(in)); };
-  CHECK(check(bytes("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")));
-  CHECK(check(bytes("PROXY ")));
-  CHECK_FALSE(check(bytes("PROXY")));
-  CHECK(check(kSig));
-  CHECK_FALSE(check({kSig.begin(), kSig.end() - 1}));
-  CHECK_FALSE(check(bytes("PROPFIND / HTTP/1.1\r\n")));
-  CHECK_FALSE(check(bytes("GET / HTTP/1.1\r\n")));
-  CHECK_FALSE(check({0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x00}));
+TEST_CASE("proxy_header_presence: a signature, a proper prefix of one (dribbled), or neither") {
+  auto check = [](std::vector<uint8_t> in) { return proxy_header_presence(std::span<const uint8_t>(in)); };
+  CHECK(check(bytes("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")) == HeaderPresence::present);
+  CHECK(check(bytes("PROXY ")) == HeaderPresence::present);
+  CHECK(check(bytes("PROXY")) == HeaderPresence::undecided);
+  CHECK(check(bytes("P")) == HeaderPresence::undecided);
+  CHECK(check(kSig) == HeaderPresence::present);
+  CHECK(check({kSig.begin(), kSig.end() - 1}) == HeaderPresence::undecided);
+  CHECK(check({kSig.begin(), kSig.begin() + 1}) == HeaderPresence::undecided);
+  CHECK(check({}) == HeaderPresence::undecided);
+  CHECK(check(bytes("PROXX")) == HeaderPresence::absent);
+  CHECK(check(bytes("PROPFIND / HTTP/1.1\r\n")) == HeaderPresence::absent);
+  CHECK(check(bytes("PUT / HTTP/1.1\r\n")) == HeaderPresence::absent);
+  CHECK(check(bytes("GET / HTTP/1.1\r\n")) == HeaderPresence::absent);
+  CHECK(check(bytes("\r\nGET / HTTP/1.1\r\n")) == HeaderPresence::absent);
+  CHECK(check({0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x00}) == HeaderPresence::absent);
 }
