@@ -76,9 +76,12 @@ class Load(ProxyTest):
         wait_until(lambda: proxy.metric("snisplice_connections_total") == CHURN, timeout=30,
                    what=f"every connection counted (now {proxy.metric('snisplice_connections_total')})")
         self.assertEqual(proxy.metric("snisplice_connections_total", result="proxied"), CHURN)
+        proxy.assert_nothing_left_behind(proxy.baseline_fds)
         print(f"\n  churn[{SPLICE}]: {CHURN} connections in {time.monotonic() - started:.0f} s "
-              f"({min(rates, default=0):.0f}-{max(rates, default=0):.0f}/s), proxy RSS {rss_baseline} KiB "
-              f"after the warm-up, {rss_after} KiB after all", file=sys.stderr)
+              f"({min(rates, default=0):.0f}-{max(rates, default=0):.0f}/s), all {CHURN} counted as proxied; "
+              f"proxy RSS {rss_baseline} KiB after the warm-up, {rss_after} KiB after all; fds {proxy.open_fds()} "
+              f"(baseline {proxy.baseline_fds}), splice map entries {proxy.splice_map_entries()}, "
+              f"active {proxy.metric('snisplice_active_connections'):.0f}", file=sys.stderr)
         # A leak of 16 bytes per connection shows at full size (1M: 15 MiB); allocator noise
         # stays well under 4 MiB.
         self.assertLess(rss_after - rss_baseline, 4096, "the proxy's memory grew with the connections it served")
@@ -218,6 +221,9 @@ class Load(ProxyTest):
         self.assertGreater(served, 20)
         wait_until(lambda: proxy.metric("snisplice_connections_total", result="client_hello_timeout") == SLOWLORIS,
                    timeout=15, what="every slowloris client cut at the hello timeout")
+        print(f"\n  slowloris[{SPLICE}]: {SLOWLORIS} clients dribbling hellos, all cut at client_hello_timeout (2 s) "
+              f"after {time.monotonic() - start:.1f} s; {served} well-behaved clients served meanwhile in 1.5 s",
+              file=sys.stderr)
         stop.set()
         t.join()
         for c in slow:
