@@ -499,13 +499,14 @@ class UntrustedProxyHeaders(Hostile):
             with self.subTest(header=label):
                 self.refused("tls", ports["tls"], header + tls_hello(b"127.0.0.2"), "proxy_protocol_error")
                 self.refused("http", ports["http"], header + http_request("127.0.0.2"), "proxy_protocol_error")
-        # Byte by byte, the HTTP parser waits for a whole line and the header is recognised at its
-        # sixth byte; on TLS the first byte already is no handshake record.
-        header = HEADERS["v1"]
-        self.refused("http", ports["http"], header + http_request("127.0.0.2"), "proxy_protocol_error",
-                     pieces=len(header))
-        self.refused("tls", ports["tls"], header + tls_hello(b"127.0.0.2"), "client_hello_error",
-                     pieces=len(header))
+        # Byte by byte, the proxy waits while the bytes are a prefix of a signature and recognises
+        # the header at its sixth (v1) or twelfth (v2) byte, on either listener.
+        for label, header in HEADERS.items():
+            with self.subTest(dribbled=label):
+                self.refused("http", ports["http"], header + http_request("127.0.0.2"), "proxy_protocol_error",
+                             pieces=len(header))
+                self.refused("tls", ports["tls"], header + tls_hello(b"127.0.0.2"), "proxy_protocol_error",
+                             pieces=len(header))
 
     def test_a_trusted_network_of_another_address_or_family_does_not_trust_this_client(self):
         ports = self.start('"127.0.0.3/32", "::1/128"')
