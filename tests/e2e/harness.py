@@ -92,7 +92,10 @@ class Process:
     def __init__(self, argv, log_path, **kwargs):
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, **kwargs)
+        # setpriv execs argv with a parent-death signal: should this test process be killed
+        # (a ctest timeout), its daemons stop too instead of holding ports and CPU.
+        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "TERM", *argv], stdout=self.log,
+                                     stderr=subprocess.STDOUT, **kwargs)
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if self.proc.poll() is None:

@@ -31,17 +31,9 @@ renderer=$work_dir/helm_render
 (cd "$source_dir/tests/ops/helm_render" && go build -o "$renderer" .)
 echo "ok: built the renderer with $(go version)"
 
-# The same npm install as kubernetes_test.sh, in the same directory (the two tests hold a
-# ctest RESOURCE_LOCK on it), so one install serves both.
+# The validator where ops_kubernetes installs it too (both hold a ctest RESOURCE_LOCK on it).
 node_dir=$work_dir/ops-node
-mkdir -p "$node_dir"
-cp "$source_dir"/tests/ops/node/{package.json,package-lock.json,validate_manifests.mjs} "$node_dir/"
-if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.package-lock.json.installed" 2>/dev/null; then
-  if ! (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >npm.log 2>&1); then
-    echo "ops_helm: skipped: npm ci failed (is the npm registry reachable?):"; cat "$node_dir/npm.log"; exit 77
-  fi
-  cp "$node_dir/package-lock.json" "$node_dir/node_modules/.package-lock.json.installed"
-fi
+"$source_dir/tests/ops/node/install_validator.sh" "$source_dir" "$node_dir" ops_helm
 
 chart=$source_dir/deploy/helm/snisplice
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT

@@ -16,14 +16,7 @@ python3 -c 'import yaml' 2>/dev/null || { echo "ops_kubernetes: skipped: python3
 manifests=$source_dir/deploy/kubernetes
 
 node_dir=$work_dir/ops-node
-mkdir -p "$node_dir"
-cp "$source_dir"/tests/ops/node/{package.json,package-lock.json,validate_manifests.mjs} "$node_dir/"
-if ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.package-lock.json.installed" 2>/dev/null; then
-  if ! (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >npm.log 2>&1); then
-    echo "ops_kubernetes: skipped: npm ci failed (is the npm registry reachable?):"; cat "$node_dir/npm.log"; exit 77
-  fi
-  cp "$node_dir/package-lock.json" "$node_dir/node_modules/.package-lock.json.installed"
-fi
+"$source_dir/tests/ops/node/install_validator.sh" "$source_dir" "$node_dir" ops_kubernetes
 node "$node_dir/validate_manifests.mjs" "$manifests"
 echo "ok: manifests match the Kubernetes API schemas"
 
