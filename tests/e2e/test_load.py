@@ -83,8 +83,11 @@ class Load(ProxyTest):
               f"(baseline {proxy.baseline_fds}), splice map entries {proxy.splice_map_entries()}, "
               f"active {proxy.metric('snisplice_active_connections'):.0f}", file=sys.stderr)
         # A leak of 16 bytes per connection shows at full size (1M: 15 MiB); allocator noise
-        # stays well under 4 MiB.
-        self.assertLess(rss_after - rss_baseline, 4096, "the proxy's memory grew with the connections it served")
+        # stays well under 4 MiB. ASan's quarantine holds freed memory back by design.
+        if os.environ.get("SNISPLICE_SANITIZE") == "ON":
+            print(f"  churn[{SPLICE}]: RSS not checked: the sanitizer quarantines freed memory", file=sys.stderr)
+        else:
+            self.assertLess(rss_after - rss_baseline, 4096, "the proxy's memory grew with the connections it served")
         # tearDown checks fds, sockhash entries and the active gauge are back to baseline.
 
     def test_overload_past_both_limits_refuses_cleanly_without_spinning_and_recovers(self):
