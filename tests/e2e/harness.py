@@ -204,6 +204,15 @@ def recv_all(conn):
         data += chunk
 
 
+def connect_from(source, port, timeout=10):
+    """A TCP connection from loopback address `source` to 127.0.0.1:port (per-address limits)."""
+    c = socket.socket()
+    c.settimeout(timeout)
+    c.bind((source, 0))
+    c.connect(("127.0.0.1", port))
+    return c
+
+
 def closed_without_data(conn):
     """True when the peer closed (FIN, or RST when it closed with our bytes unread) and sent nothing."""
     try:

@@ -8,8 +8,8 @@ import threading
 import time
 import unittest
 
-from harness import (one_route_config, BIN, ProxyTest, client_hello, closed_without_data, config, free_port, recv_all, recv_exact,
-                     wait_until)
+from harness import (one_route_config, BIN, ProxyTest, client_hello, closed_without_data, config, connect_from, free_port,
+                     recv_all, recv_exact, wait_until)
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared/contract/snisplice.yaml")
 
@@ -194,10 +194,7 @@ class Admission(ProxyTest):
         hello = client_hello("x.test")
 
         def open_one(source):
-            c = socket.socket()
-            c.settimeout(5)
-            c.bind((source, 0))
-            c.connect(("127.0.0.1", port))
+            c = connect_from(source, port, timeout=5)
             c.sendall(hello)
             return c
 
@@ -243,11 +240,7 @@ class Pools(ProxyTest):
         return p
 
     def ask(self, port, source="127.0.0.1"):
-        c = socket.socket()
-        c.settimeout(10)
-        c.bind((source, 0))
-        c.connect(("127.0.0.1", port))
-        with c:
+        with connect_from(source, port) as c:
             c.sendall(client_hello("x.test"))
             return recv_all(c).decode()
 

@@ -11,8 +11,8 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (BIN, LOAD, SPLICE, Process, ProxyTest, client_hello, closed_without_data, free_port, one_route_config,
-                     recv_exact, rss_kib, wait_until)
+from harness import (BIN, LOAD, SPLICE, Process, ProxyTest, client_hello, closed_without_data, connect_from, free_port,
+                     one_route_config, recv_exact, rss_kib, wait_until)
 
 CHURN = int(os.environ.get("SNISPLICE_CHURN", 5000))
 SLOWLORIS = int(os.environ.get("SNISPLICE_SLOWLORIS", 1000))
@@ -105,10 +105,7 @@ class Load(ProxyTest):
         sources = [f"127.0.0.{i}" for i in range(1, 9)]
 
         def attempt(source):
-            c = socket.socket()
-            c.settimeout(10)
-            c.bind((source, 0))
-            c.connect(("127.0.0.1", port))
+            c = connect_from(source, port)
             c.sendall(hello)
             try:
                 served = recv_exact(c, len(hello)) == hello
