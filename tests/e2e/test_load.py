@@ -1,5 +1,5 @@
 """Load, overload and hostile clients, scaled down for CI (tests/soak runs full-size versions):
-churn, fd exhaustion, slowloris. Loopback only; every loop bounded in count and time."""
+churn, overload past the connection limits, fd exhaustion, slowloris. Loopback only; every loop bounded in count and time."""
 import json
 import os
 import resource
@@ -9,14 +9,13 @@ import sys
 import threading
 import time
 import unittest
-from concurrent.futures import ThreadPoolExecutor
 
 from harness import (BIN, LOAD, SPLICE, Process, ProxyTest, client_hello, closed_without_data, connect_from, free_port,
                      one_route_config, recv_exact, rss_kib, wait_until)
 
 CHURN = int(os.environ.get("SNISPLICE_CHURN", 5000))
 SLOWLORIS = int(os.environ.get("SNISPLICE_SLOWLORIS", 1000))
-# Clients over the limits: from OVERLOAD_SOURCES loopback addresses, each over its own limit.
+# Clients held against the connection limits (from 8 loopback sources, each over its own limit).
 OVERLOAD = int(os.environ.get("SNISPLICE_OVERLOAD", 1000))
 
 # Every held connection is a descriptor here and two in the proxy.
@@ -88,7 +87,6 @@ class Load(ProxyTest):
             print(f"  churn[{SPLICE}]: RSS not checked: the sanitizer quarantines freed memory", file=sys.stderr)
         else:
             self.assertLess(rss_after - rss_baseline, 4096, "the proxy's memory grew with the connections it served")
-        # tearDown checks fds, sockhash entries and the active gauge are back to baseline.
 
     def test_overload_past_both_limits_refuses_cleanly_without_spinning_and_recovers(self):
         # OVERLOAD clients held open, 8 sources of OVERLOAD/8 each: every source goes over

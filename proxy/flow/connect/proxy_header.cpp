@@ -11,6 +11,15 @@ constexpr std::string_view kV1Prefix = "PROXY ";
 // Spec 2.2: the v2 signature, chosen so it cannot begin a valid v1 line, HTTP request or TLS record.
 constexpr uint8_t kV2Signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 constexpr size_t kV2FixedBytes = 16;  // signature, ver_cmd, fam, len
+const std::span<const uint8_t> kV1Signature(reinterpret_cast<const uint8_t*>(kV1Prefix.data()), kV1Prefix.size());
+
+// How bytes begin against a signature: all of it, a proper prefix of it (or nothing yet), or
+// something else. Every header check goes through here, so a prefix never contradicts the whole.
+HeaderPresence against_signature(std::span<const uint8_t> in, std::span<const uint8_t> signature) {
+  const size_t n = std::min(in.size(), signature.size());
+  if (n > 0 && std::memcmp(in.data(), signature.data(), n) != 0) return HeaderPresence::absent;
+  return n == signature.size() ? HeaderPresence::present : HeaderPresence::undecided;
+}
 
 // Spec 2.2, 13th byte: version in the high nibble, command in the low one.
 constexpr uint8_t kV2Version = 0x2;
@@ -102,8 +111,8 @@ Outcome parse_v1_line(std::string_view line, size_t consumed) {
 }
 
 Outcome parse_v1(std::span<const uint8_t> in) {
+  if (against_signature(in, kV1Signature) == HeaderPresence::absent) return Rejected{RejectReason::bad_signature};
   size_t prefix = std::min(in.size(), kV1Prefix.size());
-  if (std::memcmp(in.data(), kV1Prefix.data(), prefix) != 0) return Rejected{RejectReason::bad_signature};
   size_t scan = std::min(in.size(), kV1MaxBytes);
   for (size_t i = prefix; i < scan; ++i) {
     uint8_t c = in[i];
@@ -125,8 +134,7 @@ uint16_t read_u16(std::span<const uint8_t> in, size_t at) { return static_cast<u
 // Checks run in a fixed order, each as soon as its bytes are present, so a prefix can only be
 // rejected for the reason the whole header would be.
 Outcome parse_v2(std::span<const uint8_t> in, size_t max_bytes) {
-  size_t prefix = std::min(in.size(), sizeof kV2Signature);
-  if (std::memcmp(in.data(), kV2Signature, prefix) != 0) return Rejected{RejectReason::bad_signature};
+  if (against_signature(in, kV2Signature) == HeaderPresence::absent) return Rejected{RejectReason::bad_signature};
   if (in.size() <= 12) return NeedMore{};
   uint8_t version = in[12] >> 4;
   uint8_t command = in[12] & 0x0f;
@@ -209,15 +217,8 @@ Outcome parse(std::span<const uint8_t> buffered, size_t v2_max_bytes) {
 }
 
 HeaderPresence proxy_header_presence(std::span<const uint8_t> buffered) {
-  auto against = [&](std::span<const uint8_t> signature) {
-    const size_t n = std::min(buffered.size(), signature.size());
-    if (n == 0) return HeaderPresence::undecided;
-    if (std::memcmp(buffered.data(), signature.data(), n) != 0) return HeaderPresence::absent;
-    return n == signature.size() ? HeaderPresence::present : HeaderPresence::undecided;
-  };
   // The two signatures differ in their first byte: at most one can match.
-  return std::max(against(std::span(reinterpret_cast<const uint8_t*>(kV1Prefix.data()), kV1Prefix.size())),
-                  against(std::span<const uint8_t>(kV2Signature, sizeof kV2Signature)));
+  return std::max(against_signature(buffered, kV1Signature), against_signature(buffered, kV2Signature));
 }
 
 }  // namespace snisplice::proxy_protocol

@@ -78,9 +78,9 @@ using Outcome = std::variant<NeedMore, Done, Rejected>;
 Outcome parse(std::span<const uint8_t> buffered, size_t v2_max_bytes = kV2DefaultMaxBytes);
 
 // Whether bytes from a source that may not send PROXY headers begin with one: `present` when
-// they start with "PROXY " or the 12-byte v2 signature, `undecided` while they are a proper
-// prefix of either, or empty (a header dribbled byte by byte is still a header), else `absent`. No HTTP
-// method or TLS record starts that way.
+// they start with "PROXY " or the 12-byte v2 signature, `undecided` while they are empty or a
+// proper prefix of either (a header dribbled byte by byte is still a header), else `absent`.
+// No HTTP method or TLS record starts that way.
 enum class HeaderPresence { absent, undecided, present };
 HeaderPresence proxy_header_presence(std::span<const uint8_t> buffered);
 
