@@ -30,8 +30,6 @@ constexpr uint32_t kBufferSize = 16 * 1024;
 // Per direction: stop receiving past this many unsent buffers, resume at half of it.
 constexpr size_t kPausePending = 4;
 constexpr size_t kResumePending = 2;
-// Room for an inbound PROXY header ahead of the hello (v2 with typical TLVs).
-constexpr size_t kProxyHeaderAllowance = proxy_protocol::kV2DefaultMaxBytes;
 constexpr size_t kInitialHelloBuffer = 2048;
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 // How long a surviving socket may keep unsent bytes after its peer failed, and how often
