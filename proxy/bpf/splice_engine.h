@@ -2,7 +2,7 @@
 // In-kernel splice of a client socket and a backend socket through a sockhash whose
 // SK_SKB stream verdict (ebpf/splice.bpf.c) sends the bytes each socket receives out of
 // its peer. The kernel forwards bytes only: FIN, drain and backpressure stay with the
-// caller, through the building blocks below (measured hazards: shared/notes/kernel-datapath.md).
+// caller, through the building blocks below (measured hazards: docs/architecture.md).
 //
 // Life of one spliced connection, for the daemon:
 //  1. Replay what you read from the client (PROXY header, ClientHello, anything after it)

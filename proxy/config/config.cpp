@@ -31,6 +31,8 @@ std::string_view to_string(ProxyProtocol value) { return name_in(kProxyProtocolN
 std::string_view to_string(SpliceMode value) { return name_in(kSpliceModeNames, value); }
 std::string_view to_string(XdpMode value) { return name_in(kXdpModeNames, value); }
 std::string_view to_string(XdpPolicy value) { return name_in(kXdpPolicyNames, value); }
+std::string_view to_string(RateLimitMode value) { return name_in(kRateLimitModeNames, value); }
+std::string_view to_string(SyncookieMode value) { return name_in(kSyncookieModeNames, value); }
 std::string_view to_string(LogLevel value) { return name_in(kLogLevelNames, value); }
 
 std::string_view to_string(RouteAction value) {

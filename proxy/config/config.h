@@ -21,6 +21,8 @@ enum class ProxyProtocol { off, v1, v2 };
 enum class SpliceMode { automatic, sockmap, userspace };
 enum class XdpMode { automatic, native, generic };
 enum class XdpPolicy { off, monitor, enforce };
+enum class RateLimitMode { off, monitor, enforce };
+enum class SyncookieMode { off, automatic, on };
 enum class LogLevel { error, warn, info, debug };
 
 struct Listener {
@@ -87,12 +89,39 @@ struct Dns {
   uint32_t cache_size = 65536;
 };
 
+// Per-source SYN token bucket judged in XDP.
+struct XdpRateLimit {
+  RateLimitMode mode = RateLimitMode::off;
+  uint32_t syn_per_second = 50;
+  uint32_t burst = 100;
+  uint8_t prefix_v4 = 32;
+  uint8_t prefix_v6 = 64;
+  std::vector<Cidr> exempt;
+  bool operator==(const XdpRateLimit&) const = default;
+};
+
+// SYN cookies answered by XDP under a flood.
+struct XdpSyncookie {
+  SyncookieMode mode = SyncookieMode::off;
+  uint32_t syn_threshold = 10000;  // SYN/s per port, for mode auto
+  bool operator==(const XdpSyncookie&) const = default;
+};
+
 struct Xdp {
   std::vector<std::string> interfaces;
   XdpMode mode = XdpMode::automatic;
   XdpPolicy policy = XdpPolicy::enforce;
   std::vector<uint16_t> ports;  // empty: every listener port
   std::vector<Cidr> allow;
+  XdpRateLimit rate_limit;
+  XdpSyncookie syncookie;
+};
+
+// The metrics listener's live-event endpoints.
+struct Events {
+  std::string token_file;  // empty: no token asked for
+  uint32_t max_subscribers = 16;
+  bool operator==(const Events&) const = default;
 };
 
 struct AccessLog {
@@ -118,6 +147,7 @@ struct Config {
   Xdp xdp;
   std::string bpf_pin_path = "/sys/fs/bpf/snisplice";
   std::optional<SocketAddress> metrics_listen = SocketAddress::parse("127.0.0.1:9446");
+  Events events;
   AccessLog access_log;
   LogLevel log_level = LogLevel::info;
   Timeouts timeouts;
@@ -133,6 +163,8 @@ std::string_view to_string(ProxyProtocol value);
 std::string_view to_string(SpliceMode value);
 std::string_view to_string(XdpMode value);
 std::string_view to_string(XdpPolicy value);
+std::string_view to_string(RateLimitMode value);
+std::string_view to_string(SyncookieMode value);
 std::string_view to_string(LogLevel value);
 std::string_view to_string(RouteAction value);
 

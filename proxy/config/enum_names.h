@@ -28,6 +28,12 @@ inline constexpr EnumName<XdpMode> kXdpModeNames[] = {
     {"native", XdpMode::native}, {"generic", XdpMode::generic}, {"auto", XdpMode::automatic}};
 inline constexpr EnumName<XdpPolicy> kXdpPolicyNames[] = {
     {"off", XdpPolicy::off}, {"monitor", XdpPolicy::monitor}, {"enforce", XdpPolicy::enforce}};
+inline constexpr EnumName<RateLimitMode> kRateLimitModeNames[] = {
+    {"off", RateLimitMode::off},
+    {"monitor", RateLimitMode::monitor},
+    {"enforce", RateLimitMode::enforce}};
+inline constexpr EnumName<SyncookieMode> kSyncookieModeNames[] = {
+    {"off", SyncookieMode::off}, {"auto", SyncookieMode::automatic}, {"on", SyncookieMode::on}};
 inline constexpr EnumName<LogLevel> kLogLevelNames[] = {{"error", LogLevel::error},
                                                         {"warn", LogLevel::warn},
                                                         {"info", LogLevel::info},

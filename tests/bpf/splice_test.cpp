@@ -3,7 +3,7 @@
 //   client C --> proxy listener P (accepted: p1) ... p2 --> backend listener B (accepted: b)
 //
 // p1 and p2 are the proxy's two sockets, spliced with SpliceEngine::splice(p1, p2). Each
-// kernel pitfall of shared/notes/kernel-datapath.md has a test here that fails without its
+// kernel hazard of docs/architecture.md ("Hazards") has a test here that fails without its
 // mitigation; every test ends by checking that no map entry is left behind.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
