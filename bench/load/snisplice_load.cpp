@@ -1,4 +1,4 @@
-// snisplice_load: loopback load generator and backend for side-by-side proxy benchmarks.
+// snisplice_load: load generator and backend for side-by-side proxy benchmarks.
 //
 //   snisplice_load serve --listen 127.0.0.1:19101
 //   snisplice_load stream --target 127.0.0.1:19201 --sni bench.localhost --direction up
@@ -7,7 +7,8 @@
 // Every client connection starts with a real ClientHello (made by OpenSSL for --sni) and a
 // 16-byte control header telling the backend what to do; proxies route on the hello and pass
 // both through. Results go to stdout as one JSON object. Everything is bounded in time and
-// count, and only loopback addresses are accepted.
+// count, and only loopback addresses and bench/run-peers' namespace addresses (198.51.100.0/24)
+// are accepted.
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -346,7 +347,7 @@ int run_reconnect(const ClientSetup& setup, int concurrency, double seconds, uin
 }
 
 int main_with_args(int argc, char** argv) {
-  CLI::App app{"snisplice_load: loopback load generator and backend for proxy benchmarks"};
+  CLI::App app{"snisplice_load: load generator and backend for proxy benchmarks"};
   app.require_subcommand(1);
   std::string address_text, sni = "bench.localhost", direction = "up";
   double seconds = 5;
@@ -357,12 +358,12 @@ int main_with_args(int argc, char** argv) {
   uint32_t rate_mbit = 0;
 
   auto* serve = app.add_subcommand("serve", "backend: read the hello and control header, then sink, source or echo");
-  serve->add_option("--listen", address_text, "loopback address:port")->required();
+  serve->add_option("--listen", address_text, "loopback or 198.51.100.0/24 address:port")->required();
   serve->add_option("--max-seconds", seconds, "stop after this long")->capture_default_str();
   serve->add_option("--max-connections", max_backend_connections, "concurrent connections")->capture_default_str();
 
   auto add_client_options = [&](CLI::App* sub) {
-    sub->add_option("--target", address_text, "loopback address:port of the proxy or backend")->required();
+    sub->add_option("--target", address_text, "loopback or 198.51.100.0/24 address:port of the proxy or backend")->required();
     sub->add_option("--sni", sni, "server name in the ClientHello")->capture_default_str();
     sub->add_option("--seconds", seconds, "duration")->capture_default_str()->check(CLI::Range(0.1, 600.0));
   };
@@ -393,8 +394,8 @@ int main_with_args(int argc, char** argv) {
     fmt::print(stderr, "not an address:port: {}\n", address_text);
     return 2;
   }
-  if (!is_loopback(*address)) {
-    fmt::print(stderr, "refusing {}: only loopback addresses are allowed\n", address_text);
+  if (!is_bench_address(*address)) {
+    fmt::print(stderr, "refusing {}: only loopback and 198.51.100.0/24 addresses are allowed\n", address_text);
     return 2;
   }
   if (serve->parsed()) {

@@ -10,10 +10,12 @@
 
 namespace snisplice::load {
 
-bool is_loopback(const SocketAddress& address) {
-  static const auto v4 = Cidr::parse("127.0.0.0/8");
-  static const auto v6 = Cidr::parse("::1/128");
-  return address.ip.is_v4() ? v4->contains(address.ip) : v6->contains(address.ip);
+bool is_bench_address(const SocketAddress& address) {
+  static const auto loopback_v4 = Cidr::parse("127.0.0.0/8");
+  static const auto bench_namespaces = Cidr::parse("198.51.100.0/24");
+  static const auto loopback_v6 = Cidr::parse("::1/128");
+  if (!address.ip.is_v4()) return loopback_v6->contains(address.ip);
+  return loopback_v4->contains(address.ip) || bench_namespaces->contains(address.ip);
 }
 
 void set_nodelay(int fd) {

@@ -1,5 +1,5 @@
 #pragma once
-// Blocking loopback socket helpers for the load tool: whole-buffer reads and writes that
+// Blocking socket helpers for the load tool: whole-buffer reads and writes that
 // report EOF and errors instead of throwing.
 #include <sys/types.h>
 
@@ -15,8 +15,9 @@
 
 namespace snisplice::load {
 
-// Only loopback targets: the tool must never load anything but this machine.
-bool is_loopback(const SocketAddress& address);
+// Only loopback, or 198.51.100.0/24 (TEST-NET-2), which bench/run-peers uses only inside the
+// network namespaces it creates: the tool must never load anything but this machine.
+bool is_bench_address(const SocketAddress& address);
 
 tl::expected<UniqueFd, std::string> connect_to(const SocketAddress& address);
 tl::expected<UniqueFd, std::string> listen_on(const SocketAddress& address);
