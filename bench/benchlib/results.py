@@ -123,9 +123,13 @@ def summarize(raw):
 
 
 def load(path):
-    """A results file; the first format (one loopback run, no topologies) is read as loopback."""
     with open(path) as f:
-        data = json.load(f)
+        return normalize(json.load(f))
+
+
+def normalize(data):
+    """A results file's content; the first format (one loopback run, no topologies) is read as
+    loopback; idle-memory runs are returned as they are."""
     if "topologies" not in data and "summary" in data:
         args = data.get("args", {})
         data = {
