@@ -58,12 +58,13 @@ def idle_spec(data):
     """An idle-memory run -> one chart spec: KiB per idle connection, per proxy and scenario
     (absolute: there is no direct path to hold connections)."""
     paths = list(data["summary"])
+    scenarios = list(dict.fromkeys(s for values in data["summary"].values() for s in values))
     series = {}
-    for path in paths:
-        for scenario, values in data["summary"][path].items():
-            for metric, label in (("kib_per_idle", "process"), ("kernel_kib_per_idle", "kernel slab")):
-                if values.get(metric) is not None:
-                    series.setdefault(f"{scenario}, {label}", [None] * len(paths))[paths.index(path)] = values[metric]
+    for scenario in scenarios:
+        for metric, label in (("kib_per_idle", "process"), ("kernel_kib_per_idle", "kernel slab")):
+            values = [data["summary"][p].get(scenario, {}).get(metric) for p in paths]
+            if any(v is not None for v in values):
+                series[f"{scenario}, {label}"] = values
     meta = data.get("meta", {})
     return {
         "name": IDLE_CHART,

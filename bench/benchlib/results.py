@@ -130,7 +130,7 @@ def load(path):
 def normalize(data):
     """A results file's content; the first format (one loopback run, no topologies) is read as
     loopback; idle-memory runs are returned as they are."""
-    if "topologies" not in data and "summary" in data:
+    if "kind" not in data and "summary" in data:
         args = data.get("args", {})
         data = {
             "kind": "peers", "format": 1,

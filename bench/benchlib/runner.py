@@ -38,7 +38,10 @@ def start_paths(topo, procs, paths, snisplice, load, workdir):
                 argv = make_argv(conf)
             with open(conf, "w") as f:
                 f.write(text)
-            peers.wait_listening(listen, procs.start(name.replace(" ", "-"), argv), name)
+            proc = procs.start(name.replace(" ", "-"), argv)
+            peers.wait_listening(listen, proc, name)
+            if metrics:
+                peers.wait_listening(metrics, proc, f"{name}'s metrics")
             targets[name] = (listen, metrics)
     return targets
 
