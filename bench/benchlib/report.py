@@ -11,7 +11,7 @@ def _cell(s, base, key, spec, is_direct, added=False):
     if is_direct or value is None or not base.get(key):
         return _num(value, spec)
     if added:
-        return f"{_num(value, spec)} (+{_num(value - base[key], spec)})"
+        return f"{_num(value, spec)} ({_num(value - base[key], '+' + spec)})"
     return f"{_num(value, spec)} ({value / base[key]:.2f}x)"
 
 
