@@ -35,8 +35,8 @@ def measure_noise(runs):
             noise[topo][metric] = {}
             for path in sorted({p for r in per_run for p in r if p != "direct"}):
                 spread = pairwise_spread([r.get(path, {}).get(metric) for r in per_run])
-                if spread is not None:
-                    noise[topo][metric][path] = round(spread, 4)
+                if spread is not None:   # unrounded: a change between these very runs must stay inside
+                    noise[topo][metric][path] = spread
     return noise
 
 

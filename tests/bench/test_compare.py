@@ -54,6 +54,14 @@ class NoiseTest(unittest.TestCase):
         # The quick-style fixtures have no paced runs: no figure rather than a made-up one.
         self.assertEqual(noise["netns"]["paced_own_cpu_s_per_gb"], {})
 
+    def test_the_runs_noise_was_measured_on_are_within_it(self):
+        a, b = recorded("peers-a.json"), recorded("peers-b.json")
+        noise = {"runs": 2, "noise": compare.measure_noise([a, b])}
+        for old, new in ((a, b), (b, a)):
+            rows = compare.compare(old, new, noise)
+            self.assertTrue(rows)
+            self.assertEqual({r["verdict"] for r in rows}, {"within noise"})
+
     def test_identical_runs_have_no_noise(self):
         a = recorded("peers-a.json")
         noise = compare.measure_noise([a, copy.deepcopy(a)])
