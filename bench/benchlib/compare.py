@@ -40,6 +40,18 @@ def measure_noise(runs):
     return noise
 
 
+def measure_idle_noise(runs):
+    """runs: identical idle-memory runs -> path -> scenario -> figure -> spread."""
+    noise = {}
+    for path, scenarios in runs[0]["summary"].items():
+        for scenario, values in scenarios.items():
+            for metric in values:
+                spread = pairwise_spread([r["summary"].get(path, {}).get(scenario, {}).get(metric) for r in runs])
+                if spread is not None:
+                    noise.setdefault(path, {}).setdefault(scenario, {})[metric] = spread
+    return noise
+
+
 def load_noise(path=NOISE_FILE):
     """The noise file's content, or None when there is none yet."""
     if not os.path.exists(path):

@@ -114,6 +114,25 @@ class CompareTest(unittest.TestCase):
         self.assertAlmostEqual(old["topologies"]["loopback"]["ratios"]["direct"]["up_gbit"], 1.0)
 
 
+class IdleCompareTest(unittest.TestCase):
+    def test_idle_memory_change_beyond_noise_is_flagged(self):
+        old = recorded("idle.json")
+        noise = {"idle": compare.measure_idle_noise([old, copy.deepcopy(old)])}
+        self.assertEqual(noise["idle"]["snisplice sockmap"]["waiting-warm"]["kib_per_idle"], 0)
+        for path in noise["idle"]:
+            for scenario in noise["idle"][path]:
+                for metric in noise["idle"][path][scenario]:
+                    noise["idle"][path][scenario][metric] = 0.10
+        new = copy.deepcopy(old)
+        new["summary"]["snisplice sockmap"]["waiting-cold"]["kib_per_idle"] *= 1.5    # 50 % more memory
+        new["summary"]["nginx ssl_preread"]["waiting-cold"]["kib_per_idle"] *= 1.05   # 5 %: inside
+        rows = {(r["path"], r["topology"], r["metric"]): r for r in compare.compare_idle(old, new, noise)}
+        self.assertEqual(rows[("snisplice sockmap", "waiting-cold", "kib_per_idle")]["verdict"], "WORSE")
+        self.assertEqual(rows[("nginx ssl_preread", "waiting-cold", "kib_per_idle")]["verdict"], "within noise")
+        self.assertFalse([r for r in rows.values() if r["verdict"] in ("WORSE", "BETTER")
+                          and r["path"] != "snisplice sockmap"])
+
+
 class CommandTest(unittest.TestCase):
     """bench/compare as a maintainer runs it."""
 
