@@ -1,4 +1,5 @@
 """bench/chart on recorded runs: what each chart shows (pure), and that the PNGs are drawn."""
+import importlib.util
 import os
 import struct
 import subprocess
@@ -13,11 +14,7 @@ from benchlib import charts, results  # noqa: E402
 
 DATA = os.path.join(HERE, "data")
 
-try:
-    import matplotlib  # noqa: F401
-    HAVE_MATPLOTLIB = True
-except ImportError:
-    HAVE_MATPLOTLIB = False
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 class SpecTest(unittest.TestCase):
