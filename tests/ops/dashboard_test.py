@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ops_support import free_port, missing_prerequisite, reject_all_config, skipped  # noqa: E402
+from ops_support import missing_prerequisite, skipped, write_reject_all_config  # noqa: E402
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # Labels the daemon sets (INTERFACE.md), plus the ones Prometheus adds and "le".
@@ -46,13 +46,9 @@ def declared_families(source_dir):
 
 def scraped_families(binary):
     """{name: type} from a live scrape, after one connection so labelled families appear."""
-    listen_port, metrics_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="snisplice-dash-") as tmp:
-        config = os.path.join(tmp, "snisplice.yaml")
-        with open(config, "w") as f:
-            f.write(reject_all_config(listen_port, f"127.0.0.1:{metrics_port}",
-                                      f"/sys/fs/bpf/snisplice-ops-dash-{os.getpid()}", splice="userspace",
-                                      access_log='"off"'))
+        config, listen_port, metrics_port, _ = write_reject_all_config(tmp, "dash", splice="userspace",
+                                                                       access_log='"off"')
         proc = subprocess.Popen([binary, "-c", config], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             body = None

@@ -18,8 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ops_support import (Notifications, free_port, missing_prerequisite, reject_all_config,  # noqa: E402
-                         skipped, stop)
+from ops_support import Notifications, missing_prerequisite, skipped, stop, write_reject_all_config  # noqa: E402
 
 
 
@@ -33,12 +32,8 @@ def main():
         return skipped("ops_notify", reason)
     failures = []
     with tempfile.TemporaryDirectory(prefix="snisplice-notify-") as tmp:
-        listen_port, metrics_port = free_port(), free_port()
-        pin_path = f"/sys/fs/bpf/snisplice-ops-notify-{os.getpid()}"
-        config = os.path.join(tmp, "snisplice.yaml")
-        with open(config, "w") as f:
-            f.write(reject_all_config(listen_port, f"127.0.0.1:{metrics_port}", pin_path, splice="userspace",
-                                      access_log='"off"'))
+        config, listen_port, _, pin_path = write_reject_all_config(tmp, "notify", splice="userspace",
+                                                                   access_log='"off"')
         notify = Notifications(os.path.join(tmp, "notify"))
         env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, "notify"), WATCHDOG_USEC="1000000")
         env.pop("WATCHDOG_PID", None)

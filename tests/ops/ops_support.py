@@ -59,6 +59,18 @@ timeouts:
 {extra}"""
 
 
+def write_reject_all_config(directory, name, **top_level):
+    """reject_all_config on free ports with a pin path of its own (named after the test),
+    written to directory/snisplice.yaml; returns (config path, listen port, metrics port,
+    pin path)."""
+    listen_port, metrics_port = free_port(), free_port()
+    pin_path = f"/sys/fs/bpf/snisplice-ops-{name}-{os.getpid()}"
+    config = os.path.join(directory, "snisplice.yaml")
+    with open(config, "w") as f:
+        f.write(reject_all_config(listen_port, f"127.0.0.1:{metrics_port}", pin_path, **top_level))
+    return config, listen_port, metrics_port, pin_path
+
+
 def stop(proc):
     """Kills a daemon a test left running (after a failure)."""
     if proc.poll() is None:

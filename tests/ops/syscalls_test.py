@@ -22,8 +22,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ops_support import (Notifications, free_port, missing_prerequisite, reject_all_config,  # noqa: E402
-                         skipped, stop)
+from ops_support import Notifications, missing_prerequisite, skipped, stop, write_reject_all_config  # noqa: E402
 
 
 
@@ -89,11 +88,7 @@ def main():
     used = set()
     failures = []
     with tempfile.TemporaryDirectory(prefix="snisplice-sys-") as tmp:
-        listen_port, metrics_port = free_port(), free_port()
-        pin_path = f"/sys/fs/bpf/snisplice-ops-sys-{os.getpid()}"
-        config = os.path.join(tmp, "snisplice.yaml")
-        with open(config, "w") as f:
-            f.write(reject_all_config(listen_port, f"127.0.0.1:{metrics_port}", pin_path))
+        config, listen_port, metrics_port, pin_path = write_reject_all_config(tmp, "sys")
         for args in (["-c", config, "--check"], ["--version"]):
             trace = os.path.join(tmp, "trace-short")
             proc = traced([binary, *args], trace, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
