@@ -437,6 +437,16 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def pattern(seed, n):
+    """Deterministic pseudo-random bytes, so each side can recompute what the other sent."""
+    out = bytearray()
+    block = hashlib.sha256(seed).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
+
+
 class EchoServer:
     """An echo backend on one epoll loop in one thread: holds thousands of connections cheaply
     (TcpBackend spends a thread on each)."""

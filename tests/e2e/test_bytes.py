@@ -5,21 +5,11 @@ import socket
 import threading
 import unittest
 
-from harness import (ProxyTest, client_hello, config, free_port, listener, recv_all, recv_exact, route, run_clients,
+from harness import (ProxyTest, client_hello, config, free_port, listener, pattern, recv_all, recv_exact, route, run_clients,
                      servers, wait_until)
 
 STREAM = 4 << 20          # bytes each way per connection
 CONNECTIONS = 24          # concurrent connections (scaled down for CI; tests/soak runs the big one)
-
-
-def pattern(seed, n):
-    """Deterministic pseudo-random bytes, so each side can recompute what the other sent."""
-    out = bytearray()
-    block = hashlib.sha256(seed).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
 
 
 class ByteExactness(ProxyTest):

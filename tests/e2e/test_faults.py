@@ -21,7 +21,7 @@ import threading
 import time
 import unittest
 
-from harness import (SPLICE, ProxyTest, client_hello, config, dns, free_port, listener, recv_all, recv_exact, route,
+from harness import (SPLICE, ProxyTest, client_hello, config, dns, free_port, listener, pattern, recv_all, recv_exact, route,
                      rss_kib, run_clients, servers, wait_until)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
@@ -67,13 +67,28 @@ def ending(sock, timeout=20.0):
         return "rst", bytes(data)
 
 
-def pattern(seed, n):
-    out = bytearray()
-    block = hashlib.sha256(seed).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 128
-    return bytes(out[:n])
+def push_while_reading(sock, limit, seconds=None):
+    """Pushes random blocks into sock on a thread (until a send fails, `limit` bytes are sent or
+    `seconds` pass) while this thread reads it to its end, then closes it. Returns (how it
+    ended, the bytes read, {"sent": bytes pushed, "error": what stopped the push, if any})."""
+    upload = {"sent": 0}
+
+    def push():
+        block = os.urandom(256 << 10)
+        started = time.monotonic()
+        try:
+            while upload["sent"] < limit and (seconds is None or time.monotonic() - started < seconds):
+                sock.sendall(block)
+                upload["sent"] += len(block)
+        except OSError as e:
+            upload["error"] = e
+
+    pusher = threading.Thread(target=push)
+    pusher.start()
+    how, data = ending(sock)
+    pusher.join(30)
+    sock.close()
+    return how, data, upload
 
 
 NUMBERED_BASE = os.urandom(1 << 20)
@@ -352,26 +367,10 @@ class Faults(ProxyTest):
                               backends={"early": servers(backend.address)})
         proxy.allow_fallback = True   # the backend's FIN may beat the splice (CLOSE_WAIT)
         load = self.load()
-        upload = {"sent": 0}
         c = self.open_fault("early.fault.test")
-
-        def push():
-            block = os.urandom(256 << 10)
-            try:
-                # Until it fails: at most 256 MiB (the in-kernel splice takes bytes without
-                # backpressure until the proxy closes) and 20 s.
-                started = time.monotonic()
-                while upload["sent"] < (256 << 20) and time.monotonic() - started < 20:
-                    c.sendall(block)
-                    upload["sent"] += len(block)
-            except OSError as e:
-                upload["error"] = e
-
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        how, data = ending(c)
-        pusher.join(30)
-        c.close()
+        # Until it fails: at most 256 MiB (the in-kernel splice takes bytes without backpressure
+        # until the proxy closes) and 20 s.
+        how, data, upload = push_while_reading(c, 256 << 20, seconds=20)
         self.assertEqual(data, response)
         self.assertEqual(how, "fin")
         self.assertIsInstance(upload.get("error"), (ConnectionResetError, BrokenPipeError),
@@ -724,22 +723,7 @@ class Faults(ProxyTest):
                               backends={"dying": servers(backend.address)})
         load = self.load()
         c = self.open_fault("dying.fault.test")
-        upload = {"sent": 0}
-
-        def push():
-            block = os.urandom(256 << 10)
-            try:
-                while upload["sent"] < (32 << 20):
-                    c.sendall(block)
-                    upload["sent"] += len(block)
-            except OSError as e:
-                upload["error"] = e
-
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        how, data = ending(c)
-        pusher.join(30)
-        c.close()
+        how, data, upload = push_while_reading(c, 32 << 20)
         print(f"\n  backend reset with bytes queued ({SPLICE}): client got {len(data)} bytes, then {how}; "
               f"pushed {upload['sent'] >> 20} MiB", file=sys.stderr)
         self.assertTrue(acked.get("response"))
