@@ -5,7 +5,8 @@ import socket
 import threading
 import unittest
 
-from harness import (ProxyTest, client_hello, config, free_port, listener, pattern, recv_all, recv_exact, route, run_clients,
+from clients import run_clients
+from harness import (ProxyTest, client_hello, config, free_port, listener, pattern, recv_all, recv_exact, route,
                      servers, wait_until)
 
 STREAM = 4 << 20          # bytes each way per connection

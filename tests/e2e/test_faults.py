@@ -21,8 +21,9 @@ import threading
 import time
 import unittest
 
-from harness import (SPLICE, ProxyTest, client_hello, config, dns, free_port, listener, pattern, recv_all, recv_exact, route,
-                     rss_kib, run_clients, servers, wait_until)
+from clients import run_clients
+from harness import (SPLICE, ProxyTest, client_hello, config, dns, free_port, listener, pattern, recv_all, recv_exact,
+                     route, rss_kib, servers, wait_until)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
 from dns_server import DnsServerProcess  # noqa: E402

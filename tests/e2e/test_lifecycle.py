@@ -8,7 +8,8 @@ import threading
 import time
 import unittest
 
-from harness import (one_route_config, BIN, Clients, ProxyTest, client_hello, closed_without_data, config, connect_from,
+from clients import Clients
+from harness import (one_route_config, BIN, ProxyTest, client_hello, closed_without_data, config, connect_from,
                      free_port, listener, recv_all, recv_exact, route, servers, wait_until)
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../conf/reference.yaml")

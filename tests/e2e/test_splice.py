@@ -10,7 +10,8 @@ import time
 import unittest
 import zlib
 
-from harness import (one_route_config, SPLICE, ProxyTest, client_hello, free_port, recv_all, recv_exact, run_clients,
+from clients import run_clients
+from harness import (one_route_config, SPLICE, ProxyTest, client_hello, free_port, recv_all, recv_exact,
                      wait_until)
 
 BIG = int(os.environ.get("SNISPLICE_BIG_BYTES", 1 << 30))   # 1 GiB each way
