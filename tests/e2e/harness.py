@@ -324,12 +324,13 @@ class Proxy(Process):
             assert spliced == 0, "splice: userspace, but connections were spliced in the kernel"
 
     def write_config(self, config):
-        """A config dict as YAML, or text as it is (a broken file for a refused reload)."""
         with open(self.config_path, "w") as f:
-            f.write(config if isinstance(config, str) else to_yaml(config) + "\n")
+            f.write(to_yaml(config) + "\n")
 
     def reload(self, config=None):
+        """SIGHUP, after writing `config` (a dict) over the file if given."""
         if config is not None:
+            self.config = config
             self.write_config(config)
         self.proc.send_signal(signal.SIGHUP)
 
@@ -384,8 +385,9 @@ class ProxyTest(unittest.TestCase):
         self.later(b.close)
         return b
 
-    def proxy(self, text, **kwargs):
-        p = Proxy(self.dir, text, **kwargs)
+    def proxy(self, document, **kwargs):
+        """A Proxy on `document` (see config()), stopped and checked after the test."""
+        p = Proxy(self.dir, document, **kwargs)
         self.later(p.stop)
         self.proxies.append(p)
         return p
