@@ -21,6 +21,8 @@ import time
 import unittest
 import urllib.request
 
+from config_builder import dns, listener, proxy_config, route, servers, to_yaml  # noqa: F401 (for the tests)
+
 BIN = os.environ.get("SNISPLICE_BIN", os.path.join(os.path.dirname(__file__), "../../build/snisplice"))
 # The load generator and backend from bench/load, built beside the binary.
 LOAD = os.environ.get("SNISPLICE_LOAD", os.path.join(os.path.dirname(BIN), "bench", "snisplice_load"))
@@ -236,14 +238,14 @@ def parse_metrics(text):
 
 
 class Proxy(Process):
-    """The real snisplice binary on a generated config."""
+    """The real snisplice binary on a generated config (a dict, see config())."""
 
-    def __init__(self, directory, config_text, name="snisplice", expect_ready=True):
+    def __init__(self, directory, config, name="snisplice", expect_ready=True):
         self.directory = directory
         self.config_path = os.path.join(directory, f"{name}.yaml")
-        with open(self.config_path, "w") as f:
-            f.write(config_text)
-        self.metrics_port = int(re.search(r'listen: "127\.0\.0\.1:(\d+)"\s*# metrics', config_text).group(1))
+        self.config = config
+        self.write_config(config)
+        self.metrics_port = int(config["metrics"]["listen"].rsplit(":", 1)[1])
         super().__init__([BIN, "-c", self.config_path], os.path.join(directory, f"{name}.log"))
         self.baseline_fds = None
         self.allow_fallback = False
@@ -321,10 +323,15 @@ class Proxy(Process):
         elif SPLICE == "userspace":
             assert spliced == 0, "splice: userspace, but connections were spliced in the kernel"
 
-    def reload(self, config_text=None):
-        if config_text is not None:
-            with open(self.config_path, "w") as f:
-                f.write(config_text)
+    def write_config(self, config):
+        with open(self.config_path, "w") as f:
+            f.write(to_yaml(config) + "\n")
+
+    def reload(self, config=None):
+        """SIGHUP, after writing `config` (a dict) over the file if given."""
+        if config is not None:
+            self.config = config
+            self.write_config(config)
         self.proc.send_signal(signal.SIGHUP)
 
     def access_log(self):
@@ -336,39 +343,16 @@ class Proxy(Process):
         return records
 
 
-def config(listeners, tables, backends, metrics_port, extra=""):
-    """A config document. listeners/tables/backends are YAML fragments."""
-    return f"""workers: 2
-splice: {SPLICE}
-log_level: debug
-access_log: stdout
-listeners:
-{listeners}
-tables:
-{tables}
-backends:
-{backends}
-metrics:
-  listen: "127.0.0.1:{metrics_port}"  # metrics
-timeouts:
-  idle: 30s
-  shutdown_grace: 5s
-{extra}"""
+def config(listeners, tables, backends=None, metrics_port=None, **top_level):
+    """A config document (a dict, written as YAML by Proxy) in this run's splice mode, on
+    config_builder.DEFAULTS; top-level keys as given (a dict merges into the default)."""
+    return proxy_config(listeners, tables, backends, metrics_port, **{"splice": SPLICE, **top_level})
 
 
-def one_route_config(port, backend_address, metrics_port, listener_extra="", extra=""):
-    """A TLS listener on 127.0.0.1:port sending every name to one backend."""
-    return config(
-        listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t{listener_extra}""",
-        tables="""  t:
-    - host: "*"
-      backend: b""",
-        backends=f"""  b:
-    servers: ["{backend_address}"]""",
-        metrics_port=metrics_port, extra=extra)
+def one_route_config(port, backend_address, metrics_port, listener_options=None, **top_level):
+    """A TLS listener on 127.0.0.1:port (with `listener_options`) sending every name to one backend."""
+    return config([listener("tls", f"127.0.0.1:{port}", "t", protocol="tls", **(listener_options or {}))],
+                  {"t": [route("*", backend="b")]}, {"b": servers(backend_address)}, metrics_port, **top_level)
 
 
 class ProxyTest(unittest.TestCase):
@@ -401,8 +385,9 @@ class ProxyTest(unittest.TestCase):
         self.later(b.close)
         return b
 
-    def proxy(self, text, **kwargs):
-        p = Proxy(self.dir, text, **kwargs)
+    def proxy(self, document, **kwargs):
+        """A Proxy on `document` (see config()), stopped and checked after the test."""
+        p = Proxy(self.dir, document, **kwargs)
         self.later(p.stop)
         self.proxies.append(p)
         return p
@@ -422,6 +407,16 @@ class ProxyTest(unittest.TestCase):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def pattern(seed, n):
+    """Deterministic pseudo-random bytes, so each side can recompute what the other sent."""
+    out = bytearray()
+    block = hashlib.sha256(seed).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
 
 
 class EchoServer:

@@ -6,7 +6,8 @@ import threading
 import time
 import unittest
 
-from harness import one_route_config, ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until
+from harness import (one_route_config, ProxyTest, client_hello, config, free_port, listener, recv_all, recv_exact, route,
+                     servers, wait_until)
 
 
 def echo(conn):
@@ -24,23 +25,12 @@ class BadInput(ProxyTest):
         self.port, self.metrics_port = free_port(), free_port()
         self.refused_port = free_port()  # nothing listens here
         self.proxy_ = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{self.port}"]
-    protocol: tls
-    table: t
-    client_hello_timeout: 1s
-    client_hello_max_bytes: 2048""",
-            tables="""  t:
-    - host: refused.test
-      backend: refused
-    - host: "*.test"
-      backend: echo""",
-            backends=f"""  echo:
-    servers: ["{self.echo.address}"]
-  refused:
-    servers: ["127.0.0.1:{self.refused_port}"]
-    connect_timeout: 1s""",
-            metrics_port=self.metrics_port))
+            [listener("tls", f"127.0.0.1:{self.port}", "t", protocol="tls", client_hello_timeout="1s",
+                      client_hello_max_bytes=2048)],
+            {"t": [route("refused.test", backend="refused"), route("*.test", backend="echo")]},
+            {"echo": servers(self.echo.address),
+             "refused": servers(f"127.0.0.1:{self.refused_port}", connect_timeout="1s")},
+            self.metrics_port))
 
     def result_count(self, result):
         return self.proxy_.metric("snisplice_connections_total", result=result)

@@ -5,20 +5,12 @@ import socket
 import threading
 import unittest
 
-from harness import ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until
+from clients import run_clients
+from harness import (ProxyTest, client_hello, config, free_port, listener, pattern, recv_all, recv_exact, route,
+                     servers, wait_until)
 
 STREAM = 4 << 20          # bytes each way per connection
 CONNECTIONS = 24          # concurrent connections (scaled down for CI; tests/soak runs the big one)
-
-
-def pattern(seed, n):
-    """Deterministic pseudo-random bytes, so each side can recompute what the other sent."""
-    out = bytearray()
-    block = hashlib.sha256(seed).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
 
 
 class ByteExactness(ProxyTest):
@@ -26,17 +18,8 @@ class ByteExactness(ProxyTest):
         backend = self.backend(handler)
         port, metrics_port = free_port(), free_port()
         proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t
-    client_hello_max_bytes: {max_hello}""",
-            tables="""  t:
-    - host: "*.bytes.test"
-      backend: sink""",
-            backends=f"""  sink:
-    servers: ["{backend.address}"]""",
-            metrics_port=metrics_port))
+            [listener("tls", f"127.0.0.1:{port}", "t", protocol="tls", client_hello_max_bytes=max_hello)],
+            {"t": [route("*.bytes.test", backend="sink")]}, {"sink": servers(backend.address)}, metrics_port))
         return backend, proxy, port
 
     def test_concurrent_streams_both_ways_with_checksums(self):
@@ -59,37 +42,29 @@ class ByteExactness(ProxyTest):
             recv_all(conn)
 
         backend, proxy, port = self.start(backend_handler)
-        failures = []
 
         def client(i):
-            try:
-                hello = client_hello(f"c{i}.bytes.test")
-                seed = os.urandom(16)
-                with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
-                    c.sendall(hello + seed)
-                    writer = threading.Thread(target=lambda: c.sendall(pattern(seed, STREAM)))
-                    writer.start()
-                    got = recv_exact(c, STREAM)
-                    writer.join()
-                    c.shutdown(socket.SHUT_WR)
-                    self.assertEqual(recv_all(c), b"")
-                if got != pattern(seed[::-1], STREAM):
-                    failures.append(f"client {i}: backend->client bytes differ")
-                wait_until(lambda: seed in results, timeout=10, what="backend verdict")
-                ok, seen_hello = results[seed]
-                if not ok:
-                    failures.append(f"client {i}: client->backend bytes differ")
-                if seen_hello != hello:
-                    failures.append(f"client {i}: the backend did not get the ClientHello first, intact")
-            except Exception as e:
-                failures.append(f"client {i}: {e!r}")
+            hello = client_hello(f"c{i}.bytes.test")
+            seed = os.urandom(16)
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+                c.sendall(hello + seed)
+                writer = threading.Thread(target=lambda: c.sendall(pattern(seed, STREAM)))
+                writer.start()
+                got = recv_exact(c, STREAM)
+                writer.join()
+                c.shutdown(socket.SHUT_WR)
+                self.assertEqual(recv_all(c), b"")
+            problems = [] if got == pattern(seed[::-1], STREAM) else ["backend->client bytes differ"]
+            wait_until(lambda: seed in results, timeout=10, what="backend verdict")
+            ok, seen_hello = results[seed]
+            if not ok:
+                problems.append("client->backend bytes differ")
+            if seen_hello != hello:
+                problems.append("the backend did not get the ClientHello first, intact")
+            if problems:
+                raise AssertionError("; ".join(problems))
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CONNECTIONS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        self.assertEqual(failures, [])
+        self.assertEqual(run_clients(CONNECTIONS, client, timeout=120), [])
         self.assertEqual(backend.errors, [])
         wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == CONNECTIONS,
                    what="every connection counted as proxied")

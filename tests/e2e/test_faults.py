@@ -7,6 +7,7 @@ are queued toward it). Every healthy connection must come through intact, the fa
 end as docs/operations.md ("How connections end") says, be counted under its result, and leave
 nothing behind (the harness checks fds, sockhash entries and the active gauge after each test).
 Loopback only; every loop bounded in count and time; scaled for CI (SNISPLICE_FAULT_HEALTHY)."""
+import copy
 import fcntl
 import hashlib
 import os
@@ -20,8 +21,9 @@ import threading
 import time
 import unittest
 
-from harness import (SPLICE, ProxyTest, client_hello, config, free_port, recv_all, recv_exact, rss_kib,
-                     wait_until)
+from clients import run_clients
+from harness import (SPLICE, ProxyTest, client_hello, config, dns, free_port, listener, pattern, recv_all, recv_exact,
+                     route, rss_kib, servers, wait_until)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
 from dns_server import DnsServerProcess  # noqa: E402
@@ -66,13 +68,28 @@ def ending(sock, timeout=20.0):
         return "rst", bytes(data)
 
 
-def pattern(seed, n):
-    out = bytearray()
-    block = hashlib.sha256(seed).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 128
-    return bytes(out[:n])
+def push_while_reading(sock, limit, seconds=None):
+    """Pushes random blocks into sock on a thread (until a send fails, `limit` bytes are sent or
+    `seconds` pass) while this thread reads it to its end, then closes it. Returns (how it
+    ended, the bytes read, {"sent": bytes pushed, "error": what stopped the push, if any})."""
+    upload = {"sent": 0}
+
+    def push():
+        block = os.urandom(256 << 10)
+        started = time.monotonic()
+        try:
+            while upload["sent"] < limit and (seconds is None or time.monotonic() - started < seconds):
+                sock.sendall(block)
+                upload["sent"] += len(block)
+        except OSError as e:
+            upload["error"] = e
+
+    pusher = threading.Thread(target=push)
+    pusher.start()
+    how, data = ending(sock)
+    pusher.join(30)
+    sock.close()
+    return how, data, upload
 
 
 NUMBERED_BASE = os.urandom(1 << 20)
@@ -202,28 +219,18 @@ def healthy_echo(records):
 
 
 class Faults(ProxyTest):
-    def start(self, routes="", backends="", extra="", idle="30s", grace="5s"):
+    def start(self, routes=(), backends=None, idle="30s", grace="5s", **top_level):
         """A proxy with the healthy route (*.healthy.test) plus the fault's routes and backends;
-        returns (proxy, port)."""
+        returns (proxy, port). self.config is its configuration."""
         self.records = {}
         self.healthy = self.backend(healthy_echo(self.records))
         self.port = free_port()
-        text = config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{self.port}"]
-    protocol: tls
-    table: t
-    per_ip_max_connections: 100000""",
-            tables=f"""  t:
-    - host: "*.healthy.test"
-      backend: healthy
-{routes}""",
-            backends=f"""  healthy:
-    servers: ["{self.healthy.address}"]
-{backends}""",
-            metrics_port=free_port(), extra=extra)
-        text = text.replace("idle: 30s", f"idle: {idle}").replace("shutdown_grace: 5s", f"shutdown_grace: {grace}")
-        return self.proxy(text), self.port
+        self.config = config(
+            [listener("tls", f"127.0.0.1:{self.port}", "t", protocol="tls", per_ip_max_connections=100000)],
+            {"t": [route("*.healthy.test", backend="healthy"), *routes]},
+            {"healthy": servers(self.healthy.address), **(backends or {})},
+            free_port(), timeouts={"idle": idle, "shutdown_grace": grace}, **top_level)
+        return self.proxy(self.config), self.port
 
     def setUp(self):
         super().setUp()
@@ -290,18 +297,12 @@ class Faults(ProxyTest):
         mute.bind(("127.0.0.1", 0))
         mute.listen(16)
         self.later(mute.close)
-        proxy, _ = self.start(routes="""    - host: "refuse.fault.test"
-      backend: refusing
-    - host: "synhang.fault.test"
-      backend: synhang
-    - host: "mute.fault.test"
-      backend: mute""", backends=f"""  refusing:
-    servers: ["127.0.0.1:{free_port()}"]
-  synhang:
-    servers: ["127.0.0.1:{full.getsockname()[1]}"]
-    connect_timeout: 1s
-  mute:
-    servers: ["127.0.0.1:{mute.getsockname()[1]}"]""", idle="3s")
+        proxy, _ = self.start(
+            routes=[route("refuse.fault.test", backend="refusing"), route("synhang.fault.test", backend="synhang"),
+                    route("mute.fault.test", backend="mute")],
+            backends={"refusing": servers(f"127.0.0.1:{free_port()}"),
+                      "synhang": servers(f"127.0.0.1:{full.getsockname()[1]}", connect_timeout="1s"),
+                      "mute": servers(f"127.0.0.1:{mute.getsockname()[1]}")}, idle="3s")
         load = self.load()
         outcomes, hellos = {}, {}
 
@@ -312,11 +313,7 @@ class Faults(ProxyTest):
                 outcomes[name] = ending(c), time.monotonic() - started
 
         names = ["refuse.fault.test", "synhang.fault.test", "mute.fault.test"]
-        threads = [threading.Thread(target=attempt, args=(name,)) for name in names]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        self.assertEqual(run_clients(len(names), lambda i: attempt(names[i]), timeout=30), [])
         for name, (low, high) in zip(names, [(0, 5), (0.9, 6), (2.9, 10)]):
             self.assertEqual(outcomes[name][0], ("fin", b""), name)
             self.assertTrue(low <= outcomes[name][1] < high, f"{name} ended after {outcomes[name][1]:.1f} s")
@@ -341,9 +338,8 @@ class Faults(ProxyTest):
             reset(conn)
 
         backend = self.backend(resetting)
-        proxy, _ = self.start(routes="""    - host: "reset.fault.test"
-      backend: resetting""", backends=f"""  resetting:
-    servers: ["{backend.address}"]""")
+        proxy, _ = self.start(routes=[route("reset.fault.test", backend="resetting")],
+                              backends={"resetting": servers(backend.address)})
         load = self.load()
         with self.open_fault("reset.fault.test") as c:
             self.assertEqual(recv_exact(c, 6), b"ready\n")
@@ -368,31 +364,14 @@ class Faults(ProxyTest):
             # The upload still arriving is unread: close() answers it with RST.
 
         backend = self.backend(early)
-        proxy, _ = self.start(routes="""    - host: "early.fault.test"
-      backend: early""", backends=f"""  early:
-    servers: ["{backend.address}"]""")
+        proxy, _ = self.start(routes=[route("early.fault.test", backend="early")],
+                              backends={"early": servers(backend.address)})
         proxy.allow_fallback = True   # the backend's FIN may beat the splice (CLOSE_WAIT)
         load = self.load()
-        upload = {"sent": 0}
         c = self.open_fault("early.fault.test")
-
-        def push():
-            block = os.urandom(256 << 10)
-            try:
-                # Until it fails: at most 256 MiB (the in-kernel splice takes bytes without
-                # backpressure until the proxy closes) and 20 s.
-                started = time.monotonic()
-                while upload["sent"] < (256 << 20) and time.monotonic() - started < 20:
-                    c.sendall(block)
-                    upload["sent"] += len(block)
-            except OSError as e:
-                upload["error"] = e
-
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        how, data = ending(c)
-        pusher.join(30)
-        c.close()
+        # Until it fails: at most 256 MiB (the in-kernel splice takes bytes without backpressure
+        # until the proxy closes) and 20 s.
+        how, data, upload = push_while_reading(c, 256 << 20, seconds=20)
         self.assertEqual(data, response)
         self.assertEqual(how, "fin")
         self.assertIsInstance(upload.get("error"), (ConnectionResetError, BrokenPipeError),
@@ -409,9 +388,8 @@ class Faults(ProxyTest):
         resume, got = threading.Event(), {}
         backend = self.backend(stalled_reader(got, resume))   # reads again once the proxy gave up
         self.later(resume.set)
-        proxy, _ = self.start(routes="""    - host: "stall.fault.test"
-      backend: stalled""", backends=f"""  stalled:
-    servers: ["{backend.address}"]""", idle="3s")
+        proxy, _ = self.start(routes=[route("stall.fault.test", backend="stalled")],
+                              backends={"stalled": servers(backend.address)}, idle="3s")
         load = self.load()
         baseline = rss_kib([proxy.proc.pid])
         peak = [baseline]
@@ -454,20 +432,12 @@ class Faults(ProxyTest):
 
     # ------------------------------------------------------------ DNS
 
-    def start_with_dns(self, zone, routes="", backends=""):
+    def start_with_dns(self, zone, routes=()):
         self.dns = DnsServerProcess(zone)
         self.later(self.dns.stop)
         pin = f"/sys/fs/bpf/snisplice-faults-{os.getpid()}-{free_port()}"
         self.later(lambda: subprocess.run(["rm", "-rf", pin]))
-        return self.start(routes=routes, backends=backends, extra=f"""dns:
-  servers: ["127.0.0.1:{self.dns.port}"]
-  timeout: 500ms
-  tries: 2
-  min_ttl: 1s
-  max_ttl: 300s
-  negative_ttl: 1s
-bpf_pin_path: {pin}
-""")
+        return self.start(routes=routes, bpf_pin_path=pin, dns=dns(self.dns.port))
 
     def test_dns_server_that_stalls_or_lies(self):
         # Every name below is asked at once: one the server never answers (five clients), one it
@@ -491,10 +461,9 @@ bpf_pin_path: {pin}
             "loop.ok.dns.test": [{"type": "CNAME", "data": "loop2.ok.dns.test"}],
             "loop2.ok.dns.test": [{"type": "CNAME", "data": "loop.ok.dns.test"}],
         }}
-        proxy, _ = self.start_with_dns(zone, routes=f"""    - host: ".open.dns.test"
-      resolve: {{port: {target.port}}}
-    - host: ".ok.dns.test"
-      resolve: {{port: {target.port}, allow_networks: ["127.0.0.1/32"]}}""")
+        proxy, _ = self.start_with_dns(zone, routes=[
+            route(".open.dns.test", resolve={"port": target.port}),
+            route(".ok.dns.test", resolve={"port": target.port, "allow_networks": ["127.0.0.1/32"]})])
         load = self.load()
         started = time.monotonic()
         failing = ["stall.ok.dns.test"] * 5 + ["lo.open.dns.test", "wrongid.ok.dns.test", "garbage.ok.dns.test",
@@ -528,12 +497,12 @@ bpf_pin_path: {pin}
 
     def test_reload_every_second_during_load(self):
         proxy, port = self.start()
-        with open(proxy.config_path) as f:
-            text = f.read()
         # Alternate configs: new connections go to the same backend through differently named
         # routes, so every reload changes something.
-        variants = [text, text.replace("backend: healthy\n", "backend: healthy2\n", 1).replace(
-            "backends:\n", f"backends:\n  healthy2:\n    servers: [\"{self.healthy.address}\"]\n", 1)]
+        other = copy.deepcopy(self.config)
+        other["tables"]["t"][0]["backend"] = "healthy2"
+        other["backends"]["healthy2"] = servers(self.healthy.address)
+        variants = [self.config, other]
         load = self.load()
         stop, short_failures, short_done = threading.Event(), [], [0]
 
@@ -582,13 +551,10 @@ bpf_pin_path: {pin}
         resume, got = threading.Event(), {}
         stalled = self.backend(stalled_reader(got, resume))
         self.later(resume.set)
-        proxy, port = self.start(routes="""    - host: "straggler.fault.test"
-      backend: mute
-    - host: "upload.fault.test"
-      backend: stalled""", backends=f"""  mute:
-    servers: ["127.0.0.1:{mute.getsockname()[1]}"]
-  stalled:
-    servers: ["{stalled.address}"]""", grace="4s")
+        proxy, port = self.start(
+            routes=[route("straggler.fault.test", backend="mute"), route("upload.fault.test", backend="stalled")],
+            backends={"mute": servers(f"127.0.0.1:{mute.getsockname()[1]}"), "stalled": servers(stalled.address)},
+            grace="4s")
         load = self.load()
         straggler = self.open_fault("straggler.fault.test")
         self.later(straggler.close)
@@ -652,43 +618,34 @@ bpf_pin_path: {pin}
                 reset(conn)
 
         backend = self.backend(both_ends)
-        proxy, _ = self.start(routes="""    - host: "both.fault.test"
-      backend: both""", backends=f"""  both:
-    servers: ["{backend.address}"]""")
+        proxy, _ = self.start(routes=[route("both.fault.test", backend="both")],
+                              backends={"both": servers(backend.address)})
         load = self.load()
-        client_got, errors = {}, []
+        client_got = {}
 
         def client(n):
-            try:
-                ident = bytes([n]) + os.urandom(15)
-                moments[ident] = threading.Barrier(2)
-                c = self.open_fault("both.fault.test")
-                self.assertEqual(recv_exact(c, 6), b"ready\n")
-                c.sendall(ident)
-                mine = pattern(b"c" + ident, size)
-                moments[ident].wait(10)
-                if n % 3 == 0:
+            ident = bytes([n]) + os.urandom(15)
+            moments[ident] = threading.Barrier(2)
+            c = self.open_fault("both.fault.test")
+            self.assertEqual(recv_exact(c, 6), b"ready\n")
+            c.sendall(ident)
+            mine = pattern(b"c" + ident, size)
+            moments[ident].wait(10)
+            if n % 3 == 0:
+                c.sendall(mine)
+                c.shutdown(socket.SHUT_WR)
+                client_got[ident] = ending(c)
+                c.close()
+            elif n % 3 == 1:
+                try:
                     c.sendall(mine)
-                    c.shutdown(socket.SHUT_WR)
-                    client_got[ident] = ending(c)
-                    c.close()
-                elif n % 3 == 1:
-                    try:
-                        c.sendall(mine)
-                    except OSError:
-                        pass
-                    c.close()
-                else:
-                    reset(c)
-            except Exception as e:
-                errors.append(f"pair {n}: {e!r}")
+                except OSError:
+                    pass
+                c.close()
+            else:
+                reset(c)
 
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(pairs)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        self.assertEqual(errors, [])
+        self.assertEqual(run_clients(pairs, client, timeout=30), [])
         clean = [ident for ident in moments if ident[0] % 3 == 0]
         wait_until(lambda: all(ident in backend_got for ident in clean), what="clean pairs read to EOF")
         for ident in clean:   # a simultaneous half-close loses nothing either way
@@ -726,9 +683,8 @@ bpf_pin_path: {pin}
 
         backend = self.backend(slow)
         backend.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)   # inherited by accepted sockets
-        proxy, _ = self.start(routes="""    - host: "drain.fault.test"
-      backend: slow""", backends=f"""  slow:
-    servers: ["{backend.address}"]""")
+        proxy, _ = self.start(routes=[route("drain.fault.test", backend="slow")],
+                              backends={"slow": servers(backend.address)})
         load = self.load()
         c = self.open_fault("drain.fault.test")
         self.assertEqual(recv_exact(c, 6), b"ready\n")
@@ -764,27 +720,11 @@ bpf_pin_path: {pin}
 
         backend = self.backend(dying)
         backend.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
-        proxy, _ = self.start(routes="""    - host: "dying.fault.test"
-      backend: dying""", backends=f"""  dying:
-    servers: ["{backend.address}"]""")
+        proxy, _ = self.start(routes=[route("dying.fault.test", backend="dying")],
+                              backends={"dying": servers(backend.address)})
         load = self.load()
         c = self.open_fault("dying.fault.test")
-        upload = {"sent": 0}
-
-        def push():
-            block = os.urandom(256 << 10)
-            try:
-                while upload["sent"] < (32 << 20):
-                    c.sendall(block)
-                    upload["sent"] += len(block)
-            except OSError as e:
-                upload["error"] = e
-
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        how, data = ending(c)
-        pusher.join(30)
-        c.close()
+        how, data, upload = push_while_reading(c, 32 << 20)
         print(f"\n  backend reset with bytes queued ({SPLICE}): client got {len(data)} bytes, then {how}; "
               f"pushed {upload['sent'] >> 20} MiB", file=sys.stderr)
         self.assertTrue(acked.get("response"))
@@ -808,9 +748,8 @@ bpf_pin_path: {pin}
             reset(conn)
 
         backend = self.backend(sender)
-        proxy, _ = self.start(routes="""    - host: "download.fault.test"
-      backend: sender""", backends=f"""  sender:
-    servers: ["{backend.address}"]""")
+        proxy, _ = self.start(routes=[route("download.fault.test", backend="sender")],
+                              backends={"sender": servers(backend.address)})
         load = self.load()
         c = socket.socket()
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
@@ -918,26 +857,18 @@ bpf_pin_path: {pin}
             act(conn, action, 0 if action == "close_at_once" else delay)
 
         backend = self.backend(backend_side)
-        proxy, _ = self.start(routes="""    - host: "chaos.fault.test"
-      backend: chaos""", backends=f"""  chaos:
-    servers: ["{backend.address}"]""")
+        proxy, _ = self.start(routes=[route("chaos.fault.test", backend="chaos")],
+                              backends={"chaos": servers(backend.address)})
         proxy.allow_fallback = True   # a FIN or reset before the splice relays that connection
         load = self.load()
 
         def client_side(n):
-            try:
-                (action, _), delay, _ = plan[n]
-                c = self.open_fault("chaos.fault.test")
-                c.sendall(bytes([n]))
-                act(c, action, delay)
-            except Exception as e:
-                errors.append(f"client {n}: {e!r}")
+            (action, _), delay, _ = plan[n]
+            c = self.open_fault("chaos.fault.test")
+            c.sendall(bytes([n]))
+            act(c, action, delay)
 
-        threads = [threading.Thread(target=client_side, args=(n,)) for n in range(count)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        self.assertEqual(run_clients(count, client_side, timeout=60), [])
         self.assertEqual(errors, [])
         self.assertEqual(backend.errors, [])
         wait_until(lambda: len([r for r in proxy.access_log() if r["host"] == "chaos.fault.test"]) == count,

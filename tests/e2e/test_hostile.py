@@ -38,7 +38,8 @@ import threading
 import time
 import unittest
 
-from harness import ProxyTest, closed_without_data, config, free_port, recv_exact, wait_until
+from harness import (ProxyTest, closed_without_data, config, dns, free_port, listener, recv_exact, route, servers,
+                     wait_until)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
 from dns_server import DnsServerProcess  # noqa: E402
@@ -178,39 +179,23 @@ class Hostile(ProxyTest):
         self.later(lambda: self.dns.__exit__(None, None, None))
 
     def start_proxy(self, listeners, tables):
-        """listeners: [(name, protocol, table, extra YAML lines)], each on 127.0.0.1 and ::1;
-        returns {name: IPv4 port, name + "6": IPv6 port}."""
+        """listeners: [(name, protocol, table, further options)], each on 127.0.0.1 and ::1;
+        tables(backend port, ports): the tables. Returns ports: {name: IPv4 port, name + "6": IPv6 port}."""
         ports = {}
-        text = ""
-        for listener, protocol, table, extra in listeners:
-            ports[listener] = free_port()
-            ports[listener + "6"] = free_port(socket.AF_INET6)
-            text += f"""  - name: {listener}
-    listen: ["127.0.0.1:{ports[listener]}", "[::1]:{ports[listener + '6']}"]
-    protocol: {protocol}
-    table: {table}
-    client_hello_timeout: 3s
-{extra}"""
-        tables_text = tables.format(P=self.backend_port, **ports)
+        entries = []
+        for name, protocol, table, options in listeners:
+            ports[name] = free_port()
+            ports[name + "6"] = free_port(socket.AF_INET6)
+            entries.append(listener(name, [f"127.0.0.1:{ports[name]}", f"[::1]:{ports[name + '6']}"], table,
+                                    protocol=protocol, client_hello_timeout="3s", **options))
         pin_path = f"/sys/fs/bpf/snisplice-e2e-hostile-{os.getpid()}-{self.backend_port}-{len(self.proxies)}"
         self.later(lambda: subprocess.run(["rm", "-rf", pin_path]))
         if not hasattr(self, "dns"):   # never the system's resolver, even when no test name needs one
             self.start_dns({"names": {}})
         # min_ttl 0: an answer with TTL 0 is asked for again on the next connection (rebinding).
-        dns_text = f"""dns:
-  servers: ["127.0.0.1:{self.dns.port}"]
-  timeout: 500ms
-  tries: 2
-  min_ttl: 0s
-  max_ttl: 300s
-  negative_ttl: 1s
-"""
-        self.proxy_ = self.proxy(config(
-            listeners=text.rstrip("\n"), tables=tables_text,
-            backends="""  unused:
-    servers: ["127.0.0.2:9"]""",
-            metrics_port=free_port(), extra=f"{dns_text}bpf_pin_path: {pin_path}\n"),
-            name=f"snisplice-{len(self.proxies)}")
+        self.proxy_ = self.proxy(config(entries, tables(self.backend_port, ports), {"unused": servers("127.0.0.2:9")},
+                                        free_port(), dns=dns(self.dns.port, min_ttl="0s"), bpf_pin_path=pin_path),
+                                 name=f"snisplice-{len(self.proxies)}")
         # Allowed connections end with the backend closing right after its echo; in the sockmap
         # mode some legitimately fall back to the relay around that close.
         self.proxy_.allow_fallback = True
@@ -254,23 +239,20 @@ class Hostile(ProxyTest):
 # ------------------------------------------------------------------------------------------
 # Names resolved through DNS, and literals, against the address policy.
 
-NAMES_TABLES = """  names:
-    - host: ".allowed.test"
-      resolve: {{port: {P}, allow_networks: ["127.0.0.2/32"]}}
-    - host: ".open.test"
-      resolve: {{port: {P}}}
-    - host: ".self.test"
-      resolve: {{port: {tls_names}, allow_networks: ["127.0.0.0/8", "::1/128"]}}
-  narrow:
-    - host: "*"
-      resolve: {{port: {P}, allow_networks: ["127.0.0.2/32"]}}
-  default:
-    - host: "*"
-      resolve: {{port: {P}}}"""
+def names_tables(backend_port, ports):
+    return {
+        "names": [route(".allowed.test", resolve={"port": backend_port, "allow_networks": ["127.0.0.2/32"]}),
+                  route(".open.test", resolve={"port": backend_port}),
+                  route(".self.test", resolve={"port": ports["tls_names"],
+                                               "allow_networks": ["127.0.0.0/8", "::1/128"]})],
+        "narrow": [route("*", resolve={"port": backend_port, "allow_networks": ["127.0.0.2/32"]})],
+        "default": [route("*", resolve={"port": backend_port})],
+    }
 
-NAMES_LISTENERS = [("tls_names", "tls", "names", ""), ("http_names", "http", "names", ""),
-                   ("tls_narrow", "tls", "narrow", ""), ("http_narrow", "http", "narrow", ""),
-                   ("tls_default", "tls", "default", ""), ("http_default", "http", "default", "")]
+
+NAMES_LISTENERS = [("tls_names", "tls", "names", {}), ("http_names", "http", "names", {}),
+                   ("tls_narrow", "tls", "narrow", {}), ("http_narrow", "http", "narrow", {}),
+                   ("tls_default", "tls", "default", {}), ("http_default", "http", "default", {})]
 
 # Every strict way a DNS answer can put this host in front of the proxy (dns_server.py accepts
 # only these); label -> records.
@@ -327,7 +309,7 @@ class OpenProxy(Hostile):
             "elsewhere.self.test": [{"type": "A", "data": "127.0.0.2"}],
         })
         self.start_dns(zone)
-        self.ports = self.start_proxy(NAMES_LISTENERS, NAMES_TABLES)
+        self.ports = self.start_proxy(NAMES_LISTENERS, names_tables)
 
     def both(self, name):
         """(listener, port, payload) for the TLS and the HTTP listener of the names table."""
@@ -419,11 +401,9 @@ class OpenProxy(Hostile):
 class HostConfusion(Hostile):
     def test_several_hosts_or_a_conflicting_target_are_refused(self):
         self.start_dns({"names": {"ok.allowed.test": [{"type": "A", "data": "127.0.0.2"}]}})
-        port = self.start_proxy([("http", "http", "t", "")], """  t:
-    - host: ".allowed.test"
-      resolve: {{port: {P}, allow_networks: ["127.0.0.2/32"]}}
-    - host: "*"
-      action: reject""")["http"]
+        port = self.start_proxy([("http", "http", "t", {})], lambda backend_port, _: {"t": [
+            route(".allowed.test", resolve={"port": backend_port, "allow_networks": ["127.0.0.2/32"]}),
+            route("*", action="reject")]})["http"]
         for head in ("GET / HTTP/1.1\r\nHost: ok.allowed.test\r\n\r\n",
                      "GET http://OK.allowed.test:8080/x HTTP/1.1\r\nHost: ok.allowed.test.:80\r\n\r\n",
                      "CONNECT ok.allowed.test:443 HTTP/1.1\r\nHost: ok.allowed.test:443\r\n\r\n"):
@@ -486,10 +466,11 @@ HEADERS = {
 
 class UntrustedProxyHeaders(Hostile):
     def start(self, trusted):
-        extra = f"    proxy_protocol_from: [{trusted}]\n" if trusted else ""
-        return self.start_proxy([("tls", "tls", "t", extra), ("http", "http", "t", extra)], """  t:
-    - host: "*"
-      resolve: {{port: {P}, allow_networks: ["127.0.0.2/32"]}}""")
+        """trusted: the proxy_protocol_from networks, if any."""
+        options = {"proxy_protocol_from": trusted} if trusted else {}
+        return self.start_proxy(
+            [("tls", "tls", "t", options), ("http", "http", "t", options)],
+            lambda backend_port, _: {"t": [route("*", resolve={"port": backend_port, "allow_networks": ["127.0.0.2/32"]})]})
 
     def test_no_proxy_protocol_from_refuses_every_header_whole_or_dribbled(self):
         ports = self.start(None)
@@ -509,17 +490,17 @@ class UntrustedProxyHeaders(Hostile):
                              pieces=len(header))
 
     def test_a_trusted_network_of_another_address_or_family_does_not_trust_this_client(self):
-        ports = self.start('"127.0.0.3/32", "::1/128"')
+        ports = self.start(["127.0.0.3/32", "::1/128"])
         for label in ("v1", "v2"):
             self.refused("tls", ports["tls"], HEADERS[label] + tls_hello(b"127.0.0.2"), "proxy_protocol_error")
             self.refused("http", ports["http"], HEADERS[label] + http_request("127.0.0.2"), "proxy_protocol_error")
-        ports = self.start('"127.0.0.0/8"')
+        ports = self.start(["127.0.0.0/8"])
         for label in ("v1", "v2"):   # from ::1, outside an IPv4-only list
             self.refused("tls", ports["tls6"], HEADERS[label] + tls_hello(b"127.0.0.2"), "proxy_protocol_error",
                          host="::1")
 
     def test_a_trusted_source_cannot_stack_a_second_header(self):
-        ports = self.start('"127.0.0.0/8"')
+        ports = self.start(["127.0.0.0/8"])
         self.reaches(ports["tls"], HEADERS["v2"] + tls_hello(b"127.0.0.2"), echoed=tls_hello(b"127.0.0.2"))
         for first in ("v1", "v2"):
             for second in ("v1", "v2"):

@@ -28,11 +28,11 @@ class Idle(ProxyTest):
         backend = EchoServer()
         self.later(backend.close)
         port = free_port()
-        text = one_route_config(port, backend.address, free_port(),
-                                listener_extra=f"\n    max_connections: {IDLE + SAMPLE + 100}"
-                                               f"\n    per_ip_max_connections: {IDLE + SAMPLE + 100}")
         # Held connections must outlive the whole test, however slow the machine.
-        proxy = self.proxy(text.replace("idle: 30s", "idle: 600s"))
+        proxy = self.proxy(one_route_config(port, backend.address, free_port(),
+                                            listener_options={"max_connections": IDLE + SAMPLE + 100,
+                                                              "per_ip_max_connections": IDLE + SAMPLE + 100},
+                                            timeouts={"idle": "600s"}))
         target = ("127.0.0.1", port)
         hello = client_hello("idle.test")
 

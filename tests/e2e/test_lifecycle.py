@@ -8,8 +8,9 @@ import threading
 import time
 import unittest
 
-from harness import (one_route_config, BIN, ProxyTest, client_hello, closed_without_data, config, connect_from, free_port,
-                     recv_all, recv_exact, wait_until)
+from clients import Clients
+from harness import (one_route_config, BIN, ProxyTest, client_hello, closed_without_data, config, connect_from,
+                     free_port, listener, recv_all, recv_exact, route, servers, wait_until)
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../conf/reference.yaml")
 
@@ -59,20 +60,10 @@ class Commands(unittest.TestCase):
 
 
 class Lifecycle(ProxyTest):
-    def two_backend_config(self, port, metrics_port, a, b, target="a", extra_listener=""):
-        return config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t{extra_listener}""",
-            tables=f"""  t:
-    - host: "*"
-      backend: {target}""",
-            backends=f"""  a:
-    servers: ["{a.address}"]
-  b:
-    servers: ["{b.address}"]""",
-            metrics_port=metrics_port)
+    def two_backend_config(self, port, metrics_port, a, b, target="a"):
+        return config([listener("tls", f"127.0.0.1:{port}", "t", protocol="tls")],
+                      {"t": [route("*", backend=target)]}, {"a": servers(a.address), "b": servers(b.address)},
+                      metrics_port)
 
     def test_reload_changes_new_connections_and_keeps_old_ones(self):
         a, b = self.backend(echo), self.backend(echo)
@@ -130,16 +121,13 @@ class Lifecycle(ProxyTest):
                 except Exception as e:
                     failures.append(f"client {i}: {e!r}")
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
+        clients = Clients(4, client)
         for n in range(6):
             time.sleep(0.25)
             proxy.reload(self.two_backend_config(port, metrics_port, a, b, "ab"[n % 2]))
         time.sleep(0.5)
         stop.set()
-        for t in threads:
-            t.join(30)
+        self.assertEqual(clients.wait(30), [])
         self.assertEqual(failures, [])
         self.assertGreater(len(done), 10)
         wait_until(lambda: proxy.metric("snisplice_config_reloads_total", result="ok") == 6, what="6 reloads")
@@ -172,7 +160,7 @@ class Lifecycle(ProxyTest):
     def test_sigterm_closes_what_is_left_after_the_grace_period(self):
         backend = self.backend(lambda conn: recv_all(conn))
         port, metrics_port = free_port(), free_port()
-        proxy = self.proxy(one_route_config(port, backend.address, metrics_port).replace("shutdown_grace: 5s", "shutdown_grace: 1s"))
+        proxy = self.proxy(one_route_config(port, backend.address, metrics_port, timeouts={"shutdown_grace": "1s"}))
         c = socket.create_connection(("127.0.0.1", port), timeout=10)
         c.sendall(client_hello("x.test"))
         wait_until(lambda: backend.accepted == 1, what="backend connection")
@@ -189,7 +177,7 @@ class Admission(ProxyTest):
         backend = self.backend(echo)
         port, metrics_port = free_port(), free_port()
         proxy = self.proxy(one_route_config(port, backend.address, metrics_port,
-                                            listener_extra="\n    per_ip_max_connections: 2\n    max_connections: 3"))
+                                            listener_options={"per_ip_max_connections": 2, "max_connections": 3}))
         hello = client_hello("x.test")
 
         def open_one(source):
@@ -218,23 +206,13 @@ class Admission(ProxyTest):
 
 
 class Pools(ProxyTest):
-    def pool_config(self, port, metrics_port, servers, balance, extra=""):
-        return config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: "*"
-      backend: pool""",
-            backends=f"""  pool:
-    servers: [{", ".join(f'"{s}"' for s in servers)}]
-    balance: {balance}
-    connect_timeout: 1s{extra}""",
-            metrics_port=metrics_port).replace("workers: 2", "workers: 1")
+    def pool_config(self, port, metrics_port, addresses, balance, **pool_options):
+        return config([listener("tls", f"127.0.0.1:{port}", "t", protocol="tls")], {"t": [route("*", backend="pool")]},
+                      {"pool": servers(*addresses, balance=balance, connect_timeout="1s", **pool_options)},
+                      metrics_port, workers=1)
 
-    def proxy(self, text, **kwargs):
-        p = super().proxy(text, **kwargs)
+    def proxy(self, document, **kwargs):
+        p = super().proxy(document, **kwargs)
         p.allow_fallback = True  # the test backends answer and close before a splice can start
         return p
 
@@ -253,9 +231,9 @@ class Pools(ProxyTest):
         self.assertGreaterEqual(min(answers.count("a"), answers.count("b")), 2)
 
     def test_source_hash_is_sticky_per_client(self):
-        servers = [self.backend(named(n)) for n in "abc"]
+        pool = [self.backend(named(n)) for n in "abc"]
         port = free_port()
-        self.proxy(self.pool_config(port, free_port(), [s.address for s in servers], "source_hash"))
+        self.proxy(self.pool_config(port, free_port(), [s.address for s in pool], "source_hash"))
         for source in ("127.0.0.5", "127.0.0.6", "127.0.0.7"):
             answers = {self.ask(port, source) for _ in range(4)}
             self.assertEqual(len(answers), 1, source)
@@ -265,7 +243,7 @@ class Pools(ProxyTest):
         b_port = free_port()
         port, metrics_port = free_port(), free_port()
         proxy = self.proxy(self.pool_config(port, metrics_port, [a.address, f"127.0.0.1:{b_port}"], "round_robin",
-                                            "\n    health_check: {interval: 200ms, timeout: 100ms}"))
+                                            health_check={"interval": "200ms", "timeout": "100ms"}))
         wait_until(lambda: proxy.metric("snisplice_backend_server_up", server=f"127.0.0.1:{b_port}") == 0
                    and ("snisplice_backend_server_up", frozenset({("backend", "pool"), ("server", f"127.0.0.1:{b_port}")}))
                    in proxy.metrics(), what="b marked down")
@@ -297,16 +275,12 @@ class Pools(ProxyTest):
         self.assertIn("b", {self.ask(port) for _ in range(6)})
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 @unittest.skipUnless(os.geteuid() == 0, "switching users needs root")
 class Privileges(ProxyTest):
     def test_runs_as_the_configured_user_with_no_capabilities_and_still_serves(self):
         backend = self.backend(echo)
         port = free_port()
-        proxy = self.proxy(one_route_config(port, backend.address, free_port(), extra="user: nobody\n"))
+        proxy = self.proxy(one_route_config(port, backend.address, free_port(), user="nobody"))
         with open(f"/proc/{proxy.proc.pid}/status") as f:
             status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
         self.assertEqual(status["Uid"].split()[0], "65534")
@@ -325,7 +299,7 @@ class IdleTimeout(ProxyTest):
     def test_idle_connections_are_closed_and_busy_ones_kept(self):
         backend = self.backend(echo)
         port = free_port()
-        proxy = self.proxy(one_route_config(port, backend.address, free_port()).replace("idle: 30s", "idle: 2s"))
+        proxy = self.proxy(one_route_config(port, backend.address, free_port(), timeouts={"idle": "2s"}))
         hello = client_hello("x.test")
         busy = socket.create_connection(("127.0.0.1", port), timeout=10)
         idle = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -346,3 +320,7 @@ class IdleTimeout(ProxyTest):
         busy.close()
         idle.close()
         wait_until(lambda: proxy.metric("snisplice_connections_total", result="idle_timeout") == 1, what="idle_timeout")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -11,7 +11,7 @@ import time
 import unittest
 
 from harness import (BIN, LOAD, SPLICE, Process, ProxyTest, client_hello, closed_without_data, connect_from, free_port,
-                     one_route_config, recv_exact, rss_kib, wait_until)
+                     one_route_config, recv_exact, rss_kib, to_yaml, wait_until)
 
 CHURN = int(os.environ.get("SNISPLICE_CHURN", 5000))
 SLOWLORIS = int(os.environ.get("SNISPLICE_SLOWLORIS", 1000))
@@ -45,7 +45,7 @@ class Load(ProxyTest):
         self.later(backend.stop)
         wait_until(lambda: "listening" in backend.output(), what="snisplice_load serve")
         proxy = self.proxy(one_route_config(port, f"127.0.0.1:{backend_port}", free_port(),
-                                            listener_extra="\n    per_ip_max_connections: 100000"))
+                                            listener_options={"per_ip_max_connections": 100000}))
 
         def churn(count):
             # connect, hello, one 64-byte exchange, close; 32 at a time; bounded in time.
@@ -97,8 +97,8 @@ class Load(ProxyTest):
         port = free_port()
         per_ip, total = OVERLOAD // 16, OVERLOAD // 5
         proxy = self.proxy(one_route_config(port, backend.address, free_port(),
-                                            listener_extra=f"\n    per_ip_max_connections: {per_ip}"
-                                                           f"\n    max_connections: {total}"))
+                                            listener_options={"per_ip_max_connections": per_ip,
+                                                              "max_connections": total}))
         hello = client_hello("overload.test")
         sources = [f"127.0.0.{i}" for i in range(1, 9)]
 
@@ -157,7 +157,7 @@ class Load(ProxyTest):
         port, metrics_port = free_port(), free_port()
         conf = os.path.join(self.dir, "fds.yaml")
         with open(conf, "w") as f:
-            f.write(one_route_config(port, backend.address, metrics_port).replace("workers: 2", "workers: 1"))
+            f.write(to_yaml(one_route_config(port, backend.address, metrics_port, workers=1)))
         proxy = Process(["prlimit", "--nofile=64:64", BIN, "-c", conf], os.path.join(self.dir, "fds.log"))
         self.later(proxy.stop)
         wait_until(lambda: "ready:" in proxy.output(), what="ready")
@@ -186,8 +186,8 @@ class Load(ProxyTest):
         backend = self.backend(echo)
         port = free_port()
         proxy = self.proxy(one_route_config(port, backend.address, free_port(),
-                                            listener_extra="\n    client_hello_timeout: 2s"
-                                                           "\n    per_ip_max_connections: 100000"))
+                                            listener_options={"client_hello_timeout": "2s",
+                                                              "per_ip_max_connections": 100000}))
         hello = client_hello("slow.test")
         slow = []
         for _ in range(SLOWLORIS):

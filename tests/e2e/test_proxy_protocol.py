@@ -8,10 +8,18 @@ import struct
 import subprocess
 import unittest
 
-from harness import (Process, ProxyTest, client_hello, config, free_port, http_head, recv_all,
-                     recv_exact, wait_until, _can_connect)
+from harness import (Process, ProxyTest, client_hello, config, free_port, http_head, listener, recv_all,
+                     recv_exact, route, servers, wait_until, _can_connect)
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+def by_version(name, address):
+    """Tables routing v1.test and v2.test to backends name_v1 and name_v2 on `address`, which
+    send a PROXY header of that version; and those backends."""
+    versions = ("v1", "v2")
+    return ({"t": [route(f"{v}.test", backend=f"{name}_{v}") for v in versions]},
+            {f"{name}_{v}": servers(address, proxy_protocol=v) for v in versions})
 
 
 @unittest.skipUnless(shutil.which("nginx") and os.path.exists(NGINX_STREAM_MODULE),
@@ -42,22 +50,8 @@ stream {{
         wait_until(lambda: _can_connect("127.0.0.1", self.nginx_port), what="nginx")
         self.port, self.port6 = free_port(), free_port(socket.AF_INET6)
         self.proxy_ = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{self.port}", "[::1]:{self.port6}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: v1.test
-      backend: nginx_v1
-    - host: v2.test
-      backend: nginx_v2""",
-            backends=f"""  nginx_v1:
-    servers: ["127.0.0.1:{self.nginx_port}"]
-    proxy_protocol: v1
-  nginx_v2:
-    servers: ["127.0.0.1:{self.nginx_port}"]
-    proxy_protocol: v2""",
-            metrics_port=free_port()))
+            [listener("tls", [f"127.0.0.1:{self.port}", f"[::1]:{self.port6}"], "t", protocol="tls")],
+            *by_version("nginx", f"127.0.0.1:{self.nginx_port}"), free_port()))
         self.proxy_.allow_fallback = True  # nginx answers and closes before the splice
 
     def seen_by_nginx(self, name, host, port):
@@ -115,23 +109,10 @@ frontend v2
         self.later(haproxy.stop)
         wait_until(lambda: _can_connect("127.0.0.1", hp_v2), what="haproxy")
         port = free_port()
-        proxy = self.proxy(config(
-            listeners=f"""  - name: plain
-    listen: ["127.0.0.1:{port}"]
-    protocol: http
-    table: t""",
-            tables="""  t:
-    - host: v1.test
-      backend: hp_v1
-    - host: v2.test
-      backend: hp_v2""",
-            backends=f"""  hp_v1:
-    servers: ["127.0.0.1:{hp_v1}"]
-    proxy_protocol: v1
-  hp_v2:
-    servers: ["127.0.0.1:{hp_v2}"]
-    proxy_protocol: v2""",
-            metrics_port=free_port()))
+        tables, backends = by_version("hp", f"127.0.0.1:{hp_v1}")
+        backends["hp_v2"]["servers"] = [f"127.0.0.1:{hp_v2}"]   # one HAProxy frontend per version
+        proxy = self.proxy(config([listener("plain", f"127.0.0.1:{port}", "t", protocol="http")], tables, backends,
+                                  free_port()))
         proxy.allow_fallback = True  # HAProxy answers and closes before the splice
         for version in ("v1", "v2"):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
@@ -159,18 +140,9 @@ class InboundProxyHeaders(ProxyTest):
         b = self.backend(backend)
         port = free_port()
         proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t
-    proxy_protocol_from: [{trusted}]""",
-            tables="""  t:
-    - host: "*"
-      backend: b""",
-            backends=f"""  b:
-    servers: ["{b.address}"]
-    proxy_protocol: v1""",
-            metrics_port=free_port()), name=f"inbound-{len(trusted)}")
+            [listener("tls", f"127.0.0.1:{port}", "t", protocol="tls", proxy_protocol_from=[trusted])],
+            {"t": [route("*", backend="b")]}, {"b": servers(b.address, proxy_protocol="v1")}, free_port()),
+            name=f"inbound-{len(trusted)}")
         proxy.allow_fallback = True  # the backend answers and closes, at times before the splice
         return proxy, port, seen
 
@@ -180,7 +152,7 @@ class InboundProxyHeaders(ProxyTest):
         return sig + bytes([0x21, 0x11]) + struct.pack("!H", len(addresses)) + addresses
 
     def test_trusted_source_header_sets_the_client(self):
-        proxy, port, seen = self.start('"127.0.0.0/8"')
+        proxy, port, seen = self.start("127.0.0.0/8")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(self.v2_header("127.9.8.7", 4242, "127.0.0.1", 443) + client_hello("a.test"))
             self.assertEqual(recv_all(c), b"ok")
@@ -198,7 +170,7 @@ class InboundProxyHeaders(ProxyTest):
         self.assertTrue(seen[2].startswith("PROXY TCP4 127.0.0.1 127.0.0.1 "), seen[2])
 
     def test_untrusted_source_header_is_refused(self):
-        proxy, port, seen = self.start('"10.255.255.0/24"')  # not us: nothing is dialled there
+        proxy, port, seen = self.start("10.255.255.0/24")  # not us: nothing is dialled there
         for header in (self.v2_header("127.9.8.7", 4242, "127.0.0.1", 443),
                        b"PROXY TCP4 127.1.2.3 127.0.0.1 5555 443\r\n"):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
@@ -209,7 +181,7 @@ class InboundProxyHeaders(ProxyTest):
         self.assertEqual(seen, [])
 
     def test_malformed_header_from_trusted_source_is_refused(self):
-        proxy, port, seen = self.start('"127.0.0.1/32"')
+        proxy, port, seen = self.start("127.0.0.1/32")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(b"PROXY TCP4 127.1.2.3 nonsense\r\n" + client_hello("a.test"))
             self.assertEqual(recv_all(c), b"")

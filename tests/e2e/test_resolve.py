@@ -9,7 +9,8 @@ import threading
 import time
 import unittest
 
-from harness import (ProxyTest, client_hello, closed_without_data, config, free_port, recv_exact, wait_until)
+from harness import (ProxyTest, client_hello, closed_without_data, config, dns, free_port, listener, recv_exact, route,
+                     servers, wait_until)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
 from dns_server import DnsServerProcess  # noqa: E402
@@ -21,39 +22,21 @@ def echo(conn):
 
 
 class Resolve(ProxyTest):
-    def start(self, zone, backend_port, allow=None, dns_extra="", pin=None, name="snisplice", workers=2):
+    def start(self, zone, backend_port, allow=None, workers=2):
         self.dns = DnsServerProcess(zone)
         self.dns.__enter__()
         self.later(lambda: self.dns.__exit__(None, None, None))
         port = free_port()
-        allow_text = f", allow_networks: [{', '.join(repr(a).replace(chr(39), chr(34)) for a in allow)}]" if allow else ""
-        pin_path = pin or f"/sys/fs/bpf/snisplice-e2e-{os.getpid()}-{port}"
+        allowed = {"port": backend_port, **({"allow_networks": allow} if allow else {})}
+        pin_path = f"/sys/fs/bpf/snisplice-e2e-{os.getpid()}-{port}"
         self.later(lambda: subprocess.run(["rm", "-rf", pin_path]))
-        text = config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables=f"""  t:
-    - host: ".open.test"
-      resolve: {{port: {backend_port}}}
-    - host: ".allowed.test"
-      resolve: {{port: {backend_port}{allow_text}}}
-    - host: "direct.test"
-      backend: direct""",
-            backends=f"""  direct:
-    servers: ["127.0.0.1:{backend_port}"]""",
-            metrics_port=free_port(),
-            extra=f"""dns:
-  servers: ["127.0.0.1:{self.dns.port}"]
-  timeout: 500ms
-  tries: 2
-  min_ttl: 1s
-  max_ttl: 300s
-  negative_ttl: 1s
-{dns_extra}bpf_pin_path: {pin_path}
-""")
-        return self.proxy(text.replace("workers: 2", f"workers: {workers}"), name=name), port, pin_path
+        document = config(
+            [listener("tls", f"127.0.0.1:{port}", "t", protocol="tls")],
+            {"t": [route(".open.test", resolve={"port": backend_port}), route(".allowed.test", resolve=allowed),
+                   route("direct.test", backend="direct")]},
+            {"direct": servers(f"127.0.0.1:{backend_port}")}, free_port(),
+            dns=dns(self.dns.port), bpf_pin_path=pin_path, workers=workers)
+        return self.proxy(document), port, pin_path
 
     def connect(self, port, name):
         hello = client_hello(name)
@@ -160,10 +143,9 @@ class Resolve(ProxyTest):
             self.skipTest("no BPF here: the in-process cache is in use")
         dump = subprocess.run(["bpftool", "map", "dump", "pinned", f"{pin}/dns_cache"], capture_output=True, text=True)
         self.assertIn("kept.allowed.test", dump.stdout)
-        text = open(proxy.config_path).read()
         proxy.stop()
         self.proxies.remove(proxy)
-        again = self.proxy(text, name="restarted")
+        again = self.proxy(proxy.config, name="restarted")
         self.assertTrue(self.reaches_backend(port, "kept.allowed.test"))
         self.assertEqual(self.dns.queries("kept.allowed.test", "A"), 1)   # answered by the pinned cache
         wait_until(lambda: again.metric("snisplice_dns_lookups_total", result="cache_hit") == 1, what="cache hit")

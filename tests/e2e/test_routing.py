@@ -4,8 +4,8 @@ import socket
 import subprocess
 import unittest
 
-from harness import (Certificates, OpensslServer, ProxyTest, client_hello, config, free_port,
-                     http_head, recv_all, wait_until)
+from harness import (Certificates, OpensslServer, ProxyTest, client_hello, config, free_port, http_head, listener,
+                     recv_all, route, servers, wait_until)
 
 
 def named_certificates(directory, name):
@@ -31,29 +31,12 @@ class TlsRouting(ProxyTest):
         self.port = free_port()
         self.port6 = free_port(socket.AF_INET6)
         self.metrics_port = free_port()
-        s = self.servers
         self.proxy_ = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{self.port}", "[::1]:{self.port6}"]
-    protocol: tls
-    table: edge""",
-            tables="""  edge:
-    - host: api.test
-      alpn: ["acme-tls/1"]
-      backend: acme
-    - host: api.test
-      backend: api
-    - host: "*.web.test"
-      backend: web
-    - host: "*"
-      action: reject""",
-            backends=f"""  api:
-    servers: ["127.0.0.1:{s['api'].port}"]
-  acme:
-    servers: ["127.0.0.1:{s['acme'].port}"]
-  web:
-    servers: ["127.0.0.1:{s['web'].port}"]""",
-            metrics_port=self.metrics_port))
+            [listener("tls", [f"127.0.0.1:{self.port}", f"[::1]:{self.port6}"], "edge", protocol="tls")],
+            {"edge": [route("api.test", alpn=["acme-tls/1"], backend="acme"), route("api.test", backend="api"),
+                      route("*.web.test", backend="web"), route("*", action="reject")]},
+            {name: servers(f"127.0.0.1:{server.port}") for name, server in self.servers.items()},
+            self.metrics_port))
 
     def _mkdir(self, name):
         path = os.path.join(self.dir, name)
@@ -123,20 +106,9 @@ class HttpRouting(ProxyTest):
         b = self.backend(named("beta"))
         port, metrics_port = free_port(), free_port()
         proxy = self.proxy(config(
-            listeners=f"""  - name: plain
-    listen: ["127.0.0.1:{port}"]
-    protocol: http
-    table: web""",
-            tables="""  web:
-    - host: alpha.test
-      backend: alpha
-    - host: ".beta.test"
-      backend: beta""",
-            backends=f"""  alpha:
-    servers: ["{a.address}"]
-  beta:
-    servers: ["{b.address}"]""",
-            metrics_port=metrics_port))
+            [listener("plain", f"127.0.0.1:{port}", "web", protocol="http")],
+            {"web": [route("alpha.test", backend="alpha"), route(".beta.test", backend="beta")]},
+            {"alpha": servers(a.address), "beta": servers(b.address)}, metrics_port))
         proxy.allow_fallback = True  # the backends answer and close before a splice can start
         for host, want in (("alpha.test", "alpha"), ("beta.test", "beta"), ("www.beta.test:8080", "beta")):
             out = subprocess.run(["curl", "-s", "--max-time", "10", "-H", f"Host: {host}",

@@ -10,7 +10,9 @@ import time
 import unittest
 import zlib
 
-from harness import (one_route_config, SPLICE, ProxyTest, client_hello, config, free_port, recv_all, recv_exact, wait_until)
+from clients import run_clients
+from harness import (one_route_config, SPLICE, ProxyTest, client_hello, free_port, recv_all, recv_exact,
+                     wait_until)
 
 BIG = int(os.environ.get("SNISPLICE_BIG_BYTES", 1 << 30))   # 1 GiB each way
 MANY = 200                                                  # concurrent connections
@@ -103,29 +105,20 @@ class Splice(ProxyTest):
             t.join()
 
         backend, proxy, port = self.start(handler)
-        failures = []
 
         def client(i):
-            try:
-                seed = os.urandom(16)
-                with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
-                    self.handshake(c, f"c{i}.test")
-                    c.sendall(seed)
-                    t = threading.Thread(target=lambda: stream(seed, size, c.sendall))
-                    t.start()
-                    got = drain(c.recv, size)
-                    t.join()
-                    if got != stream(seed[::-1], size, lambda piece: None):
-                        failures.append(f"client {i}: bytes differ")
-            except Exception as e:
-                failures.append(f"client {i}: {e!r}")
+            seed = os.urandom(16)
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+                self.handshake(c, f"c{i}.test")
+                c.sendall(seed)
+                t = threading.Thread(target=lambda: stream(seed, size, c.sendall))
+                t.start()
+                got = drain(c.recv, size)
+                t.join()
+                if got != stream(seed[::-1], size, lambda piece: None):
+                    raise AssertionError("bytes differ")
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(MANY)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
-        self.assertEqual(failures, [])
+        self.assertEqual(run_clients(MANY, client, timeout=180), [])
         self.assertEqual(backend.errors, [])
         wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == MANY, timeout=30,
                    what="every connection proxied")

@@ -3,13 +3,10 @@
 # docs/INTERFACE.md). Where the upstream contract sits beside the clone (../shared/contract, as in
 # the project's CI), the copies must match it; a lone clone has nothing to compare, and skips.
 #   contract_copy_test.sh SOURCE_DIR
-set -euo pipefail
+source "$(dirname "$0")/lib.sh" ops_contract_copy
 src=$1
 upstream=$src/../shared/contract
-if [ ! -d "$upstream" ]; then
-  echo "skipped: no upstream contract at $upstream to compare the repository's copies with"
-  exit 77
-fi
+[ -d "$upstream" ] || skip "no upstream contract at $upstream to compare the repository's copies with"
 status=0
 for pair in "snisplice.yaml:conf/reference.yaml" "INTERFACE.md:docs/INTERFACE.md"; do
   if ! diff -u "$upstream/${pair%%:*}" "$src/${pair#*:}"; then

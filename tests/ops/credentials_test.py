@@ -13,7 +13,6 @@ usage: credentials_test.py SOURCE_DIR SNISPLICE_BINARY
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,9 +20,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from notify_test import Notifications  # noqa: E402
+from ops_support import Notifications, missing_prerequisite, reject_all_config, skipped, stop  # noqa: E402
 
-SKIP = 77
 CAP_BITS = {"CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 
@@ -49,15 +47,10 @@ def main():
         return 2
     source_dir, binary = sys.argv[1], os.path.abspath(sys.argv[2])
     if os.geteuid() != 0:
-        print("ops_credentials: skipped: needs root to build the unit's credentials (setpriv, mount namespace)")
-        return SKIP
-    for tool in ("setpriv", "unshare"):
-        if shutil.which(tool) is None:
-            print(f"ops_credentials: skipped: {tool} is not installed (util-linux)")
-            return SKIP
-    if not os.access(binary, os.X_OK):
-        print(f"ops_credentials: skipped: {binary} is not built")
-        return SKIP
+        return skipped("ops_credentials", "needs root to build the unit's credentials (setpriv, mount namespace)")
+    reason = missing_prerequisite(binary, tools=("setpriv", "unshare"))
+    if reason:
+        return skipped("ops_credentials", reason)
     with open(os.path.join(source_dir, "systemd", "snisplice.service")) as f:
         unit = f.read()
     bounding = unit_setting(unit, "CapabilityBoundingSet")
@@ -78,21 +71,7 @@ def main():
         os.chmod(tmp, 0o755)
         config = os.path.join(tmp, "snisplice.yaml")
         with open(config, "w") as f:
-            f.write(f"""listeners:
-  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    table: edge
-tables:
-  edge:
-    - host: "*"
-      action: reject
-bpf_pin_path: /sys/fs/bpf/snisplice
-metrics:
-  listen: ""
-access_log: "off"
-timeouts:
-  shutdown_grace: 1s
-""")
+            f.write(reject_all_config(port, "", "/sys/fs/bpf/snisplice", access_log='"off"'))
         os.chmod(config, 0o644)
         notify_path = os.path.join(tmp, "notify")
         notify = Notifications(notify_path)
@@ -134,9 +113,7 @@ timeouts:
         except (AssertionError, OSError, subprocess.TimeoutExpired) as e:
             failures.append(str(e))
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             with open(log_path) as f:
                 daemon_log = f.read()
     for failure in failures:

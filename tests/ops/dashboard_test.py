@@ -20,7 +20,9 @@ import tempfile
 import time
 import urllib.request
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ops_support import missing_prerequisite, skipped, write_reject_all_config  # noqa: E402
+
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # Labels the daemon sets (INTERFACE.md), plus the ones Prometheus adds and "le".
 KNOWN_LABELS = {"listener", "route", "result", "direction", "mode", "verdict", "interface", "backend",
@@ -42,34 +44,11 @@ def declared_families(source_dir):
     return {name: kind for kind, name in found}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def scraped_families(binary):
     """{name: type} from a live scrape, after one connection so labelled families appear."""
-    listen_port, metrics_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="snisplice-dash-") as tmp:
-        config = os.path.join(tmp, "snisplice.yaml")
-        with open(config, "w") as f:
-            f.write(f"""listeners:
-  - name: tls
-    listen: ["127.0.0.1:{listen_port}"]
-    table: edge
-tables:
-  edge:
-    - host: "*"
-      action: reject
-splice: userspace
-bpf_pin_path: /sys/fs/bpf/snisplice-ops-dash-{os.getpid()}
-metrics:
-  listen: "127.0.0.1:{metrics_port}"
-access_log: "off"
-timeouts:
-  shutdown_grace: 1s
-""")
+        config, listen_port, metrics_port, _ = write_reject_all_config(tmp, "dash", splice="userspace",
+                                                                       access_log='"off"')
         proc = subprocess.Popen([binary, "-c", config], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             body = None
@@ -133,11 +112,10 @@ def main():
         print(__doc__)
         return 2
     source_dir, binary = sys.argv[1], sys.argv[2]
-    try:
-        import yaml
-    except ImportError:
-        print("ops_dashboard: skipped: python3 has no yaml module (Debian package python3-yaml)")
-        return SKIP
+    reason = missing_prerequisite(python_yaml=True)
+    if reason:
+        return skipped("ops_dashboard", reason)
+    import yaml
     problems = []
     families = declared_families(source_dir)
     if len(families) < 10:

@@ -13,17 +13,17 @@
 usage: docs_test.py SOURCE_DIR SNISPLICE_BINARY
 """
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ops_support import free_port, missing_prerequisite, skipped  # noqa: E402
+
 USER_NAMED_MAPS = {"tables", "backends"}
 
 
@@ -56,12 +56,6 @@ def marked_blocks(text, marker, languages):
         end = next(j for j in range(i + 2, len(lines)) if lines[j].strip() == "```")
         blocks.append((i + 3, "\n".join(lines[i + 2:end]) + "\n"))
     return blocks
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_contract_keys(source_dir, reference, failures):
@@ -160,17 +154,9 @@ def main():
         print(__doc__)
         return 2
     source_dir, binary = sys.argv[1], sys.argv[2]
-    if not os.access(binary, os.X_OK):
-        print(f"ops_docs: skipped: {binary} is not built")
-        return SKIP
-    try:
-        import yaml  # noqa: F401
-    except ImportError:
-        print("ops_docs: skipped: python3 has no yaml module (Debian package python3-yaml)")
-        return SKIP
-    if shutil.which("curl") is None:
-        print("ops_docs: skipped: curl is not installed (the runnable blocks use it)")
-        return SKIP
+    reason = missing_prerequisite(binary, tools=("curl",), python_yaml=True)   # curl: the runnable blocks use it
+    if reason:
+        return skipped("ops_docs", reason)
     with open(os.path.join(source_dir, "docs", "configuration.md")) as f:
         reference = f.read()
     with open(os.path.join(source_dir, "docs", "operations.md")) as f:

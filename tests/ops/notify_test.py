@@ -12,83 +12,14 @@ usage: notify_test.py SNISPLICE_BINARY
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ops_support import Notifications, missing_prerequisite, skipped, stop, write_reject_all_config  # noqa: E402
 
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def config_text(listen_port, metrics_port, pin_path):
-    return f"""listeners:
-  - name: tls
-    listen: ["127.0.0.1:{listen_port}"]
-    protocol: tls
-    table: edge
-tables:
-  edge:
-    - host: "*"
-      action: reject
-splice: userspace
-bpf_pin_path: {pin_path}
-metrics:
-  listen: "127.0.0.1:{metrics_port}"
-access_log: "off"
-timeouts:
-  shutdown_grace: 1s
-"""
-
-
-class Notifications:
-    """Receives sd_notify datagrams with the sender's credentials."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.bind(path)
-        self.log = []
-
-    def next(self, deadline):
-        """One message as (pid, {key: value}), or None when the deadline passes."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        self.sock.settimeout(remaining)
-        try:
-            data, ancillary, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
-        except socket.timeout:
-            return None
-        pid = None
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                pid, _, _ = struct.unpack("iII", payload[:12])
-        fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-        self.log.append(fields)
-        return pid, fields
-
-    def wait_for(self, key, expected_pid, seconds=10.0, skip=("WATCHDOG", "STATUS")):
-        """The next message carrying `key`; fails on an unexpected state message before it."""
-        deadline = time.monotonic() + seconds
-        while True:
-            got = self.next(deadline)
-            if got is None:
-                raise AssertionError(f"no {key}=1 within {seconds}s; received so far: {self.log}")
-            pid, fields = got
-            if pid != expected_pid:
-                raise AssertionError(f"notification from pid {pid}, not the main pid {expected_pid}: {fields}")
-            if key in fields:
-                return fields
-            unexpected = [k for k in fields if k not in skip]
-            if unexpected:
-                raise AssertionError(f"expected {key}=1, got {fields}")
 
 
 def main():
@@ -96,16 +27,13 @@ def main():
         print(__doc__)
         return 2
     binary = sys.argv[1]
-    if not os.access(binary, os.X_OK):
-        print(f"ops_notify: skipped: {binary} is not built")
-        return SKIP
+    reason = missing_prerequisite(binary)
+    if reason:
+        return skipped("ops_notify", reason)
     failures = []
     with tempfile.TemporaryDirectory(prefix="snisplice-notify-") as tmp:
-        listen_port, metrics_port = free_port(), free_port()
-        pin_path = f"/sys/fs/bpf/snisplice-ops-notify-{os.getpid()}"
-        config = os.path.join(tmp, "snisplice.yaml")
-        with open(config, "w") as f:
-            f.write(config_text(listen_port, metrics_port, pin_path))
+        config, listen_port, _, pin_path = write_reject_all_config(tmp, "notify", splice="userspace",
+                                                                   access_log='"off"')
         notify = Notifications(os.path.join(tmp, "notify"))
         env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, "notify"), WATCHDOG_USEC="1000000")
         env.pop("WATCHDOG_PID", None)
@@ -156,9 +84,7 @@ def main():
         except (AssertionError, OSError, subprocess.TimeoutExpired) as e:
             failures.append(str(e))
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             if os.path.isdir(pin_path):
                 subprocess.run(["rm", "-rf", pin_path], check=False)
             with open(stderr_path) as f:

@@ -4,13 +4,11 @@
 # scratch root its binary accepts its own default configuration (`--check`) and its unit
 # verifies against its own man pages.
 # usage: package_test.sh SOURCE_DIR BUILD_DIR
-set -euo pipefail
+source "$(dirname "$0")/lib.sh" ops_package
 source_dir=$1 build_dir=$2
-for tool in cpack dpkg-deb dpkg-shlibdeps systemd-analyze man; do
-  command -v "$tool" >/dev/null || { echo "ops_package: skipped: $tool is not installed"; exit 77; }
-done
+need_tools cpack dpkg-deb dpkg-shlibdeps systemd-analyze man
 [[ -f $build_dir/CPackConfig.cmake ]] ||
-  { echo "ops_package: skipped: $build_dir has no CPackConfig.cmake (include(Packaging) missing from CMakeLists.txt)"; exit 77; }
+  skip "$build_dir has no CPackConfig.cmake (include(Packaging) missing from CMakeLists.txt)"
 cmake --build "$build_dir" --target snisplice >/dev/null
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
@@ -39,18 +37,18 @@ got=$(dpkg-deb --fsys-tarfile "$deb" | tar -t | grep -v '/$' | sort)
 echo "ok: files are where Debian and systemd look for them"
 
 [[ $(dpkg-deb --info "$deb" conffiles) == /etc/snisplice/snisplice.yaml ]] ||
-  { echo "FAIL: /etc/snisplice/snisplice.yaml is not a conffile"; exit 1; }
+  fail "/etc/snisplice/snisplice.yaml is not a conffile"
 depends=$(dpkg-deb --field "$deb" Depends)
 for lib in libc6 liburing2 libsystemd0; do
-  [[ $depends == *"$lib"* ]] || { echo "FAIL: Depends lacks $lib (shlibdeps): $depends"; exit 1; }
+  [[ $depends == *"$lib"* ]] || fail "Depends lacks $lib (shlibdeps): $depends"
 done
 echo "ok: conffile and shlibdeps Depends: $depends"
 
 root="$work/root"
 dpkg-deb -x "$deb" "$root"
-"$root/usr/sbin/snisplice" --version >/dev/null || { echo "FAIL: installed binary --version"; exit 1; }
+"$root/usr/sbin/snisplice" --version >/dev/null || fail "installed binary --version"
 "$root/usr/sbin/snisplice" -c "$root/etc/snisplice/snisplice.yaml" --check ||
-  { echo "FAIL: the installed binary refuses the installed default configuration"; exit 1; }
+  fail "the installed binary refuses the installed default configuration"
 echo "ok: installed binary accepts the installed configuration"
 
 sed -e "s#/usr/sbin/snisplice#$root/usr/sbin/snisplice#g" -e "s#/etc/snisplice/#$root/etc/snisplice/#g" \
@@ -64,8 +62,7 @@ for page in man8/snisplice.8.gz man5/snisplice.yaml.5.gz; do
 done
 echo "ok: installed unit verifies with the installed man pages; pages render without warnings"
 
-command -v lintian >/dev/null ||
-  { echo "ops_package: skipped: lintian is not installed (apt-get install lintian); everything else passed"; exit 77; }
+command -v lintian >/dev/null || skip "lintian is not installed (apt-get install lintian); everything else passed"
 if ! lintian --fail-on error,warning --info "$deb" >"$work/lintian.log" 2>&1; then
   echo "FAIL: lintian:"; cat "$work/lintian.log"; exit 1
 fi

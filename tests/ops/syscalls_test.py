@@ -22,9 +22,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from notify_test import Notifications, free_port  # noqa: E402
+from ops_support import Notifications, missing_prerequisite, skipped, stop, write_reject_all_config  # noqa: E402
 
-SKIP = 77
 
 
 def expand(names, cache):
@@ -73,46 +72,23 @@ def main():
         print(__doc__)
         return 2
     source_dir, binary = sys.argv[1], os.path.abspath(sys.argv[2])
-    for tool in ("strace", "systemd-analyze"):
-        if shutil.which(tool) is None:
-            print(f"ops_syscalls: skipped: {tool} is not installed")
-            return SKIP
-    if not os.access(binary, os.X_OK):
-        print(f"ops_syscalls: skipped: {binary} is not built")
-        return SKIP
+    reason = missing_prerequisite(binary, tools=("strace", "systemd-analyze"))
+    if reason:
+        return skipped("ops_syscalls", reason)
     if os.environ.get("SNISPLICE_SANITIZE") == "ON":
         # The sanitizer runtime makes its own system calls (and dislikes ptrace): the unit's
         # filter is judged against the production build.
-        print("ops_syscalls: skipped: this is an ASan/UBSan build")
-        return SKIP
+        return skipped("ops_syscalls", "this is an ASan/UBSan build")
     probe = subprocess.run(["strace", "-o", "/dev/null", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
-        print(f"ops_syscalls: skipped: strace cannot trace here: {probe.stderr.strip()}")
-        return SKIP
+        return skipped("ops_syscalls", f"strace cannot trace here: {probe.stderr.strip()}")
     with open(os.path.join(source_dir, "systemd", "snisplice.service")) as f:
         allowed = allowed_calls(f.read())
 
     used = set()
     failures = []
     with tempfile.TemporaryDirectory(prefix="snisplice-sys-") as tmp:
-        listen_port, metrics_port = free_port(), free_port()
-        pin_path = f"/sys/fs/bpf/snisplice-ops-sys-{os.getpid()}"
-        config = os.path.join(tmp, "snisplice.yaml")
-        with open(config, "w") as f:
-            f.write(f"""listeners:
-  - name: tls
-    listen: ["127.0.0.1:{listen_port}"]
-    table: edge
-tables:
-  edge:
-    - host: "*"
-      action: reject
-bpf_pin_path: {pin_path}
-metrics:
-  listen: "127.0.0.1:{metrics_port}"
-timeouts:
-  shutdown_grace: 1s
-""")
+        config, listen_port, metrics_port, pin_path = write_reject_all_config(tmp, "sys")
         for args in (["-c", config, "--check"], ["--version"]):
             trace = os.path.join(tmp, "trace-short")
             proc = traced([binary, *args], trace, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -154,9 +130,7 @@ timeouts:
         except (AssertionError, OSError, subprocess.TimeoutExpired) as e:
             failures.append(str(e))
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             if os.path.isdir(pin_path):
                 shutil.rmtree(pin_path, ignore_errors=True)
         used |= calls_in(trace)

@@ -3,12 +3,10 @@
 # the unit's Documentation= names), an offline security score that stays at "OK" or better,
 # and sysusers + tmpfiles applied to a scratch root.
 # usage: unit_test.sh SOURCE_DIR SNISPLICE_BINARY
-set -euo pipefail
+source "$(dirname "$0")/lib.sh" ops_unit
 source_dir=$1 binary=$2
-for tool in systemd-analyze systemd-sysusers systemd-tmpfiles man; do
-  command -v "$tool" >/dev/null || { echo "ops_unit: skipped: $tool is not installed (package systemd / man-db)"; exit 77; }
-done
-[[ -x $binary ]] || { echo "ops_unit: skipped: $binary is not built"; exit 77; }
+need_tools systemd-analyze systemd-sysusers systemd-tmpfiles man
+need_built "$binary"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 # verify checks that ExecStart's binary exists: point it at the build output.
@@ -23,15 +21,15 @@ echo "ok: systemd-analyze verify is clean"
 
 score=$(cd "$work" && systemd-analyze security --offline=true ./snisplice.service 2>&1 |
   sed -n 's/.*Overall exposure level for snisplice.service: \([0-9.]*\).*/\1/p')
-[[ -n $score ]] || { echo "FAIL: no exposure score from systemd-analyze security"; exit 1; }
-awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || { echo "FAIL: exposure $score > 2.0"; exit 1; }
+[[ -n $score ]] || fail "no exposure score from systemd-analyze security"
+awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || fail "exposure $score > 2.0"
 echo "ok: exposure level $score"
 
 # Exactly the capabilities the daemon needs, bounded and ambient alike.
 want="CAP_BPF CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_PERFMON"
 for key in CapabilityBoundingSet AmbientCapabilities; do
   got=$(sed -n "s/^$key=//p" "$source_dir/systemd/snisplice.service")
-  [[ $got == "$want" ]] || { echo "FAIL: $key=$got, want $want"; exit 1; }
+  [[ $got == "$want" ]] || fail "$key=$got, want $want"
 done
 echo "ok: capabilities are $want"
 
@@ -41,13 +39,13 @@ systemd-sysusers --root="$root" "$source_dir/systemd/snisplice.sysusers" >/dev/n
 grep -q '^snisplice:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$root/etc/passwd" ||
   { echo "FAIL: sysusers did not create the snisplice system user"; cat "$root/etc/passwd"; exit 1; }
 uid=$(awk -F: '$1 == "snisplice" { print $3 }' "$root/etc/passwd")
-(( uid < 1000 )) || { echo "FAIL: snisplice uid $uid is not a system uid"; exit 1; }
+(( uid < 1000 )) || fail "snisplice uid $uid is not a system uid"
 echo "ok: sysusers creates system user snisplice ($uid)"
 
 systemd-tmpfiles --root="$root" --create "$source_dir/systemd/snisplice.tmpfiles"
 gid=$(awk -F: '$1 == "snisplice" { print $3 }' "$root/etc/group")
 got=$(stat -c '%a %u %g' "$root/sys/fs/bpf/snisplice")
-[[ $got == "700 $uid $gid" ]] || { echo "FAIL: pin dir is '$got', want '700 $uid $gid'"; exit 1; }
+[[ $got == "700 $uid $gid" ]] || fail "pin dir is '$got', want '700 $uid $gid'"
 got=$(stat -c '%a' "$root/sys/fs/bpf")
-[[ $got == "1711" ]] || { echo "FAIL: /sys/fs/bpf mode is $got, want 1711"; exit 1; }
+[[ $got == "1711" ]] || fail "/sys/fs/bpf mode is $got, want 1711"
 echo "ok: tmpfiles creates the pin directory 0700 snisplice and opens /sys/fs/bpf for traversal"
