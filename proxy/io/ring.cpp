@@ -43,14 +43,59 @@ Ring::~Ring() {
   if (live_) io_uring_queue_exit(&ring_);
 }
 
-io_uring_sqe* Ring::sqe() {
+io_uring_sqe* Ring::sqe(OpTag tag) {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (!sqe) {
     io_uring_submit(&ring_);
     sqe = io_uring_get_sqe(&ring_);
   }
+  io_uring_sqe_set_data64(sqe, tag.encode());
   return sqe;
 }
+
+void Ring::read(int fd, std::span<uint8_t> into, OpTag tag) {
+  io_uring_prep_read(sqe(tag), fd, into.data(), static_cast<unsigned>(into.size()), 0);
+}
+
+void Ring::recv(int fd, std::span<uint8_t> into, OpTag tag) {
+  io_uring_prep_recv(sqe(tag), fd, into.data(), into.size(), 0);
+}
+
+void Ring::recv_multishot(int fd, uint16_t buffer_group, OpTag tag) {
+  io_uring_sqe* s = sqe(tag);
+  io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = buffer_group;
+}
+
+void Ring::send(int fd, std::span<const uint8_t> bytes, OpTag tag) {
+  io_uring_prep_send(sqe(tag), fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+}
+
+void Ring::accept_multishot(int fd, OpTag tag) {
+  io_uring_prep_multishot_accept(sqe(tag), fd, nullptr, nullptr, SOCK_CLOEXEC);
+}
+
+void Ring::connect(int fd, const sockaddr_storage& address, socklen_t length, const __kernel_timespec& timeout,
+                   OpTag tag, OpTag timeout_tag) {
+  io_uring_sqe* s = sqe(tag);
+  io_uring_prep_connect(s, fd, reinterpret_cast<const sockaddr*>(&address), length);
+  s->flags |= IOSQE_IO_LINK;
+  // liburing 2.3 takes a non-const pointer; the kernel only reads the timespec.
+  io_uring_prep_link_timeout(sqe(timeout_tag), const_cast<__kernel_timespec*>(&timeout), 0);
+  // io_uring copies the address at submission.
+  io_uring_submit(&ring_);
+}
+
+void Ring::poll(int fd, unsigned events, OpTag tag) { io_uring_prep_poll_add(sqe(tag), fd, events); }
+
+void Ring::poll_multishot(int fd, unsigned events, OpTag tag) { io_uring_prep_poll_multishot(sqe(tag), fd, events); }
+
+void Ring::remove_poll(OpTag target, OpTag tag) { io_uring_prep_poll_remove(sqe(tag), target.encode()); }
+
+void Ring::cancel(OpTag target, OpTag tag) { io_uring_prep_cancel64(sqe(tag), target.encode(), 0); }
+
+void Ring::cancel_fd(int fd, OpTag tag) { io_uring_prep_cancel_fd(sqe(tag), fd, IORING_ASYNC_CANCEL_ALL); }
 
 void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
   if (timeout.count() < 0) timeout = {};

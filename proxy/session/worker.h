@@ -24,6 +24,7 @@
 #include "flow/resolve/resolver.h"
 #include "io/ring.h"
 #include "metrics/metrics.h"
+#include "session/lifecycle.h"
 #include "session/session.h"
 
 namespace snisplice::bpf {
@@ -103,13 +104,16 @@ class Worker {
     std::chrono::steady_clock::time_point retry_at{};  // accept back-off after EMFILE
   };
 
-  // stages
+  static constexpr uint16_t kBufferGroup = 1;
+
+  // accept and hello (hello.cpp)
   void arm_accept(size_t socket_index);
-  void on_accept(size_t socket_index, int result, uint32_t flags);
+  void on_accept(size_t socket_index, int result, bool more);
   void start_session(const std::string& listener, UniqueFd client);
   void arm_hello_recv(Session& s);
   void on_hello_recv(Session& s, int result);
   void on_hello_complete(Session& s);
+  // dial (dial.cpp)
   void route(Session& s);
   void resolve_route(Session& s, const config::Route& route);
   void on_resolved(Session& s, const resolve::Answer& answer, uint16_t port);
@@ -118,14 +122,15 @@ class Worker {
   void send_preamble(Session& s);
   void on_preamble_sent(Session& s, int result);
   void start_data_path(Session& s);
+  // userspace relay (relay.cpp)
   void arm_relay_recv(Session& s, bool upstream);
-  void on_relay_recv(Session& s, bool upstream, int result, uint32_t flags);
+  void on_relay_recv(Session& s, bool upstream, const io::Completion& done);
   void send_next(Session& s, bool upstream);
   void on_relay_sent(Session& s, bool upstream, int result);
   bool shut_sink_when_flushed(Session& s, bool upstream);
   void maybe_finish_relay(Session& s);
 
-  // splice stage (worker_splice.cpp)
+  // splice (splice.cpp)
   bool try_splice(Session& s);
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);
@@ -133,7 +138,10 @@ class Worker {
   // Pauses or resumes a spliced direction by its undelivered bytes; true when it did either.
   bool pace_direction(Session& s, bool upstream, uint64_t undelivered);
   bool count_splice_bytes(Session& s, const bpf::PairStats& stats);
+  // close (close.cpp)
+  // Every exit of a connection, whatever its phase (close.cpp).
   void finish(Session& s, Result result, bool abort);
+  void end_with(Session& s, const lifecycle::Ending& ending);
   void release(Session& s);
   void linger_close(UniqueFd fd);
   void close_lingering(Clock::time_point now);
@@ -143,7 +151,7 @@ class Worker {
   void run_deadlines(Clock::time_point now);
   void on_deadline(Session& s, Clock::time_point now);
 
-  // DNS: c-ares sockets polled through the ring, its timers folded into the ring wait
+  // DNS: c-ares sockets polled through the ring, its timers folded into the ring wait (dns.cpp)
   void refresh_resolver(const config::Dns& dns);
   void watch_dns(resolve::Resolver* owner, int fd, bool read, bool write);
   void arm_dns_poll(int fd);
@@ -154,8 +162,10 @@ class Worker {
   // plumbing
   Session* session_for(uint32_t slot, uint32_t generation);
   Session& new_session();
-  io_uring_sqe* sqe_for(Session& s, uint8_t kind);
-  void dispatch(const io_uring_cqe& cqe);
+  // The tag of an operation `s` submits, counted in flight until its final completion.
+  io::OpTag tag_for(Session& s, uint8_t kind);
+  void arm_wake();
+  void dispatch(const io::Completion& done);
   void begin_stop();
   void recycle_buffers(Direction& d);
 
