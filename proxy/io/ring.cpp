@@ -10,7 +10,7 @@
 
 namespace snisplice::io {
 
-tl::expected<Ring, std::string> Ring::create(unsigned entries) {
+tl::expected<Ring, Error> Ring::create(unsigned entries) {
   Ring ring;
   io_uring_params params{};
   // One thread submits and reaps: let the kernel run task work only when we wait. The ring
@@ -27,7 +27,7 @@ tl::expected<Ring, std::string> Ring::create(unsigned entries) {
     params.cq_entries = entries * 8;
     rc = io_uring_queue_init_params(entries, &ring.ring_, &params);
   }
-  if (rc < 0) return tl::unexpected(std::string("io_uring_queue_init: ") + std::strerror(-rc));
+  if (rc < 0) return tl::unexpected(Error::from_errno("io_uring_queue_init", -rc));
   ring.live_ = true;
   return ring;
 }
@@ -107,8 +107,8 @@ void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
   io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
 }
 
-tl::expected<BufferRing, std::string> BufferRing::create(Ring& ring, uint16_t group_id,
-                                                         uint16_t count, uint32_t size) {
+tl::expected<BufferRing, Error> BufferRing::create(Ring& ring, uint16_t group_id, uint16_t count,
+                                                   uint32_t size) {
   BufferRing out;
   out.ring_ = ring.get();
   out.group_id_ = group_id;
@@ -117,7 +117,7 @@ tl::expected<BufferRing, std::string> BufferRing::create(Ring& ring, uint16_t gr
   out.mapped_size_ = sizeof(io_uring_buf) * count;
   void* mapped = ::mmap(nullptr, out.mapped_size_, PROT_READ | PROT_WRITE,
                         MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (mapped == MAP_FAILED) return tl::unexpected(std::string("mmap: ") + std::strerror(errno));
+  if (mapped == MAP_FAILED) return tl::unexpected(Error::from_errno("mmap", errno));
   out.shared_ = static_cast<io_uring_buf_ring*>(mapped);
   io_uring_buf_ring_init(out.shared_);
   io_uring_buf_reg reg{};
@@ -128,7 +128,7 @@ tl::expected<BufferRing, std::string> BufferRing::create(Ring& ring, uint16_t gr
   if (rc < 0) {
     ::munmap(out.shared_, out.mapped_size_);
     out.shared_ = nullptr;
-    return tl::unexpected(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
+    return tl::unexpected(Error::from_errno("io_uring_register_buf_ring", -rc));
   }
   out.storage_.resize(size_t{count} * size);
   int mask = io_uring_buf_ring_mask(count);

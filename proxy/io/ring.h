@@ -14,6 +14,8 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
+
 namespace snisplice::io {
 
 // What a completion is for: the operation kind, and the slot and generation of the
@@ -50,7 +52,7 @@ struct Completion {
 
 class Ring {
  public:
-  static tl::expected<Ring, std::string> create(unsigned entries);
+  static tl::expected<Ring, Error> create(unsigned entries);
   Ring(Ring&& other) noexcept;
   Ring& operator=(Ring&&) = delete;
   Ring(const Ring&) = delete;
@@ -106,8 +108,8 @@ class Ring {
 // shared by every connection of the worker, so an idle connection costs no buffer memory.
 class BufferRing {
  public:
-  static tl::expected<BufferRing, std::string> create(Ring& ring, uint16_t group_id,
-                                                      uint16_t count, uint32_t size);
+  static tl::expected<BufferRing, Error> create(Ring& ring, uint16_t group_id,
+                                                uint16_t count, uint32_t size);
   BufferRing(BufferRing&& other) noexcept;
   BufferRing& operator=(BufferRing&&) = delete;
   BufferRing(const BufferRing&) = delete;

@@ -17,7 +17,7 @@ namespace snisplice::session {
 
 // ---------------------------------------------------------------- pools
 
-WorkerPools::WorkerPools(const daemon::Runtime& runtime, daemon::HealthBoard& health)
+WorkerPools::WorkerPools(const runtime::Snapshot& runtime, runtime::HealthBoard& health)
     : generation_(runtime.generation) {
   for (const auto& backend : runtime.config->backends) {
     Entry entry{backend.name, connect::BackendPool(backend.servers, backend.balance), {}};

@@ -10,7 +10,7 @@
 namespace snisplice::session {
 
 void Worker::refresh_resolver(const config::Dns& dns) {
-  resolve::DnsCache* cache = shared_.dns_cache.load();
+  resolve::DnsCache* cache = shared_.dns_cache();
   if (!cache) return;  // no resolve routes
   if (resolver_) retired_resolvers_.push_back(std::move(resolver_));
   auto owner = std::make_shared<resolve::Resolver*>(nullptr);

@@ -31,6 +31,14 @@ SocketAddress socket_name(int fd, bool peer) {
   return address;
 }
 
+hello::Protocol wire_protocol(config::Protocol protocol) {
+  switch (protocol) {
+    case config::Protocol::tls: return hello::Protocol::tls;
+    case config::Protocol::http: return hello::Protocol::http;
+  }
+  return hello::Protocol::tls;  // unreachable for valid enum values
+}
+
 bool trusted_for_proxy_header(const config::Listener& listener, const IpAddress& peer) {
   for (const auto& network : listener.proxy_protocol_from)
     if (network.contains(peer)) return true;
@@ -98,7 +106,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
   }
   s.admitted = true;
   accept::tune_connection_socket(s.client.get());
-  s.parser.emplace(listener.protocol, listener.client_hello_max_bytes);
+  s.parser.emplace(wire_protocol(listener.protocol), listener.client_hello_max_bytes);
   s.proxy_header_done = !trusted_for_proxy_header(listener, s.peer_address.ip);
   s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
   shared_.metrics.active(listener.name).Increment();

@@ -13,7 +13,7 @@
 #include "base/net_address.h"
 #include "base/unique_fd.h"
 #include "bpf/splice_engine.h"
-#include "daemon/runtime.h"
+#include "runtime/snapshot.h"
 #include "flow/hello/preread.h"
 #include "session/lifecycle.h"
 #include "session/result.h"
@@ -81,7 +81,7 @@ struct Session {
   Phase phase = Phase::hello;
   unsigned inflight = 0;  // submitted operations whose final completion has not arrived
 
-  std::shared_ptr<const daemon::Runtime> runtime;
+  std::shared_ptr<const runtime::Snapshot> runtime;
   std::shared_ptr<WorkerPools> pools;  // the pools of the runtime this session started with
   size_t listener = 0;        // its index in runtime->config->listeners, when it is there
   std::string listener_name;  // a listener a reload removed keeps its sockets until restart

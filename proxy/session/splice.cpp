@@ -35,7 +35,7 @@ bpf::Direction kernel_direction(bool upstream) {
 
 bool Worker::try_splice(Session& s) {
   if (!shared_.splice || s.runtime->config->splice == config::SpliceMode::userspace) return false;
-  auto pair = shared_.splice->splice(s.client.get(), s.backend.get());
+  auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
   if (!pair) {
     // Per connection, not per process: e.g. a client that half-closed right after its hello.
     spdlog::debug("{}: relaying in userspace: {} ({})", s.client_address.to_string(),
@@ -145,12 +145,12 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       d.delivered_seen = progress->delivered;
       s.last_activity = now;
     }
-    if (undelivered > shared_.splice_budget) {
+    if (undelivered > shared_.splice->budget) {
       // The last resort, should a pause not hold the sender (notes, pitfall 4: the kernel
       // would queue redirected bytes without limit).
       shared_.metrics.splice_budget_aborts.Increment();
       spdlog::debug("{}: more than {} bytes redirected but undelivered; aborting", s.client_address.to_string(),
-                    shared_.splice_budget);
+                    shared_.splice->budget);
       s.pair->abort();
       return finish(s, Result::splice_budget, true);
     }

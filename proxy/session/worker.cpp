@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -23,23 +22,27 @@ constexpr uint32_t kBufferSize = 16 * 1024;
 // How often sockets lingering after their peer failed are checked (close.cpp).
 constexpr auto kLingerPoll = std::chrono::milliseconds(10);
 
-io::Ring make_ring() {
-  auto ring = io::Ring::create(kRingEntries);
-  if (!ring) throw std::runtime_error(ring.error());
-  return std::move(*ring);
-}
 
 }  // namespace
 
 // ---------------------------------------------------------------- setup
 
-Worker::Worker(WorkerShared& shared, unsigned index)
-    : shared_(shared), index_(index), ring_(make_ring()) {
-  auto buffers = io::BufferRing::create(ring_, kBufferGroup, kBufferCount, kBufferSize);
-  if (!buffers) throw std::runtime_error(buffers.error());
-  buffers_.emplace(std::move(*buffers));
-  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC));
-  if (!wake_fd_) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
+tl::expected<std::unique_ptr<Worker>, Error> Worker::create(WorkerShared& shared, unsigned index) {
+  auto ring = io::Ring::create(kRingEntries);
+  if (!ring) return tl::unexpected(ring.error());
+  UniqueFd wake_fd(::eventfd(0, EFD_CLOEXEC));
+  if (!wake_fd) return tl::unexpected(Error::from_errno("eventfd", errno));
+  std::unique_ptr<Worker> worker(new Worker(shared, index, std::move(*ring), std::move(wake_fd)));
+  // The buffer ring registers with the ring where it now lives, inside the worker.
+  auto buffers = io::BufferRing::create(worker->ring_, kBufferGroup, kBufferCount, kBufferSize);
+  if (!buffers) return tl::unexpected(buffers.error());
+  worker->buffers_.emplace(std::move(*buffers));
+  if (auto bound = worker->bind_listeners(); !bound) return tl::unexpected(bound.error());
+  return worker;
+}
+
+Worker::Worker(WorkerShared& shared, unsigned index, io::Ring ring, UniqueFd wake_fd)
+    : shared_(shared), index_(index), ring_(std::move(ring)), wake_fd_(std::move(wake_fd)) {
   published_ = shared_.current();
   pools_ = std::make_shared<WorkerPools>(*published_.runtime, shared_.health);
   refresh_resolver(published_.runtime->config->dns);
@@ -47,19 +50,16 @@ Worker::Worker(WorkerShared& shared, unsigned index)
 
 Worker::~Worker() = default;
 
-bool Worker::bind_listeners() {
+tl::expected<void, Error> Worker::bind_listeners() {
   const auto& config = *published_.runtime->config;
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     for (const auto& address : config.listeners[i].listen) {
       auto fd = accept::open_listener_socket(address, config.listeners[i].transparent);
-      if (!fd) {
-        spdlog::error("listener {}: {}", config.listeners[i].name, fd.error());
-        return false;
-      }
+      if (!fd) return tl::unexpected(Error{"listener " + config.listeners[i].name + ": " + fd.error()});
       listeners_.push_back({config.listeners[i].name, std::move(*fd)});
     }
   }
-  return true;
+  return {};
 }
 
 void Worker::wake() {

@@ -14,9 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include <tl/expected.hpp>
+
+#include "base/error.h"
 #include "base/unique_fd.h"
-#include "daemon/health.h"
-#include "daemon/runtime.h"
 #include "flow/accept/admission.h"
 #include "flow/close/access_log.h"
 #include "flow/connect/backend_pool.h"
@@ -24,52 +25,20 @@
 #include "flow/resolve/resolver.h"
 #include "io/ring.h"
 #include "metrics/metrics.h"
+#include "runtime/shared.h"
 #include "session/lifecycle.h"
 #include "session/session.h"
 
-namespace snisplice::bpf {
-class SpliceEngine;
-}
-
 namespace snisplice::session {
 
-// What the daemon publishes to every worker; replaced as a whole on reload.
-struct Published {
-  std::shared_ptr<const daemon::Runtime> runtime;
-  std::shared_ptr<const close::AccessLog> access_log;
-};
-
-// Shared by the daemon and all workers; outlives them.
-struct WorkerShared {
-  WorkerShared(metrics::Metrics& m, accept::Admission& a, daemon::HealthBoard& h)
-      : metrics(m), admission(a), health(h) {}
-  metrics::Metrics& metrics;
-  accept::Admission& admission;
-  daemon::HealthBoard& health;
-  const bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
-  uint64_t splice_budget = 0;  // redirected-but-undelivered bytes allowed per direction
-  std::atomic<resolve::DnsCache*> dns_cache{nullptr};  // set once resolve routes exist
-
-  Published current() const {
-    std::lock_guard lock(mutex);
-    return published;
-  }
-  void publish(Published next) {
-    std::lock_guard lock(mutex);
-    published = std::move(next);
-  }
-  mutable std::mutex mutex;
-  Published published;
-
-  std::atomic<bool> stopping{false};
-  std::atomic<int64_t> drain_deadline_ns{0};  // steady_clock, set before `stopping`
-};
+using runtime::Published;
+using runtime::WorkerShared;
 
 // The backend pools of one runtime generation, per worker (balancing state is per worker;
 // health is shared through the HealthBoard).
 class WorkerPools {
  public:
-  WorkerPools(const daemon::Runtime& runtime, daemon::HealthBoard& health);
+  WorkerPools(const runtime::Snapshot& runtime, runtime::HealthBoard& health);
   // nullptr when the backend is not defined (never, for a validated config).
   connect::BackendPool* pool(const std::string& name);
   uint64_t generation() const { return generation_; }
@@ -86,17 +55,19 @@ class WorkerPools {
 
 class Worker {
  public:
-  Worker(WorkerShared& shared, unsigned index);
+  // A worker with its ring, its buffers and its own SO_REUSEPORT listener sockets.
+  static tl::expected<std::unique_ptr<Worker>, Error> create(WorkerShared& shared, unsigned index);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Binds this worker's listener sockets; false (with the reason logged) on failure.
-  bool bind_listeners();
   void run();   // the thread body: returns after a stop once every connection is gone
   void wake();  // called from the daemon thread after changing shared state
 
  private:
+  Worker(WorkerShared& shared, unsigned index, io::Ring ring, UniqueFd wake_fd);
+  tl::expected<void, Error> bind_listeners();
+
   struct ListenerSocket {
     std::string listener;  // its name: indexes change when a reload edits the list
     UniqueFd fd;

@@ -1,12 +1,12 @@
-#include "daemon/runtime.h"
+#include "runtime/snapshot.h"
 
 #include <fmt/format.h>
 
-namespace snisplice::daemon {
+namespace snisplice::runtime {
 
-tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
+tl::expected<std::shared_ptr<const Snapshot>, std::string> Snapshot::build(
     std::shared_ptr<const config::Config> config, uint64_t generation, const std::vector<IpAddress>& own_addresses) {
-  auto runtime = std::make_shared<Runtime>();
+  auto runtime = std::make_shared<Snapshot>();
   runtime->generation = generation;
   resolve::ThisHost this_host{own_addresses, {}};
   for (const auto& listener : config->listeners)
@@ -40,7 +40,7 @@ tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
     runtime->listener_table.push_back(index);
   }
   runtime->config = std::move(config);
-  return std::shared_ptr<const Runtime>(std::move(runtime));
+  return std::shared_ptr<const Snapshot>(std::move(runtime));
 }
 
-}  // namespace snisplice::daemon
+}  // namespace snisplice::runtime
