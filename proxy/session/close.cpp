@@ -12,8 +12,8 @@
 namespace snisplice::session {
 namespace {
 
-// How long a surviving socket may keep unsent bytes after its peer failed, and how often
-// that is checked.
+// How long a surviving socket may keep unsent bytes after its peer failed (checked by the loop,
+// worker.cpp).
 constexpr auto kLingerLimit = std::chrono::seconds(5);
 
 // Whether bytes one end sent, which this host's kernel acknowledged to it, have not reached the

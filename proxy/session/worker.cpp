@@ -5,9 +5,6 @@
 #include "session/worker.h"
 
 #include <cerrno>
-#include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "flow/accept/listener_socket.h"
 #include "session/lifecycle.h"
@@ -21,7 +18,6 @@ constexpr uint16_t kBufferCount = 512;
 constexpr uint32_t kBufferSize = 16 * 1024;
 // How often sockets lingering after their peer failed are checked (close.cpp).
 constexpr auto kLingerPoll = std::chrono::milliseconds(10);
-
 
 }  // namespace
 
