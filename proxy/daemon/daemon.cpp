@@ -81,13 +81,13 @@ bool has_resolve_routes(const config::Config& config) {
   return false;
 }
 
-tl::expected<runtime::Published, std::string> prepare(std::shared_ptr<const config::Config> config,
+tl::expected<runtime::Published, Error> prepare(std::shared_ptr<const config::Config> config,
                                                       uint64_t generation) {
   auto runtime = runtime::Snapshot::build(config, generation, host_addresses(*config));
   if (!runtime) return tl::unexpected(runtime.error());
   std::string error;
   auto log = std::make_shared<close::AccessLog>(close::AccessLog::open(config->access_log, error));
-  if (!error.empty()) return tl::unexpected(error);
+  if (!error.empty()) return tl::unexpected(Error{error});
   return runtime::Published{std::move(*runtime), std::move(log)};
 }
 
@@ -120,12 +120,12 @@ uint32_t splice_capacity(const config::Config& config) {
 
 // The in-kernel splice for `splice: auto | sockmap`; nullopt when connections are relayed in
 // userspace. An error only when `sockmap` demands it and it cannot be had.
-tl::expected<std::optional<bpf::SpliceEngine>, std::string> load_splice(const config::Config& config) {
+tl::expected<std::optional<bpf::SpliceEngine>, Error> load_splice(const config::Config& config) {
   if (config.splice == config::SpliceMode::userspace) return std::nullopt;
   auto engine = bpf::SpliceEngine::load(splice_capacity(config));
   if (engine) return std::optional<bpf::SpliceEngine>(std::move(*engine));
   if (config.splice == config::SpliceMode::sockmap)
-    return tl::unexpected("splice: sockmap: the in-kernel splice is unavailable: " + engine.error());
+    return tl::unexpected(Error{"splice: sockmap: the in-kernel splice is unavailable: " + engine.error()});
   spdlog::warn("splice: auto: the in-kernel splice is unavailable ({}); relaying every connection in userspace",
                engine.error());
   return std::nullopt;
@@ -149,14 +149,14 @@ int run(const std::string& config_path, config::Config initial) {
   auto config = std::make_shared<const config::Config>(std::move(initial));
   auto published = prepare(config, generation);
   if (!published) {
-    spdlog::error("{}", published.error());
+    spdlog::error("{}", published.error().message());
     return 1;
   }
 
   libbpf_set_print(libbpf_to_log);
   auto splice = load_splice(*config);
   if (!splice) {
-    spdlog::error("{}", splice.error());
+    spdlog::error("{}", splice.error().message());
     return 1;
   }
 
@@ -196,14 +196,14 @@ int run(const std::string& config_path, config::Config initial) {
 
   XdpControl xdp(metrics);
   if (auto attached = xdp.apply(*config); !attached) {
-    spdlog::error("{}", attached.error());
+    spdlog::error("{}", attached.error().message());
     return 1;
   }
 
   // Everything that needs privilege exists now: sockets, BPF objects, pins.
   auto dropped = drop_privileges(config->user, runtime_capabilities(*config));
   if (!dropped) {
-    spdlog::error("{}", dropped.error());
+    spdlog::error("{}", dropped.error().message());
     return 1;
   }
   spdlog::info("{}", *dropped);
@@ -250,7 +250,7 @@ int run(const std::string& config_path, config::Config initial) {
       auto next_config = std::make_shared<const config::Config>(std::move(*loaded));
       auto next = prepare(next_config, generation + 1);
       if (!next) {
-        refuse({next.error()});
+        refuse({next.error().message()});
         continue;
       }
       if (next_config->splice != config::SpliceMode::userspace && !shared.splice)
@@ -259,7 +259,7 @@ int run(const std::string& config_path, config::Config initial) {
       if (listen_signature(*next_config) != listen_signature(*config))
         spdlog::warn("reload: listener addresses changed; they take effect at the next restart");
       if (auto attached = xdp.apply(*next_config); !attached) {
-        refuse({attached.error()});
+        refuse({attached.error().message()});
         continue;
       }
       ++generation;

@@ -9,6 +9,8 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
+
 #include "config/config.h"
 #include "flow/resolve/address_policy.h"
 #include "flow/route/route_table.h"
@@ -25,7 +27,7 @@ struct Snapshot {
   uint64_t generation = 0;
 
   // own_addresses: this host's addresses, refused as destinations by the default policy.
-  static tl::expected<std::shared_ptr<const Snapshot>, std::string> build(
+  static tl::expected<std::shared_ptr<const Snapshot>, Error> build(
       std::shared_ptr<const config::Config> config, uint64_t generation, const std::vector<IpAddress>& own_addresses);
 };
 
