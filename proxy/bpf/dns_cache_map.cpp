@@ -55,6 +55,17 @@ DnsCacheMap::~DnsCacheMap() = default;
 
 int DnsCacheMap::map_fd() const { return bpf_map__fd(skeleton_->maps.dns_cache); }
 
+size_t DnsCacheMap::entries() const {
+  dns_cache_key key{};
+  dns_cache_key next{};
+  size_t count = 0;
+  for (const void* at = nullptr; ::bpf_map_get_next_key(map_fd(), at, &next) == 0; at = &key) {
+    key = next;
+    ++count;
+  }
+  return count;
+}
+
 tl::expected<DnsCacheMap, std::string> DnsCacheMap::open(const std::string& pin_path,
                                                          uint32_t max_entries) {
   if (max_entries == 0) return tl::unexpected(std::string("dns cache size must be at least 1"));

@@ -74,9 +74,11 @@ class DnsCacheMap {
   // Whether open() found a compatible pin (true) or created the map (false).
   bool reused_pin() const { return reused_pin_; }
   uint32_t max_entries() const { return max_entries_; }
-  int map_fd() const;
+  // How many entries the map holds (expired ones included), by walking its keys.
+  size_t entries() const;
 
  private:
+  int map_fd() const;
   struct SkeletonDeleter {
     void operator()(::dns_cache* skeleton) const;
   };

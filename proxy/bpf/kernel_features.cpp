@@ -11,6 +11,8 @@
 #include <cstring>
 #include <optional>
 
+#include "base/unique_fd.h"
+
 namespace snisplice::bpf {
 namespace {
 
@@ -27,11 +29,8 @@ FeatureProbe from_probe_result(int result) {
 // libbpf's probes answer 0 ("unsupported") when they are merely not allowed to try. Find
 // out first whether this process may create any map at all.
 std::optional<FeatureProbe> denied() {
-  const int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, sizeof(uint32_t), sizeof(uint32_t), 1, nullptr);
-  if (fd >= 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
+  UniqueFd map(bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, sizeof(uint32_t), sizeof(uint32_t), 1, nullptr));
+  if (map) return std::nullopt;
   const int error_number = errno;
   return from_probe_result(-error_number);
 }

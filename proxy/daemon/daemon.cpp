@@ -21,8 +21,9 @@
 #include "bpf/splice_engine.h"
 #include "config/load.h"
 #include "daemon/health.h"
+#include "runtime/shared.h"
+#include "runtime/snapshot.h"
 #include "daemon/privileges.h"
-#include "daemon/runtime.h"
 #include "daemon/xdp_control.h"
 #include "flow/accept/admission.h"
 #include "flow/resolve/dns_cache.h"
@@ -80,14 +81,14 @@ bool has_resolve_routes(const config::Config& config) {
   return false;
 }
 
-tl::expected<session::Published, std::string> prepare(std::shared_ptr<const config::Config> config,
+tl::expected<runtime::Published, Error> prepare(std::shared_ptr<const config::Config> config,
                                                       uint64_t generation) {
-  auto runtime = Runtime::build(config, generation, host_addresses(*config));
+  auto runtime = runtime::Snapshot::build(config, generation, host_addresses(*config));
   if (!runtime) return tl::unexpected(runtime.error());
   std::string error;
   auto log = std::make_shared<close::AccessLog>(close::AccessLog::open(config->access_log, error));
-  if (!error.empty()) return tl::unexpected(error);
-  return session::Published{std::move(*runtime), std::move(log)};
+  if (!error.empty()) return tl::unexpected(Error{error});
+  return runtime::Published{std::move(*runtime), std::move(log)};
 }
 
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
@@ -119,12 +120,12 @@ uint32_t splice_capacity(const config::Config& config) {
 
 // The in-kernel splice for `splice: auto | sockmap`; nullopt when connections are relayed in
 // userspace. An error only when `sockmap` demands it and it cannot be had.
-tl::expected<std::optional<bpf::SpliceEngine>, std::string> load_splice(const config::Config& config) {
+tl::expected<std::optional<bpf::SpliceEngine>, Error> load_splice(const config::Config& config) {
   if (config.splice == config::SpliceMode::userspace) return std::nullopt;
   auto engine = bpf::SpliceEngine::load(splice_capacity(config));
   if (engine) return std::optional<bpf::SpliceEngine>(std::move(*engine));
   if (config.splice == config::SpliceMode::sockmap)
-    return tl::unexpected("splice: sockmap: the in-kernel splice is unavailable: " + engine.error());
+    return tl::unexpected(Error{"splice: sockmap: the in-kernel splice is unavailable: " + engine.error()});
   spdlog::warn("splice: auto: the in-kernel splice is unavailable ({}); relaying every connection in userspace",
                engine.error());
   return std::nullopt;
@@ -143,24 +144,24 @@ int run(const std::string& config_path, config::Config initial) {
 
   metrics::Metrics metrics;
   accept::Admission admission;
-  HealthBoard health;
+  runtime::HealthBoard health;
   uint64_t generation = 1;
   auto config = std::make_shared<const config::Config>(std::move(initial));
   auto published = prepare(config, generation);
   if (!published) {
-    spdlog::error("{}", published.error());
+    spdlog::error("{}", published.error().message());
     return 1;
   }
 
   libbpf_set_print(libbpf_to_log);
   auto splice = load_splice(*config);
   if (!splice) {
-    spdlog::error("{}", splice.error());
+    spdlog::error("{}", splice.error().message());
     return 1;
   }
 
   std::unique_ptr<prometheus::Exposer> exposer;
-  session::WorkerShared shared{metrics, admission, health};
+  runtime::WorkerShared shared{metrics, admission, health};
   shared.publish(*published);
   // The DNS cache outlives every resolver; opened when the first resolve route appears.
   std::unique_ptr<resolve::DnsCache> dns_cache;
@@ -169,23 +170,19 @@ int run(const std::string& config_path, config::Config initial) {
     std::string note;
     dns_cache = resolve::DnsCache::open(with.dns, with.bpf_pin_path, note);
     spdlog::info("dns cache: {}", note);
-    shared.dns_cache.store(dns_cache.get());
+    if (dns_cache) shared.set_dns_cache(*dns_cache);
   };
   open_dns_cache(*config);
-  if (*splice) {
-    shared.splice = &**splice;
-    shared.splice_budget = kSpliceBudgetBytes;
-  }
+  if (*splice) shared.splice.emplace(runtime::SpliceUse{**splice, kSpliceBudgetBytes});
 
   std::vector<std::unique_ptr<session::Worker>> workers;
-  try {
-    for (unsigned i = 0; i < worker_count(*config); ++i) {
-      workers.push_back(std::make_unique<session::Worker>(shared, i));
-      if (!workers.back()->bind_listeners()) return 1;
+  for (unsigned i = 0; i < worker_count(*config); ++i) {
+    auto worker = session::Worker::create(shared, i);
+    if (!worker) {
+      spdlog::error("worker setup: {}", worker.error().message());
+      return 1;
     }
-  } catch (const std::exception& e) {
-    spdlog::error("worker setup: {}", e.what());
-    return 1;
+    workers.push_back(std::move(*worker));
   }
   if (config->metrics_listen) {
     try {
@@ -199,14 +196,14 @@ int run(const std::string& config_path, config::Config initial) {
 
   XdpControl xdp(metrics);
   if (auto attached = xdp.apply(*config); !attached) {
-    spdlog::error("{}", attached.error());
+    spdlog::error("{}", attached.error().message());
     return 1;
   }
 
   // Everything that needs privilege exists now: sockets, BPF objects, pins.
   auto dropped = drop_privileges(config->user, runtime_capabilities(*config));
   if (!dropped) {
-    spdlog::error("{}", dropped.error());
+    spdlog::error("{}", dropped.error().message());
     return 1;
   }
   spdlog::info("{}", *dropped);
@@ -253,7 +250,7 @@ int run(const std::string& config_path, config::Config initial) {
       auto next_config = std::make_shared<const config::Config>(std::move(*loaded));
       auto next = prepare(next_config, generation + 1);
       if (!next) {
-        refuse({next.error()});
+        refuse({next.error().message()});
         continue;
       }
       if (next_config->splice != config::SpliceMode::userspace && !shared.splice)
@@ -262,7 +259,7 @@ int run(const std::string& config_path, config::Config initial) {
       if (listen_signature(*next_config) != listen_signature(*config))
         spdlog::warn("reload: listener addresses changed; they take effect at the next restart");
       if (auto attached = xdp.apply(*next_config); !attached) {
-        refuse({attached.error()});
+        refuse({attached.error().message()});
         continue;
       }
       ++generation;

@@ -31,14 +31,7 @@ bool probe(const SocketAddress& server, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-std::shared_ptr<std::atomic<bool>> HealthBoard::flag(const std::string& backend, const SocketAddress& server) {
-  std::lock_guard lock(mutex_);
-  auto& slot = flags_[backend + " " + server.to_string()];
-  if (!slot) slot = std::make_shared<std::atomic<bool>>(true);
-  return slot;
-}
-
-HealthChecker::HealthChecker(HealthBoard& board, metrics::Metrics& metrics)
+HealthChecker::HealthChecker(runtime::HealthBoard& board, metrics::Metrics& metrics)
     : board_(board), metrics_(metrics), thread_([this] { run(); }) {}
 
 HealthChecker::~HealthChecker() {

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <memory>
 
 #include <fmt/format.h>
@@ -15,7 +14,7 @@
 namespace snisplice::daemon {
 namespace {
 
-std::string failure(const char* what) { return fmt::format("{}: {}", what, std::strerror(errno)); }
+Error failure(const char* what) { return Error::from_errno(what, errno); }
 
 }  // namespace
 
@@ -24,12 +23,12 @@ std::vector<std::string> runtime_capabilities(const config::Config& config) {
   return {"cap_bpf", "cap_net_admin", "cap_perfmon"};
 }
 
-tl::expected<std::string, std::string> drop_privileges(const std::string& user, const std::vector<std::string>& keep) {
+tl::expected<std::string, Error> drop_privileges(const std::string& user, const std::vector<std::string>& keep) {
   if (user.empty()) return std::string("user: not set; privileges unchanged");
   if (::geteuid() != 0) return fmt::format("user: {} ignored: not started as root", user);
   errno = 0;
   passwd* account = ::getpwnam(user.c_str());
-  if (!account) return tl::unexpected(fmt::format("user: {}: no such account", user));
+  if (!account) return tl::unexpected(Error{fmt::format("user: {}: no such account", user)});
   uid_t uid = account->pw_uid;
   gid_t gid = account->pw_gid;
 

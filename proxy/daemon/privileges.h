@@ -6,6 +6,8 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
+
 #include "config/config.h"
 
 namespace snisplice::daemon {
@@ -19,6 +21,6 @@ std::vector<std::string> runtime_capabilities(const config::Config& config);
 // exactly `keep` in the permitted and effective sets of the calling thread (threads started
 // afterwards inherit them). Returns the description for the log line.
 // Must run before the worker threads start: capability sets are per thread.
-tl::expected<std::string, std::string> drop_privileges(const std::string& user, const std::vector<std::string>& keep);
+tl::expected<std::string, Error> drop_privileges(const std::string& user, const std::vector<std::string>& keep);
 
 }  // namespace snisplice::daemon

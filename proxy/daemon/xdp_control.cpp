@@ -4,7 +4,7 @@
 
 namespace snisplice::daemon {
 
-tl::expected<void, std::string> XdpControl::apply(const config::Config& config) {
+tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
   const auto& xdp = config.xdp;
   if (xdp.interfaces.empty()) {
     if (allowlist_) spdlog::info("xdp: no interfaces configured; detaching");
@@ -14,21 +14,21 @@ tl::expected<void, std::string> XdpControl::apply(const config::Config& config) 
   }
   if (!allowlist_) {
     auto opened = bpf::XdpAllowlist::open(config.bpf_pin_path, xdp.interfaces, xdp.mode);
-    if (!opened) return tl::unexpected("xdp: " + opened.error());
+    if (!opened) return tl::unexpected(Error{"xdp: " + opened.error()});
     allowlist_.emplace(std::move(*opened));
     // The counters live in pinned maps and outlast a restart: export only what grows from now.
     if (auto counters = allowlist_->counters()) exported_ = counters->verdicts;
     for (size_t v = 0; v < exported_.size(); ++v)
       metrics_.xdp_packets.Add({{"verdict", bpf::verdict_label(static_cast<allowlist_verdict>(v))}});
   } else if (auto moved = allowlist_->set_interfaces(xdp.interfaces, xdp.mode); !moved) {
-    return tl::unexpected("xdp: " + moved.error());
+    return tl::unexpected(Error{"xdp: " + moved.error()});
   }
   if (auto ports = allowlist_->set_ports(bpf::filtered_ports(config)); !ports)
-    return tl::unexpected("xdp.ports: " + ports.error());
+    return tl::unexpected(Error{"xdp.ports: " + ports.error()});
   auto synced = allowlist_->sync_allow(xdp.allow);
-  if (!synced) return tl::unexpected("xdp.allow: " + synced.error());
+  if (!synced) return tl::unexpected(Error{"xdp.allow: " + synced.error()});
   if (auto policy = allowlist_->set_policy(xdp.policy); !policy)
-    return tl::unexpected("xdp.policy: " + policy.error());
+    return tl::unexpected(Error{"xdp.policy: " + policy.error()});
   clear_attached();
   for (const auto& attachment : allowlist_->attachments()) {
     spdlog::info("xdp: {} attached in {} mode, policy {}", attachment.interface, bpf::to_string(attachment.mode),

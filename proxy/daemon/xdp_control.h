@@ -9,6 +9,8 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
+
 #include "bpf/xdp_allowlist.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
@@ -20,7 +22,7 @@ class XdpControl {
   explicit XdpControl(metrics::Metrics& metrics) : metrics_(metrics) {}
 
   // Start and reload. An error leaves the previous state in force.
-  tl::expected<void, std::string> apply(const config::Config& config);
+  tl::expected<void, Error> apply(const config::Config& config);
   // Brings snisplice_xdp_packets_total up to the kernel's counters.
   void refresh_metrics();
 

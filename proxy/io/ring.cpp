@@ -10,7 +10,7 @@
 
 namespace snisplice::io {
 
-tl::expected<Ring, std::string> Ring::create(unsigned entries) {
+tl::expected<Ring, Error> Ring::create(unsigned entries) {
   Ring ring;
   io_uring_params params{};
   // One thread submits and reaps: let the kernel run task work only when we wait. The ring
@@ -27,7 +27,7 @@ tl::expected<Ring, std::string> Ring::create(unsigned entries) {
     params.cq_entries = entries * 8;
     rc = io_uring_queue_init_params(entries, &ring.ring_, &params);
   }
-  if (rc < 0) return tl::unexpected(std::string("io_uring_queue_init: ") + std::strerror(-rc));
+  if (rc < 0) return tl::unexpected(Error::from_errno("io_uring_queue_init", -rc));
   ring.live_ = true;
   return ring;
 }
@@ -43,14 +43,59 @@ Ring::~Ring() {
   if (live_) io_uring_queue_exit(&ring_);
 }
 
-io_uring_sqe* Ring::sqe() {
+io_uring_sqe* Ring::sqe(OpTag tag) {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (!sqe) {
     io_uring_submit(&ring_);
     sqe = io_uring_get_sqe(&ring_);
   }
+  io_uring_sqe_set_data64(sqe, tag.encode());
   return sqe;
 }
+
+void Ring::read(int fd, std::span<uint8_t> into, OpTag tag) {
+  io_uring_prep_read(sqe(tag), fd, into.data(), static_cast<unsigned>(into.size()), 0);
+}
+
+void Ring::recv(int fd, std::span<uint8_t> into, OpTag tag) {
+  io_uring_prep_recv(sqe(tag), fd, into.data(), into.size(), 0);
+}
+
+void Ring::recv_multishot(int fd, uint16_t buffer_group, OpTag tag) {
+  io_uring_sqe* s = sqe(tag);
+  io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = buffer_group;
+}
+
+void Ring::send(int fd, std::span<const uint8_t> bytes, OpTag tag) {
+  io_uring_prep_send(sqe(tag), fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+}
+
+void Ring::accept_multishot(int fd, OpTag tag) {
+  io_uring_prep_multishot_accept(sqe(tag), fd, nullptr, nullptr, SOCK_CLOEXEC);
+}
+
+void Ring::connect(int fd, const sockaddr_storage& address, socklen_t length, const __kernel_timespec& timeout,
+                   OpTag tag, OpTag timeout_tag) {
+  io_uring_sqe* s = sqe(tag);
+  io_uring_prep_connect(s, fd, reinterpret_cast<const sockaddr*>(&address), length);
+  s->flags |= IOSQE_IO_LINK;
+  // liburing 2.3 takes a non-const pointer; the kernel only reads the timespec.
+  io_uring_prep_link_timeout(sqe(timeout_tag), const_cast<__kernel_timespec*>(&timeout), 0);
+  // io_uring copies the address at submission.
+  io_uring_submit(&ring_);
+}
+
+void Ring::poll(int fd, unsigned events, OpTag tag) { io_uring_prep_poll_add(sqe(tag), fd, events); }
+
+void Ring::poll_multishot(int fd, unsigned events, OpTag tag) { io_uring_prep_poll_multishot(sqe(tag), fd, events); }
+
+void Ring::remove_poll(OpTag target, OpTag tag) { io_uring_prep_poll_remove(sqe(tag), target.encode()); }
+
+void Ring::cancel(OpTag target, OpTag tag) { io_uring_prep_cancel64(sqe(tag), target.encode(), 0); }
+
+void Ring::cancel_fd(int fd, OpTag tag) { io_uring_prep_cancel_fd(sqe(tag), fd, IORING_ASYNC_CANCEL_ALL); }
 
 void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
   if (timeout.count() < 0) timeout = {};
@@ -62,8 +107,8 @@ void Ring::submit_and_wait(std::chrono::nanoseconds timeout) {
   io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
 }
 
-tl::expected<BufferRing, std::string> BufferRing::create(Ring& ring, uint16_t group_id,
-                                                         uint16_t count, uint32_t size) {
+tl::expected<BufferRing, Error> BufferRing::create(Ring& ring, uint16_t group_id, uint16_t count,
+                                                   uint32_t size) {
   BufferRing out;
   out.ring_ = ring.get();
   out.group_id_ = group_id;
@@ -72,7 +117,7 @@ tl::expected<BufferRing, std::string> BufferRing::create(Ring& ring, uint16_t gr
   out.mapped_size_ = sizeof(io_uring_buf) * count;
   void* mapped = ::mmap(nullptr, out.mapped_size_, PROT_READ | PROT_WRITE,
                         MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (mapped == MAP_FAILED) return tl::unexpected(std::string("mmap: ") + std::strerror(errno));
+  if (mapped == MAP_FAILED) return tl::unexpected(Error::from_errno("mmap", errno));
   out.shared_ = static_cast<io_uring_buf_ring*>(mapped);
   io_uring_buf_ring_init(out.shared_);
   io_uring_buf_reg reg{};
@@ -83,7 +128,7 @@ tl::expected<BufferRing, std::string> BufferRing::create(Ring& ring, uint16_t gr
   if (rc < 0) {
     ::munmap(out.shared_, out.mapped_size_);
     out.shared_ = nullptr;
-    return tl::unexpected(std::string("io_uring_register_buf_ring: ") + std::strerror(-rc));
+    return tl::unexpected(Error::from_errno("io_uring_register_buf_ring", -rc));
   }
   out.storage_.resize(size_t{count} * size);
   int mask = io_uring_buf_ring_mask(count);

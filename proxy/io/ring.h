@@ -1,15 +1,20 @@
 #pragma once
-// The only liburing user: one ring per worker thread, a provided-buffer ring for the
-// userspace relay, and the encoding of what each completion belongs to.
+// The only liburing user: one ring per worker thread with the typed operations the worker's
+// stages submit, a provided-buffer ring for the userspace relay, and the encoding of what each
+// completion belongs to.
 #include <liburing.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <tl/expected.hpp>
+
+#include "base/error.h"
 
 namespace snisplice::io {
 
@@ -30,9 +35,24 @@ struct OpTag {
   }
 };
 
+// One completion, as the worker's stages read it.
+struct Completion {
+  OpTag tag;
+  int result = 0;  // >= 0: the operation's result; < 0: -errno
+  uint32_t flags = 0;
+
+  // A multishot operation stays armed after this completion.
+  bool more() const { return flags & IORING_CQE_F_MORE; }
+  // The provided buffer a receive filled, if it took one.
+  std::optional<uint16_t> buffer() const {
+    if (!(flags & IORING_CQE_F_BUFFER)) return std::nullopt;
+    return static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+  }
+};
+
 class Ring {
  public:
-  static tl::expected<Ring, std::string> create(unsigned entries);
+  static tl::expected<Ring, Error> create(unsigned entries);
   Ring(Ring&& other) noexcept;
   Ring& operator=(Ring&&) = delete;
   Ring(const Ring&) = delete;
@@ -41,12 +61,44 @@ class Ring {
   io_uring* get() { return &ring_; }
   // Called once by the thread that will submit: it becomes the ring's only issuer.
   void enable();
-  // An SQE, submitting what is queued first when the submission queue is full.
-  io_uring_sqe* sqe();
   // Submits and waits for at least one completion or until `timeout` passes.
   void submit_and_wait(std::chrono::nanoseconds timeout);
+  // Hands every completion that arrived to `handle`, then marks them seen.
+  template <typename Handle>
+  void drain_completions(Handle&& handle) {
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      handle(Completion{OpTag::decode(cqe->user_data), cqe->res, cqe->flags});
+      ++seen;
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+
+  // Operations; each completion carries `tag`. Buffers passed in must stay valid until then.
+  void read(int fd, std::span<uint8_t> into, OpTag tag);
+  void recv(int fd, std::span<uint8_t> into, OpTag tag);
+  // Receives into buffers the kernel picks from `buffer_group`, until cancelled or EOF.
+  void recv_multishot(int fd, uint16_t buffer_group, OpTag tag);
+  void send(int fd, std::span<const uint8_t> bytes, OpTag tag);  // never raises SIGPIPE
+  void accept_multishot(int fd, OpTag tag);
+  // A connect bounded by `timeout` (a linked timeout tagged `timeout_tag`); the connect then
+  // completes with -ECANCELED. Submitted at once: `address` may go out of scope after it,
+  // `timeout` must stay valid until the timeout's completion.
+  void connect(int fd, const sockaddr_storage& address, socklen_t length, const __kernel_timespec& timeout,
+               OpTag tag, OpTag timeout_tag);
+  void poll(int fd, unsigned events, OpTag tag);
+  void poll_multishot(int fd, unsigned events, OpTag tag);
+  void remove_poll(OpTag target, OpTag tag);
+  // Cancels the operation tagged `target` (found by hash; finding none is harmless).
+  void cancel(OpTag target, OpTag tag);
+  // Cancels every operation on `fd`.
+  void cancel_fd(int fd, OpTag tag);
 
  private:
+  // An SQE, submitting what is queued first when the submission queue is full.
+  io_uring_sqe* sqe(OpTag tag);
   Ring() = default;
   io_uring ring_{};
   bool live_ = false;
@@ -56,8 +108,8 @@ class Ring {
 // shared by every connection of the worker, so an idle connection costs no buffer memory.
 class BufferRing {
  public:
-  static tl::expected<BufferRing, std::string> create(Ring& ring, uint16_t group_id,
-                                                      uint16_t count, uint32_t size);
+  static tl::expected<BufferRing, Error> create(Ring& ring, uint16_t group_id,
+                                                uint16_t count, uint32_t size);
   BufferRing(BufferRing&& other) noexcept;
   BufferRing& operator=(BufferRing&&) = delete;
   BufferRing(const BufferRing&) = delete;

@@ -8,7 +8,7 @@ namespace snisplice::session {
 enum class Result {
   proxied,               // reached a backend and finished with both sides closed cleanly
   rejected,              // a route with action: reject
-  no_route,              // no pattern matched (and no "*")
+  no_route,              // no pattern matched (and no "*"), or a reload removed the listener
   client_closed,         // the client closed before its hello/request head was complete
   client_hello_error,    // malformed, oversized or not the listener's protocol
   client_hello_timeout,  // the hello/request head did not arrive within client_hello_timeout

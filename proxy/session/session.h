@@ -13,23 +13,12 @@
 #include "base/net_address.h"
 #include "base/unique_fd.h"
 #include "bpf/splice_engine.h"
-#include "daemon/runtime.h"
+#include "runtime/snapshot.h"
 #include "flow/hello/preread.h"
+#include "session/lifecycle.h"
 #include "session/result.h"
 
 namespace snisplice::session {
-
-using Clock = std::chrono::steady_clock;
-
-enum class Phase {
-  hello,       // reading the PROXY header (when trusted) and the ClientHello / request head
-  resolving,   // waiting for the DNS answer of a resolve route
-  connecting,  // dialling the backend's servers (or the resolved addresses) in order
-  preamble,    // writing the PROXY header and the buffered hello to the backend
-  relaying,    // userspace relay: multishot recv + one send in flight per direction
-  spliced,     // the kernel carries the bytes; we watch for FIN, errors and the budget
-  closing,     // cancelling what is in flight; freed when nothing is
-};
 
 // A received buffer (from the worker's buffer ring) waiting to be sent on.
 struct Chunk {
@@ -92,9 +81,10 @@ struct Session {
   Phase phase = Phase::hello;
   unsigned inflight = 0;  // submitted operations whose final completion has not arrived
 
-  std::shared_ptr<const daemon::Runtime> runtime;
+  std::shared_ptr<const runtime::Snapshot> runtime;
   std::shared_ptr<WorkerPools> pools;  // the pools of the runtime this session started with
-  size_t listener = 0;
+  size_t listener = 0;        // its index in runtime->config->listeners, when it is there
+  std::string listener_name;  // a listener a reload removed keeps its sockets until restart
 
   UniqueFd client;
   UniqueFd backend;
@@ -145,8 +135,8 @@ struct Session {
   std::optional<Result> result;
   bool abort = false;  // close with RST
   // One side failed: the other one was sent everything it was owed and gets a FIN; its
-  // socket lingers until the kernel has sent those bytes (see Worker::linger).
-  enum class Survivor { none, client, backend } survivor = Survivor::none;
+  // socket lingers until the kernel has sent those bytes (see Worker::linger_close).
+  Survivor survivor = Survivor::none;
   bool counted_active = false;
   bool admitted = false;
 };

@@ -14,9 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include <tl/expected.hpp>
+
+#include "base/error.h"
 #include "base/unique_fd.h"
-#include "daemon/health.h"
-#include "daemon/runtime.h"
 #include "flow/accept/admission.h"
 #include "flow/close/access_log.h"
 #include "flow/connect/backend_pool.h"
@@ -24,51 +25,20 @@
 #include "flow/resolve/resolver.h"
 #include "io/ring.h"
 #include "metrics/metrics.h"
+#include "runtime/shared.h"
+#include "session/lifecycle.h"
 #include "session/session.h"
-
-namespace snisplice::bpf {
-class SpliceEngine;
-}
 
 namespace snisplice::session {
 
-// What the daemon publishes to every worker; replaced as a whole on reload.
-struct Published {
-  std::shared_ptr<const daemon::Runtime> runtime;
-  std::shared_ptr<const close::AccessLog> access_log;
-};
-
-// Shared by the daemon and all workers; outlives them.
-struct WorkerShared {
-  WorkerShared(metrics::Metrics& m, accept::Admission& a, daemon::HealthBoard& h)
-      : metrics(m), admission(a), health(h) {}
-  metrics::Metrics& metrics;
-  accept::Admission& admission;
-  daemon::HealthBoard& health;
-  const bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
-  uint64_t splice_budget = 0;  // redirected-but-undelivered bytes allowed per direction
-  std::atomic<resolve::DnsCache*> dns_cache{nullptr};  // set once resolve routes exist
-
-  Published current() const {
-    std::lock_guard lock(mutex);
-    return published;
-  }
-  void publish(Published next) {
-    std::lock_guard lock(mutex);
-    published = std::move(next);
-  }
-  mutable std::mutex mutex;
-  Published published;
-
-  std::atomic<bool> stopping{false};
-  std::atomic<int64_t> drain_deadline_ns{0};  // steady_clock, set before `stopping`
-};
+using runtime::Published;
+using runtime::WorkerShared;
 
 // The backend pools of one runtime generation, per worker (balancing state is per worker;
 // health is shared through the HealthBoard).
 class WorkerPools {
  public:
-  WorkerPools(const daemon::Runtime& runtime, daemon::HealthBoard& health);
+  WorkerPools(const runtime::Snapshot& runtime, runtime::HealthBoard& health);
   // nullptr when the backend is not defined (never, for a validated config).
   connect::BackendPool* pool(const std::string& name);
   uint64_t generation() const { return generation_; }
@@ -85,17 +55,19 @@ class WorkerPools {
 
 class Worker {
  public:
-  Worker(WorkerShared& shared, unsigned index);
+  // A worker with its ring, its buffers and its own SO_REUSEPORT listener sockets.
+  static tl::expected<std::unique_ptr<Worker>, Error> create(WorkerShared& shared, unsigned index);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Binds this worker's listener sockets; false (with the reason logged) on failure.
-  bool bind_listeners();
   void run();   // the thread body: returns after a stop once every connection is gone
   void wake();  // called from the daemon thread after changing shared state
 
  private:
+  Worker(WorkerShared& shared, unsigned index, io::Ring ring, UniqueFd wake_fd);
+  tl::expected<void, Error> bind_listeners();
+
   struct ListenerSocket {
     std::string listener;  // its name: indexes change when a reload edits the list
     UniqueFd fd;
@@ -103,13 +75,16 @@ class Worker {
     std::chrono::steady_clock::time_point retry_at{};  // accept back-off after EMFILE
   };
 
-  // stages
+  static constexpr uint16_t kBufferGroup = 1;
+
+  // accept and hello (hello.cpp)
   void arm_accept(size_t socket_index);
-  void on_accept(size_t socket_index, int result, uint32_t flags);
+  void on_accept(size_t socket_index, int result, bool more);
   void start_session(const std::string& listener, UniqueFd client);
   void arm_hello_recv(Session& s);
   void on_hello_recv(Session& s, int result);
   void on_hello_complete(Session& s);
+  // dial (dial.cpp)
   void route(Session& s);
   void resolve_route(Session& s, const config::Route& route);
   void on_resolved(Session& s, const resolve::Answer& answer, uint16_t port);
@@ -118,14 +93,15 @@ class Worker {
   void send_preamble(Session& s);
   void on_preamble_sent(Session& s, int result);
   void start_data_path(Session& s);
+  // userspace relay (relay.cpp)
   void arm_relay_recv(Session& s, bool upstream);
-  void on_relay_recv(Session& s, bool upstream, int result, uint32_t flags);
+  void on_relay_recv(Session& s, bool upstream, const io::Completion& done);
   void send_next(Session& s, bool upstream);
   void on_relay_sent(Session& s, bool upstream, int result);
   bool shut_sink_when_flushed(Session& s, bool upstream);
   void maybe_finish_relay(Session& s);
 
-  // splice stage (worker_splice.cpp)
+  // splice (splice.cpp)
   bool try_splice(Session& s);
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);
@@ -133,7 +109,10 @@ class Worker {
   // Pauses or resumes a spliced direction by its undelivered bytes; true when it did either.
   bool pace_direction(Session& s, bool upstream, uint64_t undelivered);
   bool count_splice_bytes(Session& s, const bpf::PairStats& stats);
+  // close (close.cpp)
+  // Every exit of a connection, whatever its phase (close.cpp).
   void finish(Session& s, Result result, bool abort);
+  void end_with(Session& s, const lifecycle::Ending& ending);
   void release(Session& s);
   void linger_close(UniqueFd fd);
   void close_lingering(Clock::time_point now);
@@ -143,7 +122,7 @@ class Worker {
   void run_deadlines(Clock::time_point now);
   void on_deadline(Session& s, Clock::time_point now);
 
-  // DNS: c-ares sockets polled through the ring, its timers folded into the ring wait
+  // DNS: c-ares sockets polled through the ring, its timers folded into the ring wait (dns.cpp)
   void refresh_resolver(const config::Dns& dns);
   void watch_dns(resolve::Resolver* owner, int fd, bool read, bool write);
   void arm_dns_poll(int fd);
@@ -154,8 +133,10 @@ class Worker {
   // plumbing
   Session* session_for(uint32_t slot, uint32_t generation);
   Session& new_session();
-  io_uring_sqe* sqe_for(Session& s, uint8_t kind);
-  void dispatch(const io_uring_cqe& cqe);
+  // The tag of an operation `s` submits, counted in flight until its final completion.
+  io::OpTag tag_for(Session& s, uint8_t kind);
+  void arm_wake();
+  void dispatch(const io::Completion& done);
   void begin_stop();
   void recycle_buffers(Direction& d);
 

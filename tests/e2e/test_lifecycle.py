@@ -204,6 +204,25 @@ class Admission(ProxyTest):
         again.close()
         other.close()
 
+    def test_limit_refusal_writes_its_access_log_line(self):
+        backend = self.backend(echo)
+        port, metrics_port = free_port(), free_port()
+        proxy = self.proxy(one_route_config(port, backend.address, metrics_port,
+                                            listener_extra="\n    max_connections: 1"))
+        hello = client_hello("x.test")
+        held = connect_from("127.0.0.1", port, timeout=5)
+        held.sendall(hello)
+        self.assertEqual(recv_exact(held, len(hello)), hello)
+        refused = connect_from("127.0.0.2", port, timeout=5)
+        self.assertTrue(closed_without_data(refused))
+        records = wait_until(lambda: [r for r in proxy.access_log() if r["result"] == "limit_exceeded"] or None,
+                             what="the refusal logged")
+        self.assertEqual(len(records), 1)
+        self.assertTrue(records[0]["client"].startswith("127.0.0.2"), records[0])
+        self.assertEqual((records[0]["host"], records[0]["route"], records[0]["backend"]), ("", "", ""))
+        refused.close()
+        held.close()
+
 
 class Pools(ProxyTest):
     def pool_config(self, port, metrics_port, addresses, balance, **pool_options):

@@ -4,18 +4,18 @@ namespace snisplice::hello {
 
 namespace {
 
-std::variant<TlsClientHelloParser, HttpHostParser> make_parser(config::Protocol protocol,
+std::variant<TlsClientHelloParser, HttpHostParser> make_parser(Protocol protocol,
                                                                size_t max_bytes) {
   switch (protocol) {
-    case config::Protocol::tls: return TlsClientHelloParser(max_bytes);
-    case config::Protocol::http: return HttpHostParser(max_bytes);
+    case Protocol::tls: return TlsClientHelloParser(max_bytes);
+    case Protocol::http: return HttpHostParser(max_bytes);
   }
   return TlsClientHelloParser(max_bytes);  // unreachable for valid enum values
 }
 
 }  // namespace
 
-PrereadParser::PrereadParser(config::Protocol protocol, size_t max_bytes)
+PrereadParser::PrereadParser(Protocol protocol, size_t max_bytes)
     : parser_(make_parser(protocol, max_bytes)) {}
 
 Outcome PrereadParser::feed(std::span<const uint8_t> buffered) {

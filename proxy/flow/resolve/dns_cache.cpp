@@ -1,9 +1,5 @@
 #include "flow/resolve/dns_cache.h"
 
-#include "dns_cache_abi.h"
-
-#include <bpf/bpf.h>
-
 #include <algorithm>
 #include <list>
 #include <mutex>
@@ -17,16 +13,7 @@ class PinnedDnsCache final : public DnsCache {
  public:
   PinnedDnsCache(const config::Dns& dns, bpf::DnsCacheMap map) : DnsCache(dns), map_(std::move(map)) {}
   std::string_view backing() const override { return "pinned eBPF map"; }
-  size_t entries() const override {
-    dns_cache_key key{};
-    dns_cache_key next{};
-    size_t count = 0;
-    for (const void* at = nullptr; bpf_map_get_next_key(map_.map_fd(), at, &next) == 0; at = &key) {
-      key = next;
-      ++count;
-    }
-    return count;
-  }
+  size_t entries() const override { return map_.entries(); }
 
  protected:
   tl::expected<std::optional<CachedAnswer>, std::string> find(const std::string& key,

@@ -6,5 +6,3 @@ add_library(snisplice_resolver STATIC
 target_link_libraries(snisplice_resolver PUBLIC
   snisplice_resolve snisplice_base snisplice_bpf_dns_cache tl::expected
   PRIVATE PkgConfig::CARES)
-# dns_cache_abi.h, for walking the pinned map's keys.
-target_include_directories(snisplice_resolver PRIVATE ${PROJECT_SOURCE_DIR}/ebpf/include)

@@ -14,20 +14,20 @@ TEST_CASE("preread: the listener protocol picks the parser") {
   auto tls = testing::hello_with({testing::sni("example.com")});
   auto http = testing::bytes_of("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
 
-  PrereadParser tls_on_tls(config::Protocol::tls, 16384);
+  PrereadParser tls_on_tls(Protocol::tls, 16384);
   CHECK(tls_on_tls.feed(tls).hello.host == "example.com");
-  PrereadParser http_on_tls(config::Protocol::tls, 16384);
+  PrereadParser http_on_tls(Protocol::tls, 16384);
   CHECK(http_on_tls.feed(http) == Outcome::rejected(Reject::not_tls));
 
-  PrereadParser http_on_http(config::Protocol::http, 16384);
+  PrereadParser http_on_http(Protocol::http, 16384);
   CHECK(http_on_http.feed(http).hello.host == "example.com");
-  PrereadParser tls_on_http(config::Protocol::http, 16384);
+  PrereadParser tls_on_http(Protocol::http, 16384);
   CHECK(tls_on_http.feed(tls) == Outcome::rejected(Reject::not_http));
 }
 
 TEST_CASE("preread: max_bytes reaches the parser") {
   auto tls = testing::hello_with({testing::sni("example.com")});
-  PrereadParser small(config::Protocol::tls, tls.size() - 1);
+  PrereadParser small(Protocol::tls, tls.size() - 1);
   CHECK(small.feed(tls) == Outcome::rejected(Reject::too_large));
 }
 

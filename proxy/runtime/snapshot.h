@@ -9,13 +9,15 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
+
 #include "config/config.h"
 #include "flow/resolve/address_policy.h"
 #include "flow/route/route_table.h"
 
-namespace snisplice::daemon {
+namespace snisplice::runtime {
 
-struct Runtime {
+struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::vector<route::RouteTable> tables;                // parallel to config->tables
   std::vector<size_t> listener_table;                   // listener index -> table index
@@ -25,8 +27,8 @@ struct Runtime {
   uint64_t generation = 0;
 
   // own_addresses: this host's addresses, refused as destinations by the default policy.
-  static tl::expected<std::shared_ptr<const Runtime>, std::string> build(
+  static tl::expected<std::shared_ptr<const Snapshot>, Error> build(
       std::shared_ptr<const config::Config> config, uint64_t generation, const std::vector<IpAddress>& own_addresses);
 };
 
-}  // namespace snisplice::daemon
+}  // namespace snisplice::runtime

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "session/lifecycle.h"
 #include "session/op_kind.h"
 #include "session/worker.h"
 
@@ -22,11 +23,6 @@ constexpr std::chrono::milliseconds kIdleCheckMax{1000};
 constexpr std::chrono::milliseconds kDrainCheck{1};
 constexpr std::chrono::milliseconds kStalledCheckMax{50};
 
-// Redirected bytes not yet in the destination's send queue (kernel memory TCP does not
-// account for) above which a direction is paused, and below which it resumes. The gap keeps
-// the destination's send queue fed while the source's backlog flows in again.
-constexpr uint64_t kPauseAbove = 16u << 20;
-constexpr uint64_t kResumeBelow = 4u << 20;
 // How long a paused or resumed direction keeps being checked at the active interval even
 // when nothing moves: longer than a sender's first window probe (one RTO, 200 ms at least).
 constexpr std::chrono::milliseconds kWatchAfterPacing{1000};
@@ -39,7 +35,7 @@ bpf::Direction kernel_direction(bool upstream) {
 
 bool Worker::try_splice(Session& s) {
   if (!shared_.splice || s.runtime->config->splice == config::SpliceMode::userspace) return false;
-  auto pair = shared_.splice->splice(s.client.get(), s.backend.get());
+  auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
   if (!pair) {
     // Per connection, not per process: e.g. a client that half-closed right after its hello.
     spdlog::debug("{}: relaying in userspace: {} ({})", s.client_address.to_string(),
@@ -60,8 +56,8 @@ bool Worker::try_splice(Session& s) {
 }
 
 void Worker::arm_splice_poll(Session& s, bool client_side) {
-  io_uring_sqe* sqe = sqe_for(s, client_side ? kSplicePollClient : kSplicePollBackend);
-  io_uring_prep_poll_multishot(sqe, client_side ? s.client.get() : s.backend.get(), POLLIN | POLLRDHUP);
+  ring_.poll_multishot(client_side ? s.client.get() : s.backend.get(), POLLIN | POLLRDHUP,
+                       tag_for(s, client_side ? kSplicePollClient : kSplicePollBackend));
 }
 
 void Worker::on_splice_poll(Session& s, bool client_side, int result) {
@@ -91,22 +87,25 @@ void Worker::on_splice_poll(Session& s, bool client_side, int result) {
 
 bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
   const bpf::Direction direction = kernel_direction(upstream);
-  if (!s.pair->paused(direction)) {
-    if (undelivered <= kPauseAbove) return false;
-    // The destination reads slower than the source sends: hold the source's sender back.
-    if (auto paused = s.pair->pause(direction); !paused) {
-      spdlog::warn("{}: cannot pause a spliced direction: {}", s.client_address.to_string(), paused.error());
+  switch (lifecycle::splice_pacing(s.pair->paused(direction), undelivered)) {
+    case lifecycle::Pacing::keep:
       return false;
-    }
-    shared_.metrics.splice_pauses.Increment();
-    return true;
+    case lifecycle::Pacing::pause:
+      // The destination reads slower than the source sends: hold the source's sender back.
+      if (auto paused = s.pair->pause(direction); !paused) {
+        spdlog::warn("{}: cannot pause a spliced direction: {}", s.client_address.to_string(), paused.error());
+        return false;
+      }
+      shared_.metrics.splice_pauses.Increment();
+      return true;
+    case lifecycle::Pacing::resume:
+      if (auto resumed = s.pair->resume(direction); !resumed) {
+        spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error());
+        return false;
+      }
+      return true;
   }
-  if (undelivered > kResumeBelow) return false;
-  if (auto resumed = s.pair->resume(direction); !resumed) {
-    spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error());
-    return false;
-  }
-  return true;
+  return false;
 }
 
 bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
@@ -146,12 +145,12 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       d.delivered_seen = progress->delivered;
       s.last_activity = now;
     }
-    if (undelivered > shared_.splice_budget) {
+    if (undelivered > shared_.splice->budget) {
       // The last resort, should a pause not hold the sender (notes, pitfall 4: the kernel
       // would queue redirected bytes without limit).
       shared_.metrics.splice_budget_aborts.Increment();
       spdlog::debug("{}: more than {} bytes redirected but undelivered; aborting", s.client_address.to_string(),
-                    shared_.splice_budget);
+                    shared_.splice->budget);
       s.pair->abort();
       return finish(s, Result::splice_budget, true);
     }
@@ -171,7 +170,6 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     // open window only from its next window probe, then arrives at full speed.
     if (pace_direction(s, upstream, undelivered)) d.paced_at = now;
     if (now - d.paced_at < kWatchAfterPacing) watched = true;
-    if (d.handing_over) draining = true;
     if (s.pair->paused(kernel_direction(upstream))) {
       // Paused: poll fast while the destination takes bytes, so the source resumes in time
       // to keep it fed; back off while it takes none.
@@ -193,27 +191,26 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     }
   }
 
-  bool client_failed = s.up.source_failed || s.down.sink_failed;
-  bool backend_failed = s.down.source_failed || s.up.sink_failed;
-  if (client_failed || backend_failed) {
-    // As in the relay: the survivor gets every byte it is owed, then a FIN.
-    auto settled = [&](const Direction& d, bool upstream) {
-      if (d.sink_failed) return true;
-      if (!d.in_kernel) return d.pending.empty() && !d.send_in_flight;
+  // The relay's ending rule; whether the kernel delivered a direction's bytes is asked only
+  // once an end failed.
+  auto end = [&](const Direction& d, bool upstream, bool failed) {
+    lifecycle::DirectionEnd e{d.source_failed, d.sink_failed, d.shut, false};
+    if (!failed || d.sink_failed) return e;
+    if (!d.in_kernel) {
+      e.delivered = d.pending.empty() && !d.send_in_flight;
+    } else {
       auto done = s.pair->drained(kernel_direction(upstream));
-      return !done || *done;
-    };
-    if (settled(s.up, true) && settled(s.down, false)) {
-      s.survivor = client_failed ? Session::Survivor::backend : Session::Survivor::client;
-      return finish(s, client_failed ? Result::client_reset : Result::backend_reset, false);
+      e.delivered = !done || *done;
     }
-    draining = true;
-  } else if (s.up.shut && s.down.shut) {
-    return finish(s, Result::proxied, false);
-  }
+    return e;
+  };
+  const bool failed = lifecycle::any_end_failed(end(s.up, true, false), end(s.down, false, false));
+  if (auto ending = lifecycle::ending(end(s.up, true, failed), end(s.down, false, failed)))
+    return end_with(s, *ending);
+  if (failed) draining = true;
 
   const auto idle = s.runtime->config->timeouts.idle;
-  if (now - s.last_activity >= idle) return finish(s, Result::idle_timeout, false);
+  if (lifecycle::idle_expired(now, s.last_activity, idle)) return finish(s, Result::idle_timeout, false);
   if (draining || paced) {
     s.splice_check_interval = kDrainCheck;
   } else if (moved || watched) {

@@ -1,12 +1,12 @@
-#include "daemon/runtime.h"
+#include "runtime/snapshot.h"
 
 #include <fmt/format.h>
 
-namespace snisplice::daemon {
+namespace snisplice::runtime {
 
-tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
+tl::expected<std::shared_ptr<const Snapshot>, Error> Snapshot::build(
     std::shared_ptr<const config::Config> config, uint64_t generation, const std::vector<IpAddress>& own_addresses) {
-  auto runtime = std::make_shared<Runtime>();
+  auto runtime = std::make_shared<Snapshot>();
   runtime->generation = generation;
   resolve::ThisHost this_host{own_addresses, {}};
   for (const auto& listener : config->listeners)
@@ -27,7 +27,7 @@ tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
       labels.push_back(std::move(label));
     }
     auto compiled = route::RouteTable::build(std::move(entries));
-    if (!compiled) return tl::unexpected(fmt::format("tables.{}: {}", table.name, compiled.error()));
+    if (!compiled) return tl::unexpected(Error{fmt::format("tables.{}: {}", table.name, compiled.error())});
     runtime->tables.push_back(std::move(*compiled));
     runtime->route_labels.push_back(std::move(labels));
     runtime->route_policies.push_back(std::move(policies));
@@ -36,11 +36,11 @@ tl::expected<std::shared_ptr<const Runtime>, std::string> Runtime::build(
     size_t index = 0;
     while (index < config->tables.size() && config->tables[index].name != listener.table) ++index;
     if (index == config->tables.size())
-      return tl::unexpected(fmt::format("listener {}: undefined table {}", listener.name, listener.table));
+      return tl::unexpected(Error{fmt::format("listener {}: undefined table {}", listener.name, listener.table)});
     runtime->listener_table.push_back(index);
   }
   runtime->config = std::move(config);
-  return std::shared_ptr<const Runtime>(std::move(runtime));
+  return std::shared_ptr<const Snapshot>(std::move(runtime));
 }
 
-}  // namespace snisplice::daemon
+}  // namespace snisplice::runtime

@@ -1,0 +1,161 @@
+// Close: every exit of a connection goes through finish(), which decides FIN or RST and
+// cancels what is in flight; release() then closes the sockets (a survivor lingers until it
+// has its bytes), updates the gauges and counters, and writes the access-log line.
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
+
+#include "session/lifecycle.h"
+#include "session/op_kind.h"
+#include "session/worker.h"
+
+namespace snisplice::session {
+namespace {
+
+// How long a surviving socket may keep unsent bytes after its peer failed (checked by the loop,
+// worker.cpp).
+constexpr auto kLingerLimit = std::chrono::seconds(5);
+
+// Whether bytes one end sent, which this host's kernel acknowledged to it, have not reached the
+// other end's send queue yet: unread on the source socket, in the relay's buffers, redirected by
+// the kernel but not delivered, or the preamble's tail.
+bool holds_undelivered(const Session& s) {
+  if (s.preamble_sent < s.preamble.size()) return true;
+  for (bool upstream : {true, false}) {
+    const Direction& d = upstream ? s.up : s.down;
+    if (!d.pending.empty() || d.send_in_flight) return true;
+    int source = upstream ? s.client.get() : s.backend.get();
+    int unread = 0;
+    if (!d.source_failed && source >= 0 && ::ioctl(source, SIOCINQ, &unread) == 0 && unread > 0) return true;
+    if (s.pair && d.in_kernel) {
+      auto left = s.pair->undelivered(upstream ? bpf::Direction::client_to_backend
+                                               : bpf::Direction::backend_to_client);
+      if (!left || *left > 0) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void Worker::recycle_buffers(Direction& d) {
+  for (const Chunk& chunk : d.pending) buffers_->recycle(chunk.buffer_id);
+  d.pending.clear();
+}
+
+void Worker::linger_close(UniqueFd fd) {
+  if (!fd) return;
+  ::shutdown(fd.get(), SHUT_WR);
+  int unsent = 0;
+  // close() now would reset the connection if unread bytes are queued, dropping what we sent
+  // but the kernel has not: keep the socket until the peer has it all, or a bounded while.
+  if (::ioctl(fd.get(), SIOCOUTQ, &unsent) == 0 && unsent > 0)
+    lingering_.push_back({std::move(fd), Clock::now() + kLingerLimit});
+}
+
+void Worker::close_lingering(Clock::time_point now) {
+  std::erase_if(lingering_, [now](Lingering& l) {
+    int unsent = 0;
+    return now >= l.until || ::ioctl(l.fd.get(), SIOCOUTQ, &unsent) < 0 || unsent == 0;
+  });
+}
+
+void Worker::finish(Session& s, Result result, bool abort) {
+  if (s.phase == Phase::closing) return;
+  switch (lifecycle::closing(abort, s.connected, s.survivor)) {
+    case lifecycle::Close::fin: break;
+    case lifecycle::Close::reset: break;
+    case lifecycle::Close::reset_if_undelivered: abort = holds_undelivered(s); break;
+  }
+  const Phase was = s.phase;
+  s.result = result;
+  s.abort = abort;
+  s.phase = Phase::closing;
+  set_deadline(s, {});
+  if (s.inflight == 0) return release(s);
+  // Each operation that may be in flight is cancelled by its own tag, which the kernel finds
+  // by hash. A cancel by descriptor walks every poll the ring holds (two per spliced
+  // connection): with thousands of idle connections, each close would take milliseconds.
+  // A cancel finding nothing (the operation completed meanwhile) is harmless.
+  auto cancel = [&](OpKind kind) {
+    ring_.cancel(io::OpTag{kind, s.slot, s.generation}, tag_for(s, kCancel));
+  };
+  switch (was) {
+    case Phase::hello: cancel(kHelloRecv); return;
+    case Phase::connecting: cancel(kConnect); return;  // its linked timeout ends with it
+    case Phase::preamble: cancel(kPreamble); return;
+    case Phase::resolving:
+    case Phase::closing: return;
+    case Phase::spliced:
+      cancel(kSplicePollClient);
+      cancel(kSplicePollBackend);
+      break;  // and any direction the relay took over
+    case Phase::relaying: break;
+  }
+  for (bool upstream : {true, false}) {
+    const Direction& d = upstream ? s.up : s.down;
+    if (d.recv_armed) cancel(upstream ? kRecvUp : kRecvDown);
+    if (d.send_in_flight) cancel(upstream ? kSendUp : kSendDown);
+  }
+}
+
+void Worker::end_with(Session& s, const lifecycle::Ending& ending) {
+  s.survivor = ending.survivor;
+  finish(s, ending.result, false);
+}
+
+void Worker::release(Session& s) {
+  recycle_buffers(s.up);
+  recycle_buffers(s.down);
+  if (s.pair) {
+    count_splice_bytes(s, s.pair->stats());
+    if (s.abort) s.pair->abort();
+    s.pair.reset();  // before the fds close: nothing may stay queued toward them
+  }
+  if (s.abort) {
+    // SO_LINGER 0: the close sends RST, so a peer never mistakes an abort for a clean end.
+    linger hard{1, 0};
+    for (int fd : {s.client.get(), s.backend.get()})
+      if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  }
+  if (s.survivor != Survivor::none) {
+    bool client_survives = s.survivor == Survivor::client;
+    UniqueFd& failed = client_survives ? s.backend : s.client;
+    linger hard{1, 0};
+    if (failed) ::setsockopt(failed.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    linger_close(std::move(client_survives ? s.client : s.backend));
+  }
+  s.client.reset();
+  s.backend.reset();
+
+  const std::string& listener = s.listener_name;
+  const std::string& route_label =
+      s.routed ? s.runtime->route_labels[s.runtime->listener_table[s.listener]][s.route] : std::string();
+  Result result = s.result.value_or(Result::proxied);
+  shared_.metrics.connections(listener, route_label, std::string(result_label(result))).Increment();
+  if (s.counted_active) shared_.metrics.active(listener).Decrement();
+  if (s.admitted) shared_.admission.release(listener, s.peer_address.ip);
+  if (s.connected_server) {
+    if (auto* pool = s.pools->pool(s.backend_name)) pool->on_connection_end(*s.connected_server);
+  }
+  if (published_.access_log && published_.access_log->enabled()) {
+    close::AccessRecord record;
+    record.start = s.started_wall;
+    record.listener = listener;
+    record.client = s.client_address.to_string();
+    record.host = s.hello.host;
+    record.route = route_label;
+    record.backend = s.connected ? s.backend_address.to_string() : std::string();
+    record.splice_mode = s.connected ? (s.spliced ? "sockmap" : "userspace") : "";
+    record.bytes_client_to_backend = s.up.bytes;
+    record.bytes_backend_to_client = s.down.bytes;
+    record.duration = Clock::now() - s.started;
+    record.result = result_label(result);
+    published_.access_log->write(record);
+  }
+  uint32_t slot = s.slot;
+  slots_[slot].reset();
+  free_slots_.push_back(slot);
+  --live_sessions_;
+}
+}  // namespace snisplice::session

@@ -1,0 +1,67 @@
+#include "session/lifecycle.h"
+
+namespace snisplice::session::lifecycle {
+namespace {
+
+// A client's socket is the source of "up" and the sink of "down".
+bool client_failed(const DirectionEnd& up, const DirectionEnd& down) { return up.source_failed || down.sink_failed; }
+bool backend_failed(const DirectionEnd& up, const DirectionEnd& down) { return down.source_failed || up.sink_failed; }
+
+bool settled(const DirectionEnd& d) { return d.sink_failed || d.delivered; }
+
+}  // namespace
+
+bool any_end_failed(const DirectionEnd& up, const DirectionEnd& down) {
+  return client_failed(up, down) || backend_failed(up, down);
+}
+
+std::optional<Ending> ending(const DirectionEnd& up, const DirectionEnd& down) {
+  if (any_end_failed(up, down)) {
+    if (!settled(up) || !settled(down)) return std::nullopt;
+    if (client_failed(up, down)) return Ending{Result::client_reset, Survivor::backend};
+    return Ending{Result::backend_reset, Survivor::client};
+  }
+  if (up.shut && down.shut) return Ending{Result::proxied, Survivor::none};
+  return std::nullopt;
+}
+
+Close closing(bool abort, bool connected, Survivor survivor) {
+  if (abort) return Close::reset;
+  if (connected && survivor == Survivor::none) return Close::reset_if_undelivered;
+  return Close::fin;
+}
+
+bool idle_expired(Clock::time_point now, Clock::time_point last_activity, Clock::duration idle) {
+  return now - last_activity >= idle;
+}
+
+DeadlineVerdict on_deadline(Phase phase, Clock::time_point now, Clock::time_point last_activity,
+                            Clock::duration idle) {
+  switch (phase) {
+    case Phase::hello:
+      return {DeadlineAction::hello_timeout};
+    case Phase::spliced:
+      return {DeadlineAction::check_splice};  // which applies the idle rule with fresh counters
+    case Phase::preamble:
+    case Phase::relaying:
+      if (idle_expired(now, last_activity, idle)) return {DeadlineAction::idle_timeout};
+      return {DeadlineAction::rearm_idle, last_activity + idle};
+    case Phase::resolving:   // bounded by dns.timeout x dns.tries
+    case Phase::connecting:  // bounded by the linked connect timeout
+    case Phase::closing:
+      return {DeadlineAction::none};
+  }
+  return {DeadlineAction::none};
+}
+
+Pacing relay_pacing(bool paused, bool receiving, size_t pending, RelayMarks marks) {
+  if (!paused) return pending >= marks.pause_at && receiving ? Pacing::pause : Pacing::keep;
+  return pending <= marks.resume_at && !receiving ? Pacing::resume : Pacing::keep;
+}
+
+Pacing splice_pacing(bool paused, uint64_t undelivered, SpliceMarks marks) {
+  if (!paused) return undelivered > marks.pause_above ? Pacing::pause : Pacing::keep;
+  return undelivered <= marks.resume_below ? Pacing::resume : Pacing::keep;
+}
+
+}  // namespace snisplice::session::lifecycle

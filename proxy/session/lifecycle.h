@@ -1,0 +1,95 @@
+#pragma once
+// The rules of a connection's life as pure decisions over plain state: how it ends (result,
+// which end survives, FIN or RST), what a deadline means in each phase, and when a direction
+// pauses or resumes. The worker's relay and splice stages gather the facts (socket flags,
+// queue lengths, BPF counters) and act on the answer; nothing here does I/O or reads a clock.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "session/result.h"
+
+namespace snisplice::session {
+
+using Clock = std::chrono::steady_clock;
+
+enum class Phase {
+  hello,       // reading the PROXY header (when trusted) and the ClientHello / request head
+  resolving,   // waiting for the DNS answer of a resolve route
+  connecting,  // dialling the backend's servers (or the resolved addresses) in order
+  preamble,    // writing the PROXY header and the buffered hello to the backend
+  relaying,    // userspace relay: multishot recv + one send in flight per direction
+  spliced,     // the kernel carries the bytes; we watch for FIN, errors and the budget
+  closing,     // cancelling what is in flight; freed when nothing is
+};
+
+// After one end failed, the other one is sent everything it is owed, then a FIN.
+enum class Survivor { none, client, backend };
+
+namespace lifecycle {
+
+// One direction (client -> backend is "up") as the ending rule sees it.
+struct DirectionEnd {
+  bool source_failed = false;  // its source reset or errored: no more bytes will come
+  bool sink_failed = false;    // sending to its sink failed: what it is owed is lost
+  bool shut = false;           // its sink got a FIN after every byte its source sent
+  bool delivered = false;      // its sink has every byte it is owed; read only once an end failed
+};
+
+// Whether an end of the connection failed (its socket reset or errored).
+bool any_end_failed(const DirectionEnd& up, const DirectionEnd& down);
+
+struct Ending {
+  Result result;
+  Survivor survivor = Survivor::none;
+};
+
+// How a connection past its preamble ends, or nullopt while it goes on. Once an end failed,
+// it ends when what the other end is owed has been delivered (or cannot be): that end
+// survives and gets a FIN. With no failure it ends once both sinks got their FIN.
+std::optional<Ending> ending(const DirectionEnd& up, const DirectionEnd& down);
+
+// How the sockets close. A FIN tells a peer it has every byte: when the proxy gives up (idle,
+// shutdown) while it still holds bytes one end sent, both ends get a reset instead, so a
+// truncated stream never looks complete. A survivor is owed its FIN: it got every byte.
+enum class Close { fin, reset, reset_if_undelivered };
+Close closing(bool abort, bool connected, Survivor survivor);
+
+// What a session's deadline means in its phase: the absolute hello deadline, the idle timeout
+// (re-armed from the last activity while there was some), or the splice's periodic check.
+enum class DeadlineAction { none, hello_timeout, idle_timeout, rearm_idle, check_splice };
+struct DeadlineVerdict {
+  DeadlineAction action = DeadlineAction::none;
+  Clock::time_point rearm_at{};  // for rearm_idle
+};
+DeadlineVerdict on_deadline(Phase phase, Clock::time_point now, Clock::time_point last_activity,
+                            Clock::duration idle);
+
+// No bytes moved either way for `idle`.
+bool idle_expired(Clock::time_point now, Clock::time_point last_activity, Clock::duration idle);
+
+// Pausing and resuming a direction whose sink is slower than its source. The gap between the
+// marks keeps the sink fed while the source's backlog flows in again.
+enum class Pacing { keep, pause, resume };
+
+// Userspace relay: in unsent received buffers of the direction.
+struct RelayMarks {
+  size_t pause_at;   // stop receiving at this many
+  size_t resume_at;  // receive again at this many or fewer
+};
+inline constexpr RelayMarks kRelayMarks{4, 2};
+// `receiving`: a receive is armed (a pause cancels it; a resume waits for its last completion).
+Pacing relay_pacing(bool paused, bool receiving, size_t pending, RelayMarks marks = kRelayMarks);
+
+// Splice: in bytes the kernel redirected but the sink's send queue has not taken (memory TCP
+// does not account for).
+struct SpliceMarks {
+  uint64_t pause_above;
+  uint64_t resume_below;  // resume at this many or fewer
+};
+inline constexpr SpliceMarks kSpliceMarks{16u << 20, 4u << 20};
+Pacing splice_pacing(bool paused, uint64_t undelivered, SpliceMarks marks = kSpliceMarks);
+
+}  // namespace lifecycle
+}  // namespace snisplice::session

@@ -1,0 +1,114 @@
+#include "session/lifecycle.h"
+
+#include <doctest/doctest.h>
+
+using namespace snisplice::session;
+using namespace snisplice::session::lifecycle;
+using namespace std::chrono_literals;
+
+TEST_CASE("a connection ends cleanly only when both sinks got their FIN") {
+  DirectionEnd up{.shut = true};
+  DirectionEnd down{};
+  CHECK_FALSE(ending(up, down));
+  down.shut = true;
+  auto end = ending(up, down);
+  REQUIRE(end);
+  CHECK(end->result == Result::proxied);
+  CHECK(end->survivor == Survivor::none);
+  CHECK_FALSE(any_end_failed(up, down));
+}
+
+TEST_CASE("a failed client: the backend survives once it has what it is owed") {
+  for (bool source_side : {true, false}) {
+    CAPTURE(source_side);
+    // The client reset (source of up) or could not be written to (sink of down).
+    DirectionEnd up{.source_failed = source_side};
+    DirectionEnd down{.sink_failed = !source_side};
+    CHECK(any_end_failed(up, down));
+    down.delivered = true;
+    CHECK_FALSE(ending(up, down));  // the backend is still owed the client's bytes
+    up.delivered = true;
+    auto end = ending(up, down);
+    REQUIRE(end);
+    CHECK(end->result == Result::client_reset);
+    CHECK(end->survivor == Survivor::backend);
+  }
+}
+
+TEST_CASE("a failed backend: the client survives once it has what it is owed") {
+  DirectionEnd up{};
+  DirectionEnd down{.source_failed = true};
+  CHECK_FALSE(ending(up, down));
+  down.delivered = true;
+  CHECK_FALSE(ending(up, down));  // up owes the backend nothing only once delivered too
+  up.delivered = true;
+  auto end = ending(up, down);
+  REQUIRE(end);
+  CHECK(end->result == Result::backend_reset);
+  CHECK(end->survivor == Survivor::client);
+}
+
+TEST_CASE("a failed sink is owed nothing: its direction is settled") {
+  DirectionEnd up{.sink_failed = true};  // the backend could not be written to
+  DirectionEnd down{.delivered = true};
+  auto end = ending(up, down);
+  REQUIRE(end);
+  CHECK(end->result == Result::backend_reset);
+  CHECK(end->survivor == Survivor::client);
+}
+
+TEST_CASE("a failure overrides FINs already sent, and the client's failure counts first") {
+  DirectionEnd up{.source_failed = true, .shut = true, .delivered = true};
+  DirectionEnd down{.source_failed = true, .shut = true, .delivered = true};
+  auto end = ending(up, down);
+  REQUIRE(end);
+  CHECK(end->result == Result::client_reset);
+  CHECK(end->survivor == Survivor::backend);
+}
+
+TEST_CASE("FIN or RST") {
+  CHECK(closing(true, true, Survivor::none) == Close::reset);
+  CHECK(closing(true, false, Survivor::client) == Close::reset);
+  CHECK(closing(false, true, Survivor::none) == Close::reset_if_undelivered);
+  CHECK(closing(false, true, Survivor::backend) == Close::fin);  // the survivor got every byte
+  CHECK(closing(false, false, Survivor::none) == Close::fin);    // nothing was relayed yet
+}
+
+TEST_CASE("deadlines by phase") {
+  const Clock::time_point t0{};
+  const auto idle = 10s;
+  CHECK(on_deadline(Phase::hello, t0 + 1s, t0, idle).action == DeadlineAction::hello_timeout);
+  CHECK(on_deadline(Phase::spliced, t0 + 1s, t0, idle).action == DeadlineAction::check_splice);
+  for (Phase phase : {Phase::resolving, Phase::connecting, Phase::closing})
+    CHECK(on_deadline(phase, t0 + 100s, t0, idle).action == DeadlineAction::none);
+  for (Phase phase : {Phase::preamble, Phase::relaying}) {
+    CHECK(on_deadline(phase, t0 + 10s, t0, idle).action == DeadlineAction::idle_timeout);
+    auto later = on_deadline(phase, t0 + 10s, t0 + 4s, idle);  // there was activity since
+    CHECK(later.action == DeadlineAction::rearm_idle);
+    CHECK(later.rearm_at == t0 + 14s);
+  }
+  CHECK(idle_expired(t0 + 10s, t0, idle));
+  CHECK_FALSE(idle_expired(t0 + 10s - 1ns, t0, idle));
+}
+
+TEST_CASE("relay pacing: pause at the mark while receiving, resume at half once the receive ended") {
+  CHECK(relay_pacing(false, true, 3) == Pacing::keep);
+  CHECK(relay_pacing(false, true, 4) == Pacing::pause);
+  CHECK(relay_pacing(false, false, 9) == Pacing::keep);  // nothing armed to cancel
+  CHECK(relay_pacing(true, false, 3) == Pacing::keep);
+  CHECK(relay_pacing(true, false, 2) == Pacing::resume);
+  CHECK(relay_pacing(true, true, 0) == Pacing::keep);  // the cancelled receive has not ended yet
+  CHECK(relay_pacing(false, true, 1, RelayMarks{1, 0}) == Pacing::pause);
+}
+
+TEST_CASE("splice pacing: pause above 16 MiB undelivered, resume at 4 MiB or less") {
+  CHECK(kSpliceMarks.pause_above == 16u << 20);
+  CHECK(kSpliceMarks.resume_below == 4u << 20);
+  CHECK(splice_pacing(false, 16u << 20) == Pacing::keep);
+  CHECK(splice_pacing(false, (16u << 20) + 1) == Pacing::pause);
+  CHECK(splice_pacing(true, (4u << 20) + 1) == Pacing::keep);
+  CHECK(splice_pacing(true, 4u << 20) == Pacing::resume);
+  CHECK(splice_pacing(true, 0) == Pacing::resume);
+  CHECK(splice_pacing(false, 0) == Pacing::keep);
+  CHECK(splice_pacing(false, 101, SpliceMarks{100, 10}) == Pacing::pause);
+}
