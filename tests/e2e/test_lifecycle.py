@@ -208,7 +208,7 @@ class Admission(ProxyTest):
         backend = self.backend(echo)
         port, metrics_port = free_port(), free_port()
         proxy = self.proxy(one_route_config(port, backend.address, metrics_port,
-                                            listener_extra="\n    max_connections: 1"))
+                                            listener_options={"max_connections": 1}))
         hello = client_hello("x.test")
         held = connect_from("127.0.0.1", port, timeout=5)
         held.sendall(hello)
