@@ -375,6 +375,61 @@ struct Relay {
   }
 };
 
+
+// The daemon's pacing of one spliced direction (proxy/session/worker_splice.cpp): above a
+// high mark of redirected-but-undelivered bytes pause the direction, at or below a low mark
+// resume it. Checked as often as the worker does while a direction is paced (every ms).
+struct Pacing {
+  SplicedPair& pair;
+  Direction direction;
+  uint64_t pause_above = 16 * kMiB;
+  uint64_t resume_below = 4 * kMiB;
+  uint64_t peak_undelivered = 0;
+  int pauses = 0;
+  std::string error = {};
+  bool step() {
+    if (!error.empty()) return false;
+    auto pending = pair.undelivered(direction);
+    if (!pending) {
+      error = pending.error();
+      return false;
+    }
+    peak_undelivered = std::max(peak_undelivered, *pending);
+    if (!pair.paused(direction) && *pending > pause_above) {
+      auto paused = pair.pause(direction);
+      if (!paused) error = paused.error();
+      ++pauses;
+    } else if (pair.paused(direction) && *pending <= resume_below) {
+      auto resumed = pair.resume(direction);
+      if (!resumed) error = resumed.error();
+    }
+    return error.empty();
+  }
+};
+
+// A destination that reads at most `bytes_per_second`, in steady small steps, and records
+// the longest wait between two reads that returned bytes.
+struct SteadyReader {
+  Reader reader;
+  uint64_t bytes_per_second;
+  Clock::time_point started = {};
+  Clock::time_point last_bytes = {};
+  Clock::duration longest_gap = {};
+  void step(std::vector<uint8_t>& buffer) {
+    const auto now = Clock::now();
+    if (started == Clock::time_point{}) started = now;
+    const double elapsed = std::chrono::duration<double>(now - started).count();
+    const auto allowed = static_cast<uint64_t>(elapsed * static_cast<double>(bytes_per_second));
+    if (allowed <= reader.received) return;
+    reader.max_per_step = static_cast<size_t>(std::min<uint64_t>(allowed - reader.received, 256 * 1024));
+    const uint64_t before = reader.received;
+    step_reader(reader, buffer);
+    if (reader.received == before) return;
+    if (last_bytes != Clock::time_point{}) longest_gap = std::max(longest_gap, now - last_bytes);
+    last_bytes = now;
+  }
+};
+
 }  // namespace
 
 // ------------------------------------------------------------------------------- tests
@@ -731,6 +786,47 @@ TEST_CASE("a slow destination pauses its source: no reset, no loss, memory bound
     const auto stats = pair.stats().client_to_backend;
     CHECK(stats.passed_bytes == 0);
     CHECK(stats.redirected_bytes == kTotal);
+  }
+  require_maps_empty(engine);
+}
+
+// Issue 15: pacing must throttle the sender without ever starving a destination that still
+// drains. A sender whose window closed completely learns of a reopened window only from its
+// next zero-window probe (200 ms or more, backing off): the destination then waits for bytes
+// although it reads at a steady rate.
+TEST_CASE("a steady slow reader sees no stall over 50 ms") {
+  SpliceEngine engine = load_engine();
+  {
+    Topology t;
+    SplicedPair pair = splice_or_fail(engine, t);
+    constexpr uint64_t kRate = 80 * kMiB;  // bytes per second, far below the sender's
+    constexpr uint64_t kTotal = 240 * kMiB;  // three seconds at kRate
+    // A destination with a fixed, modest receive buffer (as a remote client's window is):
+    // an autotuned loopback buffer would hold tens of MiB and hide any stall upstream of it.
+    const int backend_buffer = 128 * 1024;
+    REQUIRE(::setsockopt(t.backend.get(), SOL_SOCKET, SO_RCVBUF, &backend_buffer, sizeof backend_buffer) == 0);
+    Writer up{t.client.get(), 31, kTotal};
+    SteadyReader at_backend{Reader{t.backend.get(), 31, kTotal}, kRate};
+    Pacing pacing{pair, Direction::client_to_backend};
+    std::vector<uint8_t> buffer(256 * 1024);
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline && !at_backend.reader.done() && pacing.step()) {
+      if (!up.done()) step_writer(up, buffer);
+      at_backend.step(buffer);
+      pollfd p{t.client.get(), POLLOUT, 0};
+      ::poll(&p, up.done() ? 0 : 1, 1);
+      ::usleep(up.done() ? 1000 : 0);
+    }
+    const auto gap_ms = std::chrono::duration_cast<std::chrono::milliseconds>(at_backend.longest_gap).count();
+    MESSAGE("longest gap " << gap_ms << " ms; peak undelivered " << pacing.peak_undelivered / kMiB << " MiB over "
+                           << pacing.pauses << " pauses");
+    INFO(describe(up) << "; " << describe(at_backend.reader) << "; " << describe(pair) << "; " << pacing.error);
+    REQUIRE(pacing.error.empty());
+    REQUIRE(at_backend.reader.done());
+    CHECK(at_backend.reader.intact());
+    CHECK(pacing.pauses > 0);
+    CHECK(gap_ms <= 50);
+    CHECK(pacing.peak_undelivered < 128 * kMiB);
   }
   require_maps_empty(engine);
 }
