@@ -113,7 +113,8 @@ bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
   bool moved = false;
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    uint64_t redirected = stats[kernel_direction(upstream)].redirected_bytes;
+    uint64_t redirected =
+        stats[kernel_direction(upstream)].redirected_bytes + s.pair->relayed(kernel_direction(upstream));
     if (redirected <= d.redirected_counted) continue;
     uint64_t delta = redirected - d.redirected_counted;
     d.redirected_counted = redirected;
@@ -170,6 +171,13 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     // After a pause or a resume, bytes stop or start moving: a resumed sender learns of its
     // open window only from its next window probe, then arrives at full speed.
     if (pace_direction(s, upstream, undelivered)) d.paced_at = now;
+    if (s.pair->holding(kernel_direction(upstream))) {
+      // Paused: the bytes held on the source go through userspace, after every redirected one.
+      if (auto relayed = s.pair->relay_held(kernel_direction(upstream)); !relayed) {
+        spdlog::warn("{}: cannot relay held bytes: {}", s.client_address.to_string(), relayed.error());
+      }
+      draining = true;
+    }
     if (now - d.paced_at < kWatchAfterPacing) watched = true;
     if (d.handing_over) draining = true;
     if (s.pair->paused(kernel_direction(upstream))) {
