@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 #include "splice.skel.h"
@@ -308,7 +309,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!kick(side->fd)) return fail(system_error("setsockopt(SO_RCVLOWAT)", errno));
   }
-  return SplicedPair(sources, peers, stats, control, std::move(client), std::move(backend));
+  return SplicedPair(sources, peers, stats, control, client, backend);
 }
 
 // ----------------------------------------------------------------------------- SplicedPair
@@ -318,8 +319,9 @@ SplicedPair::SplicedPair(SplicedPair&& other) noexcept
       peers_map_fd_(other.peers_map_fd_),
       stats_map_fd_(other.stats_map_fd_),
       control_map_fd_(other.control_map_fd_),
-      client_(std::move(other.client_)),
-      backend_(std::move(other.backend_)),
+      client_(other.client_),
+      backend_(other.backend_),
+      held_relays_(std::move(other.held_relays_)),
       in_maps_(std::exchange(other.in_maps_, false)) {}
 
 SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
@@ -329,8 +331,9 @@ SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
     peers_map_fd_ = other.peers_map_fd_;
     stats_map_fd_ = other.stats_map_fd_;
     control_map_fd_ = other.control_map_fd_;
-    client_ = std::move(other.client_);
-    backend_ = std::move(other.backend_);
+    client_ = other.client_;
+    backend_ = other.backend_;
+    held_relays_ = std::move(other.held_relays_);
     in_maps_ = std::exchange(other.in_maps_, false);
   }
   return *this;
@@ -390,8 +393,8 @@ tl::expected<bool, std::string> SplicedPair::drained(Direction direction) const 
   const uint64_t received_since_splice =
       received_total - std::min(received_total, source(direction).received_baseline);
   if (counters.redirected_bytes + counters.passed_bytes + counters.held_bytes < received_since_splice) return false;
-  const Side& from = source(direction);
-  if (counters.held_bytes != from.relayed || !from.in_hand.empty()) return false;
+  const HeldRelay* held = held_relay(direction);
+  if (counters.held_bytes != relayed(direction) || (held != nullptr && !held->in_hand.empty())) return false;
   auto sent = progress(direction, all);
   if (!sent) return tl::unexpected(sent.error());
   return sent->undelivered == 0;
@@ -419,7 +422,7 @@ tl::expected<SplicedPair::Progress, std::string> SplicedPair::progress(Direction
   if (!sent) return tl::unexpected(sent.error());
   // A half-closed destination counts its own FIN in its queue; it no longer receives.
   if (destination(direction).shut_down) return Progress{*sent, 0};
-  const uint64_t relayed_bytes = source(direction).relayed;
+  const uint64_t relayed_bytes = relayed(direction);
   const uint64_t by_verdict = *sent > relayed_bytes ? *sent - relayed_bytes : 0;
   return Progress{*sent, undelivered_bytes(counters[direction].redirected_bytes, by_verdict)};
 }
@@ -435,7 +438,7 @@ tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) 
 
 tl::expected<void, std::string> SplicedPair::publish_control(Direction direction) {
   const Side& from = source(direction);
-  const splice_control value{.relayed_bytes = from.relayed, .hold = from.paused ? 1u : 0u, .padding = 0};
+  const splice_control value{.relayed_bytes = relayed(direction), .hold = from.paused ? 1u : 0u, .padding = 0};
   // Replaces the whole value: the verdict reads either the old one or this one.
   if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_EXIST) != 0) {
     return tl::unexpected(errno_text("splice_control update", errno));
@@ -474,53 +477,73 @@ tl::expected<void, std::string> SplicedPair::resume(Direction direction) {
 bool SplicedPair::paused(Direction direction) const { return source(direction).paused; }
 
 bool SplicedPair::holding(Direction direction) const {
-  const Side& from = source(direction);
-  return from.paused || !from.in_hand.empty() || stats()[direction].held_bytes != from.relayed;
+  const HeldRelay* held = held_relay(direction);
+  return source(direction).paused || (held != nullptr && !held->in_hand.empty()) ||
+         stats()[direction].held_bytes != relayed(direction);
 }
 
-uint64_t SplicedPair::relayed(Direction direction) const { return source(direction).relayed; }
+const SplicedPair::HeldRelay* SplicedPair::held_relay(Direction direction) const {
+  return held_relays_ ? &(*held_relays_)[static_cast<size_t>(direction)] : nullptr;
+}
+
+uint64_t SplicedPair::relayed(Direction direction) const {
+  const HeldRelay* held = held_relay(direction);
+  return held != nullptr ? held->relayed : 0;
+}
 
 tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction, uint64_t max_bytes) {
   if (!in_maps_) return tl::unexpected(std::string("relay_held: the pair is no longer spliced"));
-  Side& from = source(direction);
+  const Side& from = source(direction);
   const Side& to = destination(direction);
-  constexpr size_t kChunk = 256 * 1024;
+  if (!held_relays_) held_relays_ = std::make_unique<std::array<HeldRelay, 2>>();
+  HeldRelay& held_relay = (*held_relays_)[static_cast<size_t>(direction)];
+  std::string& in_hand = held_relay.in_hand;
+  std::array<char, 64 * 1024> chunk;  // what one recv() takes; only an unsent rest is kept
   uint64_t moved = 0;
   while (moved < max_bytes) {
-    if (from.in_hand.empty()) {
+    std::string_view pending = in_hand;
+    if (pending.empty()) {
       // Read only held bytes: anything behind them (passed for good) is the caller's relay's.
       const uint64_t held = stats()[direction].held_bytes;
-      if (held <= from.relayed) break;
-      from.in_hand.resize(static_cast<size_t>(std::min<uint64_t>(kChunk, held - from.relayed)));
-      const ssize_t n = ::recv(from.fd, from.in_hand.data(), from.in_hand.size(), MSG_DONTWAIT);
+      if (held <= held_relay.relayed) break;
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), held - held_relay.relayed));
+      const ssize_t n = ::recv(from.fd, chunk.data(), want, MSG_DONTWAIT);
       if (n <= 0) {
-        from.in_hand.clear();
         // Held bytes may still be on their way into the socket (behind the kernel's own
         // queue toward it): the next call finds them.
         if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) break;
         return tl::unexpected(errno_text("relay_held: recv", errno));
       }
-      from.in_hand.resize(static_cast<size_t>(n));
+      pending = std::string_view(chunk.data(), static_cast<size_t>(n));
     }
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
     // verdict, and its count, by then.
     auto now = progress(direction, stats());
-    if (!now) return tl::unexpected(now.error());
-    if (now->undelivered > 0) break;
-    const ssize_t n = ::send(to.fd, from.in_hand.data(), from.in_hand.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return tl::unexpected(errno_text("relay_held: send", errno));
+    ssize_t sent = -1;
+    int send_error = EAGAIN;
+    if (now && now->undelivered == 0) {
+      sent = ::send(to.fd, pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (sent < 0) send_error = errno;
     }
-    from.in_hand.erase(0, static_cast<size_t>(n));
-    from.relayed += static_cast<uint64_t>(n);
-    moved += static_cast<uint64_t>(n);
-    if (!from.in_hand.empty()) break;  // the destination's send queue is full
+    const size_t taken = sent > 0 ? static_cast<size_t>(sent) : 0;
+    held_relay.relayed += taken;
+    moved += taken;
+    if (in_hand.empty()) {
+      in_hand.assign(pending.substr(taken));
+    } else {
+      in_hand.erase(0, taken);
+    }
+    if (!now) return tl::unexpected(now.error());
+    if (sent < 0 && send_error != EAGAIN && send_error != EWOULDBLOCK) {
+      return tl::unexpected(errno_text("relay_held: send", send_error));
+    }
+    if (!in_hand.empty()) break;  // redirected bytes still in front, or the send queue is full
+    std::string().swap(in_hand);   // give back the memory of a rest kept earlier
   }
   // Published only with nothing in hand: relayed_bytes == held_bytes then means every held
   // byte is in the destination's send queue, and the verdict may redirect again.
-  if (moved > 0 && from.in_hand.empty()) {
+  if (moved > 0 && in_hand.empty()) {
     if (auto published = publish_control(direction); !published) return tl::unexpected(published.error());
   }
   return moved;

@@ -48,10 +48,11 @@
 //     close the fds. Destroying it earlier drops bytes still queued toward a socket.
 // Every SplicedPair must be destroyed before the SpliceEngine that made it.
 #include <cstddef>
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
 
 #include <tl/expected.hpp>
 
@@ -215,9 +216,11 @@ class SplicedPair {
     uint64_t queue_baseline = 0;     // bytes_into_send_queue(fd) at splice time
     uint64_t received_baseline = 0;  // bytes userspace had read from fd at splice time
     bool shut_down = false;
-    // Receive side, for the direction this socket is the source of:
-    bool paused = false;     // pause() told the verdict to hold
-    uint64_t relayed = 0;    // held bytes written to the peer (and published once whole)
+    bool paused = false;  // pause() told the verdict to hold what this socket receives
+  };
+  // relay_held()'s state for one direction, made on first use: most pairs never hold.
+  struct HeldRelay {
+    uint64_t relayed = 0;      // held bytes written to the peer (published once none is in hand)
     std::string in_hand = {};  // held bytes read but not yet accepted by the peer's send()
   };
   SplicedPair(int sources_map_fd, int peers_map_fd, int stats_map_fd, int control_map_fd, Side client,
@@ -226,11 +229,12 @@ class SplicedPair {
         peers_map_fd_(peers_map_fd),
         stats_map_fd_(stats_map_fd),
         control_map_fd_(control_map_fd),
-        client_(std::move(client)),
-        backend_(std::move(backend)),
+        client_(client),
+        backend_(backend),
         in_maps_(true) {}
   void release() noexcept;
   tl::expected<void, std::string> publish_control(Direction direction);
+  const HeldRelay* held_relay(Direction direction) const;
   Side& source(Direction direction);
   const Side& source(Direction direction) const;
   Side& destination(Direction direction);
@@ -242,6 +246,7 @@ class SplicedPair {
   int control_map_fd_ = -1;
   Side client_;
   Side backend_;
+  std::unique_ptr<std::array<HeldRelay, 2>> held_relays_;  // by Direction
   bool in_maps_ = false;
 };
 
