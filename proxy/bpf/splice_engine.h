@@ -23,7 +23,10 @@
 //     microseconds between the two insertions. Direction d then belongs to
 //     the userspace relay for good: read its source socket as usual (the bytes are there,
 //     in order, and EOF reads as 0) and write them to the destination. Nothing is
-//     redirected in d any more, so drained(d) and over_budget() stay exact.
+//     redirected in d any more, so drained(d) and over_budget() stay exact. Start reading
+//     only once undelivered(d) is 0 and holding(d) is false: bytes held by a pause (step 4)
+//     come before the passed ones; resume(d) and call relay_held(d) until then. Held bytes
+//     wake POLLIN too (stats()[d].held_bytes): they are relay_held()'s.
 //  3. On POLLRDHUP (FIN received) on the source of a direction d still in the kernel, call
 //     shutdown_peer_when_drained(d) until it returns true: it half-closes the destination
 //     only once every redirected byte has reached its TCP send queue. (A relayed direction

@@ -157,7 +157,11 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       return finish(s, Result::splice_budget, true);
     }
     if (d.handing_over) {
-      if (undelivered == 0) {
+      // Bytes held by a pause come before the passed ones: the engine moves them first.
+      const bpf::Direction direction = kernel_direction(upstream);
+      if (s.pair->paused(direction)) (void)s.pair->resume(direction);
+      if (s.pair->holding(direction)) (void)s.pair->relay_held(direction);
+      if (undelivered == 0 && !s.pair->holding(direction)) {
         // Every redirected byte is in the destination's queue: the relay's writes go behind.
         d.handing_over = false;
         d.in_kernel = false;
