@@ -28,6 +28,14 @@ struct {
   __type(value, struct splice_sock_stats);
 } splice_stats SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SPLICE_DEFAULT_MAX_SOCKETS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, __u64);
+  __type(value, struct splice_control);
+} splice_control SEC(".maps");
+
 /* libbpf 1.1 does not know "sk_skb/verdict"; userspace attaches with bpf_prog_attach. */
 SEC("sk_skb/stream_verdict")
 int splice_verdict(struct __sk_buff *skb)
@@ -46,6 +54,13 @@ int splice_verdict(struct __sk_buff *skb)
    * waiting to be read. */
   if (stats && stats->passed_bytes) {
     __sync_fetch_and_add(&stats->passed_bytes, len);
+    return SK_PASS;
+  }
+  /* Held back by userspace, or held bytes still on their way to the peer through userspace:
+   * redirecting now would overtake them. One lookup gives one consistent value. */
+  struct splice_control *control = bpf_map_lookup_elem(&splice_control, &self);
+  if (stats && control && (control->hold || stats->held_bytes != control->relayed_bytes)) {
+    __sync_fetch_and_add(&stats->held_bytes, len);
     return SK_PASS;
   }
   if (bpf_sk_redirect_hash(skb, &splice_peers, &self, 0) == SK_PASS) {

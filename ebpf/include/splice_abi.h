@@ -14,7 +14,11 @@
  *   splice_stats  HASH      key: __u64 socket cookie  value: struct splice_sock_stats.
  *                 Created (zeroed) and deleted only by userspace, around the sockhash
  *                 entries; the program only updates entries that exist.
- * All three maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
+ *   splice_control HASH     key: __u64 socket cookie  value: struct splice_control.
+ *                 Written only by userspace (whole values, replaced under RCU: the map is
+ *                 not preallocated, so a value the verdict is reading is never reused),
+ *                 read only by the verdict. Created and deleted with splice_stats.
+ * All four maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
  * budget; SPLICE_DEFAULT_MAX_SOCKETS is what the object file declares. */
 #include <linux/types.h>
 
@@ -43,8 +47,25 @@ struct splice_sock_stats {
    * POLLRDHUP and propagates the FIN itself after draining. */
   __u32 fin_seen;
   __u32 padding;
+  /* Bytes left on this socket (SK_PASS) because userspace holds this direction back: its
+   * control entry says hold, or earlier held bytes are not all relayed yet. They are charged
+   * to this socket's receive buffer, so ordinary TCP flow control throttles the sender, and
+   * a userspace read reopens the window at once. Userspace relays them to the peer after
+   * every redirected byte is in the peer's send queue; the verdict redirects again only once
+   * every held byte is in it too (relayed_bytes == held_bytes), so nothing is reordered. */
+  __u64 held_bytes;
 };
-SPLICE_ABI_ASSERT(sizeof(struct splice_sock_stats) == 32, "splice_stats value layout");
+SPLICE_ABI_ASSERT(sizeof(struct splice_sock_stats) == 40, "splice_stats value layout");
+
+/* Userspace's instructions for one socket's receive side. */
+struct splice_control {
+  /* Held bytes (see held_bytes) userspace has written, whole, into the peer's send queue. */
+  __u64 relayed_bytes;
+  /* Non-zero: hold what arrives from now on instead of redirecting it. */
+  __u32 hold;
+  __u32 padding;
+};
+SPLICE_ABI_ASSERT(sizeof(struct splice_control) == 16, "splice_control value layout");
 
 /* Sockhash values are written as a __u64 fd and read back by userspace as the cookie. */
 SPLICE_ABI_ASSERT(sizeof(__u64) == 8, "splice_peers key and value size");

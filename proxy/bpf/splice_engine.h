@@ -23,19 +23,27 @@
 //     microseconds between the two insertions. Direction d then belongs to
 //     the userspace relay for good: read its source socket as usual (the bytes are there,
 //     in order, and EOF reads as 0) and write them to the destination. Nothing is
-//     redirected in d any more, so drained(d) and over_budget() stay exact.
+//     redirected in d any more, so drained(d) and over_budget() stay exact. Start reading
+//     only once undelivered(d) is 0 and holding(d) is false: bytes held by a pause (step 4)
+//     come before the passed ones; resume(d) and call relay_held(d) until then. Held bytes
+//     wake POLLIN too (stats()[d].held_bytes): they are relay_held()'s.
 //  3. On POLLRDHUP (FIN received) on the source of a direction d still in the kernel, call
 //     shutdown_peer_when_drained(d) until it returns true: it half-closes the destination
 //     only once every redirected byte has reached its TCP send queue. (A relayed direction
 //     forwards EOF itself, after flushing what it holds.)
 //     There is no event for "drained": re-check on a short timer (a few ms) until true.
 //  4. Backpressure: the redirect has none of its own (a destination that reads slower than
-//     its source sends makes the kernel queue without limit while the source's receive
-//     buffer is autotuned). Check undelivered(d) periodically (every few ms while bytes
-//     move). Above a high mark, pause(d): the source's receive buffer shrinks to its minimum,
-//     the bytes queued toward the destination then close the source's TCP window and its
-//     sender stops. Below a low mark, resume(d). Nothing is read by userspace and the
-//     verdict stays attached, so nothing can be reordered, sent twice or dropped.
+//     its source sends makes the kernel queue without limit, outside TCP's accounting).
+//     Check undelivered(d) periodically (every few ms while bytes move). Above a high mark,
+//     pause(d): the verdict stops redirecting and leaves what arrives on the source socket,
+//     charged to its receive buffer, so TCP's own flow control throttles the sender. While
+//     holding(d), call relay_held(d) every check (1 ms): once every redirected byte is in the
+//     destination's send queue it moves the held bytes there itself, as fast as the
+//     destination takes them; each read reopens the source's window at once, so the sender
+//     never waits for a zero-window probe. At or below a low mark, resume(d): the verdict
+//     redirects again as soon as every held byte is in the destination's send queue.
+//     (Order: held bytes are written only after every earlier redirected byte is queued, and
+//     nothing is redirected while a held byte is not: docs/splice.md.)
 //     over_budget(budget) stays as the last resort: abort() and close both fds (RST to
 //     both ends).
 //     POLLERR / POLLHUP on either socket (a reset end): abort() as well.
@@ -43,7 +51,9 @@
 //     close the fds. Destroying it earlier drops bytes still queued toward a socket.
 // Every SplicedPair must be destroyed before the SpliceEngine that made it.
 #include <cstddef>
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -76,6 +86,7 @@ struct DirectionStats {
   uint64_t redirected_bytes = 0;  // handed to the destination's egress by the verdict
   uint64_t redirected_skbs = 0;
   uint64_t passed_bytes = 0;  // left readable on the source socket (userspace owns them)
+  uint64_t held_bytes = 0;    // left on the source socket while paused (relay_held moves them)
   bool fin_seen = false;      // a bare FIN reached the verdict (one riding on data does not)
 };
 
@@ -106,6 +117,7 @@ struct MapOccupancy {
   size_t source_entries = 0;
   size_t peer_entries = 0;
   size_t stats_entries = 0;
+  size_t control_entries = 0;
 };
 
 class SplicedPair;
@@ -134,6 +146,7 @@ class SpliceEngine {
   int sources_map_fd() const;
   int peers_map_fd() const;
   int stats_map_fd() const;
+  int control_map_fd() const;
 
  private:
   explicit SpliceEngine(struct splice* skeleton) noexcept : skeleton_(skeleton) {}
@@ -159,17 +172,18 @@ class SplicedPair {
   // Counters from the stats map (zeros once the pair is released).
   PairStats stats() const;
 
-  // Bytes the verdict has put into the destination's TCP send queue in direction d.
+  // Bytes put into the destination's TCP send queue in direction d since splice(), by the
+  // verdict or by relay_held().
   tl::expected<uint64_t, std::string> delivered(Direction direction) const;
   // True when every byte the source has received went through the verdict and every
-  // redirected byte is in the destination's send queue. Call after the source's FIN
+  // redirected or held byte is in the destination's send queue. Call after the source's FIN
   // (POLLRDHUP): a FIN can be seen before the verdict ran on the bytes in front of it.
   tl::expected<bool, std::string> drained(Direction direction) const;
   // Half-closes the destination of direction d (shutdown SHUT_WR) if it is drained.
   // Returns true once done (then and on later calls), false while bytes are on their way.
   tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction);
   // Redirected bytes of direction d not yet in the destination's send queue: kernel memory
-  // that TCP does not account for.
+  // that TCP does not account for (held bytes are not counted: TCP accounts for them).
   tl::expected<uint64_t, std::string> undelivered(Direction direction) const;
   // Both at once from counters the caller already read (one socket query instead of two).
   struct Progress {
@@ -179,12 +193,20 @@ class SplicedPair {
   tl::expected<Progress, std::string> progress(Direction direction, const PairStats& counters) const;
   // True when either direction holds more than budget_bytes redirected but undelivered.
   tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
-  // Stops direction d's sender (step 4 above) until resume(d): the source's receive buffer
-  // shrinks to its minimum, so TCP's window closes on what is already queued.
+  // Holds direction d back (step 4 above) until resume(d): from the next segment on the
+  // verdict leaves what the source receives on its socket, under TCP flow control.
   tl::expected<void, std::string> pause(Direction direction);
-  // Restores the source's receive buffer (at its size when paused; no longer autotuned).
+  // Lets the verdict redirect again, once every held byte has been relayed.
   tl::expected<void, std::string> resume(Direction direction);
   bool paused(Direction direction) const;
+  // Paused, or held bytes not yet all in the destination's send queue: call relay_held(d).
+  bool holding(Direction direction) const;
+  // Moves held bytes of direction d from the source to the destination (non-blocking reads
+  // and writes, at most max_bytes per call), only after every redirected byte is in the
+  // destination's send queue. Returns the bytes written into the destination's send queue.
+  tl::expected<uint64_t, std::string> relay_held(Direction direction, uint64_t max_bytes = 4u << 20);
+  // Held bytes of direction d written into the destination's send queue so far.
+  uint64_t relayed(Direction direction) const;
   // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
   // them (the caller's job, right after) sends RST to both ends instead of a FIN.
   void abort();
@@ -197,17 +219,26 @@ class SplicedPair {
     uint64_t queue_baseline = 0;     // bytes_into_send_queue(fd) at splice time
     uint64_t received_baseline = 0;  // bytes userspace had read from fd at splice time
     bool shut_down = false;
-    bool paused = false;     // receive buffer shrunk by pause()
-    int receive_buffer = 0;  // SO_RCVBUF before pause(), restored by resume()
+    bool paused = false;  // pause() told the verdict to hold what this socket receives
   };
-  SplicedPair(int sources_map_fd, int peers_map_fd, int stats_map_fd, Side client, Side backend) noexcept
+  // relay_held()'s state for one direction, made on first use: most pairs never hold.
+  struct HeldRelay {
+    uint64_t relayed = 0;      // held bytes written to the peer (published once none is in hand)
+    std::string in_hand = {};  // held bytes read but not yet accepted by the peer's send()
+  };
+  SplicedPair(int sources_map_fd, int peers_map_fd, int stats_map_fd, int control_map_fd, Side client,
+              Side backend) noexcept
       : sources_map_fd_(sources_map_fd),
         peers_map_fd_(peers_map_fd),
         stats_map_fd_(stats_map_fd),
+        control_map_fd_(control_map_fd),
         client_(client),
         backend_(backend),
         in_maps_(true) {}
   void release() noexcept;
+  tl::expected<void, std::string> publish_control(Direction direction);
+  const HeldRelay* held_relay(Direction direction) const;
+  Side& source(Direction direction);
   const Side& source(Direction direction) const;
   Side& destination(Direction direction);
   const Side& destination(Direction direction) const;
@@ -215,8 +246,10 @@ class SplicedPair {
   int sources_map_fd_ = -1;
   int peers_map_fd_ = -1;
   int stats_map_fd_ = -1;
+  int control_map_fd_ = -1;
   Side client_;
   Side backend_;
+  std::unique_ptr<std::array<HeldRelay, 2>> held_relays_;  // by Direction
   bool in_maps_ = false;
 };
 

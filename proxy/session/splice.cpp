@@ -24,7 +24,7 @@ constexpr std::chrono::milliseconds kDrainCheck{1};
 constexpr std::chrono::milliseconds kStalledCheckMax{50};
 
 // How long a paused or resumed direction keeps being checked at the active interval even
-// when nothing moves: longer than a sender's first window probe (one RTO, 200 ms at least).
+// when nothing moves, so the switch between holding and redirecting is followed closely.
 constexpr std::chrono::milliseconds kWatchAfterPacing{1000};
 
 bpf::Direction kernel_direction(bool upstream) {
@@ -112,7 +112,8 @@ bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
   bool moved = false;
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    uint64_t redirected = stats[kernel_direction(upstream)].redirected_bytes;
+    uint64_t redirected =
+        stats[kernel_direction(upstream)].redirected_bytes + s.pair->relayed(kernel_direction(upstream));
     if (redirected <= d.redirected_counted) continue;
     uint64_t delta = redirected - d.redirected_counted;
     d.redirected_counted = redirected;
@@ -155,7 +156,11 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       return finish(s, Result::splice_budget, true);
     }
     if (d.handing_over) {
-      if (undelivered == 0) {
+      // Bytes held by a pause come before the passed ones: the engine moves them first.
+      const bpf::Direction direction = kernel_direction(upstream);
+      if (s.pair->paused(direction)) (void)s.pair->resume(direction);
+      if (s.pair->holding(direction)) (void)s.pair->relay_held(direction);
+      if (undelivered == 0 && !s.pair->holding(direction)) {
         // Every redirected byte is in the destination's queue: the relay's writes go behind.
         d.handing_over = false;
         d.in_kernel = false;
@@ -166,9 +171,15 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       }
       continue;
     }
-    // After a pause or a resume, bytes stop or start moving: a resumed sender learns of its
-    // open window only from its next window probe, then arrives at full speed.
+    // After a pause or a resume, the direction switches between held and redirected bytes.
     if (pace_direction(s, upstream, undelivered)) d.paced_at = now;
+    if (s.pair->holding(kernel_direction(upstream))) {
+      // Paused: the bytes held on the source go through userspace, after every redirected one.
+      if (auto relayed = s.pair->relay_held(kernel_direction(upstream)); !relayed) {
+        spdlog::warn("{}: cannot relay held bytes: {}", s.client_address.to_string(), relayed.error());
+      }
+      draining = true;
+    }
     if (now - d.paced_at < kWatchAfterPacing) watched = true;
     if (s.pair->paused(kernel_direction(upstream))) {
       // Paused: poll fast while the destination takes bytes, so the source resumes in time
