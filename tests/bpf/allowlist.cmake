@@ -6,6 +6,12 @@ target_include_directories(xdp_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
 add_test(NAME bpf_xdp_allowlist COMMAND xdp_test)
 set_tests_properties(bpf_xdp_allowlist PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
 
+add_executable(xdp_rate_limit_test ${CMAKE_CURRENT_LIST_DIR}/xdp_rate_limit_test.cpp)
+target_link_libraries(xdp_rate_limit_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
+target_include_directories(xdp_rate_limit_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
+add_test(NAME bpf_xdp_rate_limit COMMAND xdp_rate_limit_test)
+set_tests_properties(bpf_xdp_rate_limit PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
+
 add_executable(dns_cache_test ${CMAKE_CURRENT_LIST_DIR}/dns_cache_test.cpp)
 target_link_libraries(dns_cache_test PRIVATE snisplice_bpf_dns_cache doctest::doctest)
 target_include_directories(dns_cache_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
