@@ -30,3 +30,13 @@ foreach(mode auto generic)
   set_tests_properties(e2e_xdp_allowlist_${mode}
                        PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 180)
 endforeach()
+
+# End to end: a bounded SYN flood (3 s, at most 6000 packets a phase) against the daemon in a
+# network namespace, legitimate clients measured with the rate limit off, on, and with the SYN
+# cookie mode (tests/e2e/test_syn_flood.py; exits 77 without root).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME e2e_syn_flood
+         COMMAND ${Python3_EXECUTABLE} test_syn_flood.py
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e_syn_flood PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 300 RUN_SERIAL TRUE
+  ENVIRONMENT "SNISPLICE_BIN=$<TARGET_FILE:snisplice>;PYTHONDONTWRITEBYTECODE=1")
