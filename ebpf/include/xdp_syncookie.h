@@ -34,10 +34,12 @@ struct syncookie_ct_opts {
   __u8 dir;
   __u8 reserved[2];
 };
+/* Weak: on a kernel without conntrack (nf_conntrack a module not loaded), the program still
+ * loads, with the ACK check off (such a host cannot run the SYNPROXY the cookies need). */
 extern struct syncookie_conn *bpf_xdp_ct_lookup(struct xdp_md *ctx, struct bpf_sock_tuple *tuple,
-                                         __u32 tuple_size, struct syncookie_ct_opts *opts,
-                                         __u32 opts_size) __ksym;
-extern void bpf_ct_release(struct syncookie_conn *ct) __ksym;
+                                                __u32 tuple_size, struct syncookie_ct_opts *opts,
+                                                __u32 opts_size) __ksym __weak;
+extern void bpf_ct_release(struct syncookie_conn *ct) __ksym __weak;
 
 #define SYNCOOKIE_TTL 64
 #define SYNCOOKIE_TCP_LEN 24 /* 20-byte header + the MSS option */
@@ -185,7 +187,7 @@ static __always_inline int syncookie_answer(struct xdp_md *ctx,
  * valid cookie, 0 when it does not, -1 when it is tracked (or cannot be judged): pass it. */
 static __always_inline int syncookie_check_ack(struct xdp_md *ctx,
                                                const struct parse_tcp_target *target) {
-  if (!target->bare_ip) return -1;
+  if (!target->bare_ip || !bpf_xdp_ct_lookup || !bpf_ct_release) return -1;
   const __u32 l3 = target->l3_offset;
   const __u32 l4 = target->l4_offset;
   if (l3 > 64 || l4 > 128) return -1;
