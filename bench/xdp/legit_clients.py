@@ -5,6 +5,8 @@ at a paced rate, sending a ClientHello and waiting for the backend's "ready" lin
 
   legit_clients.py SERVER PORT HELLO_HEX SECONDS RATE_PER_SOURCE SOURCE...
 
+RATE_PER_SOURCE 0 turns them into a connection flood instead: each thread connects and closes
+again as fast as it can, sending nothing (what "served" then counts is completed handshakes).
 Prints one JSON object: attempts, served (the backend answered), served_per_second, connect
 time percentiles in ms (SYN sent to connect() returning, i.e. the handshake, SYN retransmits
 included) and failures by exception name. Run it inside the clients' network namespace."""
@@ -16,14 +18,16 @@ import time
 
 
 def client(source, server, port, hello, deadline, interval, results, lock):
+    """interval None: the connection flood (no pacing, no hello)."""
     next_start = time.monotonic()
     while True:
         now = time.monotonic()
         if now >= deadline:
             return
-        if next_start > now:
-            time.sleep(next_start - now)
-        next_start += interval
+        if interval is not None:
+            if next_start > now:
+                time.sleep(next_start - now)
+            next_start += interval
         outcome, connect_ms = "served", None
         s = socket.socket()
         try:
@@ -32,9 +36,10 @@ def client(source, server, port, hello, deadline, interval, results, lock):
             started = time.monotonic()
             s.connect((server, port))
             connect_ms = (time.monotonic() - started) * 1000
-            s.sendall(hello)
-            if s.recv(6) != b"ready\n":
-                outcome = "closed"
+            if interval is not None:
+                s.sendall(hello)
+                if s.recv(6) != b"ready\n":
+                    outcome = "closed"
         except OSError as e:
             outcome = type(e).__name__
         finally:
@@ -54,13 +59,13 @@ def main():
     server, port, hello_hex, seconds, rate = sys.argv[1:6]
     sources = sys.argv[6:]
     seconds, rate = float(seconds), float(rate)
-    if not sources or not 0 < seconds <= 120 or not 0 < rate <= 10000:
+    if not sources or not 0 < seconds <= 120 or not 0 <= rate <= 10000:
         sys.exit("usage: legit_clients.py SERVER PORT HELLO_HEX SECONDS(<=120) RATE_PER_SOURCE SOURCE...")
     results, lock = [], threading.Lock()
     start = time.monotonic()
     deadline = start + seconds
     threads = [threading.Thread(target=client, args=(source, server, int(port), bytes.fromhex(hello_hex),
-                                                     deadline, 1.0 / rate, results, lock))
+                                                     deadline, 1.0 / rate if rate else None, results, lock))
                for source in sources]
     for t in threads:
         t.start()

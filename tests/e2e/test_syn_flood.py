@@ -6,7 +6,9 @@ AF_PACKET) run in a client namespace. Everything stays inside 198.51.100.0/24 an
 namespaces made here. Phases, one daemon, the config changed by SIGHUP between them:
   baseline    no flood, no limit;
   flood/off   a flood from 16 sources, no limit;
-  flood/limit the same flood, xdp.rate_limit enforce (50 SYN/s, burst 100 per source);
+  conn/off    a connection flood: 4 hosts connecting and closing as fast as they can;
+  flood/limit, conn/limit  the same floods, xdp.rate_limit enforce (50 SYN/s, burst 100 per
+              source);
   flood/cookie a flood from 230 spoofed sources, xdp.syncookie on, with the netfilter SYNPROXY
               and conntrack on the proxy port that the cookie mode needs (docs/syn-flood.md).
 Each phase measures legitimate connections served per second, their p50 connect time, the
@@ -32,6 +34,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 NET = "198.51.100"
 SERVER = f"{NET}.1"
 LEGIT = [f"{NET}.{i}" for i in range(2, 6)]
+CONNECTORS = [f"{NET}.{i}" for i in range(60, 64)]  # the connection flood: 4 hosts, 4 threads each
 FLOOD_FIRST = f"{NET}.100"      # 16 flooding hosts: .100-.115
 SPOOF_FIRST = f"{NET}.20"       # 230 spoofed sources: .20-.249
 SPOOFED = 230
@@ -86,7 +89,7 @@ class SynFlood(ProxyTest):
         sh("ip", "link", "add", self.srv_if, "netns", self.srv, "type", "veth", "peer", "name", self.cli_if,
            "netns", self.cli)
         self.ns(self.srv, "ip", "addr", "add", f"{SERVER}/24", "dev", self.srv_if)
-        for address in LEGIT:
+        for address in LEGIT + CONNECTORS:
             self.ns(self.cli, "ip", "addr", "add", f"{address}/24", "dev", self.cli_if)
         for ns, dev in ((self.srv, self.srv_if), (self.cli, self.cli_if)):
             self.ns(ns, "ip", "link", "set", "lo", "up")
@@ -162,8 +165,9 @@ metrics:
         wait_until(lambda: self.counter("snisplice_config_reloads_total", result="ok") > before,
                    timeout=15, what="the reload")
 
-    def phase(self, name, flood_sources=None, flood_first=FLOOD_FIRST):
-        """Legitimate clients for SECONDS, with a flood alongside when flood_sources is set."""
+    def phase(self, name, flood_sources=None, flood_first=FLOOD_FIRST, connection_flood=False):
+        """Legitimate clients for SECONDS, with a SYN flood alongside when flood_sources is set,
+        a connection flood when connection_flood is."""
         hello = client_hello("flood.test").hex()
         before_verdicts, before_cpu, before_machine = self.verdicts(), cpu_ticks(self.proxy.proc.pid), machine_busy()
         flood = None
@@ -173,6 +177,13 @@ metrics:
                                       f"{SECONDS:.3f}", str(flood_sources)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.later(flood.kill)
+        connectors = None
+        if connection_flood:
+            connectors = subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{self.cli}", sys.executable,
+                 os.path.join(REPO, "bench/xdp/legit_clients.py"), SERVER, str(self.port), hello, f"{SECONDS}",
+                 "0", *(CONNECTORS * 4)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.later(connectors.kill)
         clients = self.ns(self.cli, sys.executable, os.path.join(REPO, "bench/xdp/legit_clients.py"), SERVER,
                           str(self.port), hello, f"{SECONDS}", str(LEGIT_RATE), *LEGIT, timeout=SECONDS + 60)
         sent = None
@@ -180,12 +191,19 @@ metrics:
             out, err = flood.communicate(timeout=SECONDS + 30)
             self.assertEqual(flood.returncode, 0, err)
             sent = json.loads(out)
+        if connectors:
+            out, err = connectors.communicate(timeout=SECONDS + 30)
+            self.assertEqual(connectors.returncode, 0, err)
+            flooded = json.loads(out)
+            sent = {"sent": flooded["attempts"], "pps": flooded["attempts"] / flooded["seconds"],
+                    "handshakes": flooded["served"]}
         after_cpu, after_machine = cpu_ticks(self.proxy.proc.pid), machine_busy()
         result = json.loads(clients.stdout)
         after_verdicts = self.verdicts()
         result.update(
             phase=name,
             flood_sent=sent["sent"] if sent else 0,
+            flood_handshakes=sent.get("handshakes") if sent else None,
             flood_pps=sent["pps"] if sent else 0,
             proxy_cpu_percent=round(100.0 * (after_cpu - before_cpu) / os.sysconf("SC_CLK_TCK") / result["seconds"], 1),
             machine_busy_percent=round(100.0 * (after_machine[0] - before_machine[0]) /
@@ -206,11 +224,14 @@ metrics:
     def report(self):
         print(f"\nSYN flood, {SECONDS:g} s per phase, flood bounded at {PACKETS} packets; legitimate: "
               f"{len(LEGIT)} sources x {LEGIT_RATE} connections/s")
-        print("| phase | flood sent (pps) | legit served/s | failed | p50 connect ms | p90 ms | proxy CPU % | machine busy % | XDP verdicts |")
+        print("| phase | flood sent (/s) | legit served/s | failed | p50 connect ms | p90 ms | proxy CPU % | machine busy % | XDP verdicts |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in self.results:
             failed = sum(r["failures"].values())
-            print(f"| {r['phase']} | {r['flood_sent']} ({r['flood_pps']:.0f}) | {r['served_per_second']} | {failed} | "
+            flood = f"{r['flood_sent']} ({r['flood_pps']:.0f})"
+            if r["flood_handshakes"] is not None:
+                flood += f", {r['flood_handshakes']} handshakes"
+            print(f"| {r['phase']} | {flood} | {r['served_per_second']} | {failed} | "
                   f"{r['connect_ms_p50']} | {r['connect_ms_p90']} | {r['proxy_cpu_percent']} | "
                   f"{r['machine_busy_percent']} | {json.dumps(r['verdicts'])} |")
         sys.stdout.flush()
@@ -236,9 +257,11 @@ metrics:
         self.assertIn("attached in native mode", self.proxy.output())
         try:
             baseline = self.phase("baseline")
-            flood_off = self.phase("flood, no limit", 16)
+            flood_off = self.phase("SYN flood, no limit", 16)
+            connect_off = self.phase("connection flood, no limit", connection_flood=True)
             self.reload("enforce", "off")
-            limited = self.phase("flood, rate_limit enforce", 16)
+            limited = self.phase("SYN flood, rate_limit enforce", 16)
+            connect_limited = self.phase("connection flood, rate_limit enforce", connection_flood=True)
             self.reload("off", "on")
             self.synproxy_rules(True)
             cookies = self.phase("spoofed flood, syncookie on", SPOOFED, SPOOF_FIRST)
@@ -246,9 +269,11 @@ metrics:
             self.report()
         self.assertGreater(baseline["served"], 0)
         self.assertGreater(flood_off["flood_sent"], 0)
+        self.assertGreater(connect_off["flood_handshakes"], 0)
         self.assertGreater(limited["verdicts"].get("rate_limited", 0), 0)
+        self.assertGreater(connect_limited["verdicts"].get("rate_limited", 0), 0)
         self.assertGreater(cookies["verdicts"].get("syncookie_sent", 0), 0)
-        for r in (limited, cookies):
+        for r in (limited, connect_limited, cookies):
             self.assertGreaterEqual(r["served_per_second"], 0.8 * baseline["served_per_second"],
                                     f"{r['phase']}: legitimate clients below 80% of their unflooded rate")
         self.assertEqual(self.proxy.stop(), 0)
