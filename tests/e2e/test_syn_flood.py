@@ -10,7 +10,9 @@ namespaces made here. Phases, one daemon, the config changed by SIGHUP between t
   flood/limit, conn/limit  the same floods, xdp.rate_limit enforce (50 SYN/s, burst 100 per
               source);
   flood/cookie a flood from 230 spoofed sources, xdp.syncookie on, with the netfilter SYNPROXY
-              and conntrack on the proxy port that the cookie mode needs (docs/syn-flood.md).
+              and conntrack on the proxy port that the cookie mode needs (docs/syn-flood.md);
+  flood/auto  the same with xdp.syncookie auto: cookies only while the port sees more than
+              1000 SYN/s, SYNPROXY answering the rest.
 Each phase measures legitimate connections served per second, their p50 connect time, the
 proxy's CPU and the XDP verdict counters, and prints a table. Done when, under the flood, the
 limit and the cookie mode each keep legitimate clients at >= 80% of their unflooded rate.
@@ -42,6 +44,7 @@ SECONDS = float(os.environ.get("SNISPLICE_FLOOD_SECONDS", "3"))
 PACKETS = int(os.environ.get("SNISPLICE_FLOOD_PACKETS", "6000"))
 LEGIT_RATE = 25                 # connections/s per legitimate source: 100/s in all
 SYN_PER_SECOND, BURST = 50, 100
+AUTO_THRESHOLD = 1000           # SYN/s on the port: the legitimate 100/s stay below it
 VERDICTS = ("pass", "drop", "would_drop", "rate_limited", "would_rate_limit", "syncookie_sent",
             "syncookie_bad")
 
@@ -117,7 +120,7 @@ class SynFlood(ProxyTest):
     def ns(self, name, *argv, check=True, timeout=60, input=None):
         return sh("nsenter", f"--net=/run/netns/{name}", *argv, check=check, timeout=timeout, input=input)
 
-    def write_config(self, rate_mode="off", cookie_mode="off"):
+    def write_config(self, rate_mode="off", cookie_mode="off", threshold=10000):
         with open(self.conf, "w") as f:
             f.write(f"""workers: 1
 access_log: off
@@ -142,6 +145,7 @@ xdp:
     burst: {BURST}
   syncookie:
     mode: {cookie_mode}
+    syn_threshold: {threshold}
 bpf_pin_path: {self.pin}
 metrics:
   listen: "127.0.0.1:{self.metrics_port}"
@@ -164,9 +168,9 @@ metrics:
         text = self.metrics()
         return {v: self.counter("snisplice_xdp_packets_total", text, verdict=v) for v in VERDICTS}
 
-    def reload(self, rate_mode, cookie_mode):
+    def reload(self, rate_mode, cookie_mode, threshold=10000):
         before = self.counter("snisplice_config_reloads_total", result="ok")
-        self.write_config(rate_mode, cookie_mode)
+        self.write_config(rate_mode, cookie_mode, threshold)
         self.proxy.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: self.counter("snisplice_config_reloads_total", result="ok") > before,
                    timeout=15, what="the reload")
@@ -266,6 +270,8 @@ metrics:
             self.reload("off", "on")
             self.synproxy_rules(True)
             cookies = self.phase("spoofed flood, syncookie on", SPOOFED, SPOOF_FIRST)
+            self.reload("off", "auto", AUTO_THRESHOLD)
+            automatic = self.phase(f"spoofed flood, syncookie auto ({AUTO_THRESHOLD} SYN/s)", SPOOFED, SPOOF_FIRST)
         finally:
             self.report()
         self.assertGreater(baseline["served"], 0)
@@ -274,7 +280,9 @@ metrics:
         self.assertGreater(limited["verdicts"].get("rate_limited", 0), 0)
         self.assertGreater(connect_limited["verdicts"].get("rate_limited", 0), 0)
         self.assertGreater(cookies["verdicts"].get("syncookie_sent", 0), 0)
-        for r in (limited, connect_limited, cookies):
+        self.assertGreater(automatic["verdicts"].get("syncookie_sent", 0), 0)
+        self.assertGreater(automatic["verdicts"].get("pass", 0), 0)  # below the threshold
+        for r in (limited, connect_limited, cookies, automatic):
             self.assertGreaterEqual(r["served_per_second"], 0.8 * baseline["served_per_second"],
                                     f"{r['phase']}: legitimate clients below 80% of their unflooded rate")
         self.assertEqual(self.proxy.stop(), 0)
