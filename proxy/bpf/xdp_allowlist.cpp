@@ -117,15 +117,6 @@ __u32 rate_limit_mode(config::RateLimitMode mode) {
   return RATE_LIMIT_OFF;
 }
 
-}  // namespace
-
-uint64_t rate_interval_ns(uint32_t syn_per_second) {
-  constexpr uint64_t kSecondNs = 1'000'000'000;
-  return std::max<uint64_t>(kSecondNs / std::max<uint32_t>(syn_per_second, 1), 1);
-}
-
-namespace {
-
 tl::expected<UniqueFd, std::string> attach_link(int prog_fd, unsigned ifindex, __u32 flags) {
   LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
   const int fd = ::bpf_link_create(prog_fd, static_cast<int>(ifindex), BPF_XDP, &opts);
@@ -134,6 +125,11 @@ tl::expected<UniqueFd, std::string> attach_link(int prog_fd, unsigned ifindex, _
 }
 
 }  // namespace
+
+uint64_t rate_interval_ns(uint32_t syn_per_second) {
+  constexpr uint64_t kSecondNs = 1'000'000'000;
+  return std::max<uint64_t>(kSecondNs / std::max<uint32_t>(syn_per_second, 1), 1);
+}
 
 std::vector<uint16_t> filtered_ports(const config::Config& config) {
   std::set<uint16_t> ports(config.xdp.ports.begin(), config.xdp.ports.end());
@@ -217,8 +213,8 @@ tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
   };
   for (const Pinned& entry : pinned) {
     const std::string file = pin_path + "/" + bpf_map__name(entry.map);
-    // An allowlist or exempt pin is never replaced, since it holds the operators' entries: an old
-    // layout must be moved aside by hand (libbpf's reuse check fails the load with EINVAL).
+    // An allowlist or exempt pin is never replaced, since it holds the operators' entries: an
+    // old layout must be moved aside by hand (libbpf's reuse check fails the load with EINVAL).
     if (!entry.keeps_operator_data) {
       if (auto removed = remove_incompatible_pin(file, wanted_info(entry.map)); !removed)
         return tl::unexpected(removed.error());

@@ -55,12 +55,17 @@ void put32(Bytes& out, uint32_t value) {
   put16(out, static_cast<uint16_t>(value >> 16));
   put16(out, static_cast<uint16_t>(value));
 }
-uint16_t get16(const Bytes& in, size_t at) { return static_cast<uint16_t>(in.at(at) << 8 | in.at(at + 1)); }
-uint32_t get32(const Bytes& in, size_t at) { return static_cast<uint32_t>(get16(in, at)) << 16 | get16(in, at + 2); }
+uint16_t get16(const Bytes& in, size_t at) {
+  return static_cast<uint16_t>(in.at(at) << 8 | in.at(at + 1));
+}
+uint32_t get32(const Bytes& in, size_t at) {
+  return static_cast<uint32_t>(get16(in, at)) << 16 | get16(in, at + 2);
+}
 
 // RFC 1071 ones' complement sum, not yet complemented.
 uint32_t sum16(const uint8_t* data, size_t length, uint32_t sum = 0) {
-  for (size_t i = 0; i + 1 < length; i += 2) sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
+  for (size_t i = 0; i + 1 < length; i += 2)
+    sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
   if (length & 1) sum += static_cast<uint32_t>(data[length - 1] << 8);
   return sum;
 }
@@ -109,7 +114,8 @@ Bytes segment(const Segment& spec) {
   pseudo.insert(pseudo.end(), dest.bytes, dest.bytes + address_len);
   pseudo.insert(pseudo.end(), {0, IPPROTO_TCP});
   put16(pseudo, static_cast<uint16_t>(tcp.size()));
-  const uint16_t tcp_check = fold(sum16(tcp.data(), tcp.size(), sum16(pseudo.data(), pseudo.size())));
+  const uint16_t tcp_check =
+      fold(sum16(tcp.data(), tcp.size(), sum16(pseudo.data(), pseudo.size())));
   tcp[16] = static_cast<uint8_t>(tcp_check >> 8);
   tcp[17] = static_cast<uint8_t>(tcp_check);
 
@@ -244,7 +250,8 @@ TEST_CASE("rate limit: a burst passes, the rest of the instant is limited, v4 an
   Loaded loaded(limit(RateLimitMode::enforce, 1, 5));
   for (const char* source : {"192.0.2.10", "2001:db8:1::10"}) {
     CAPTURE(std::string(source));
-    const Bytes syn = segment({.source = source, .dest = std::strchr(source, ':') ? "2001:db8:ffff::1" : "198.51.100.1"});
+    const char* dest = std::strchr(source, ':') ? "2001:db8:ffff::1" : "198.51.100.1";
+    const Bytes syn = segment({.source = source, .dest = dest});
     const XdpCounters moved = burst_of(loaded.allowlist, syn, 20);
     CHECK(moved.verdict(ALLOWLIST_VERDICT_PASS) == 5);
     CHECK(moved.verdict(ALLOWLIST_VERDICT_RATE_LIMITED) == 15);
@@ -308,7 +315,8 @@ TEST_CASE("rate limit: sources share a bucket per configured prefix") {
 }
 
 TEST_CASE("rate limit: exempt prefixes (config and operator entries) are never limited") {
-  Loaded loaded(limit(RateLimitMode::enforce, 1, 1, {cidr("192.0.2.0/28"), cidr("2001:db8:1::/48")}));
+  Loaded loaded(
+      limit(RateLimitMode::enforce, 1, 1, {cidr("192.0.2.0/28"), cidr("2001:db8:1::/48")}));
   for (int i = 0; i < 3; ++i) {
     expect(loaded.allowlist, segment({.source = "192.0.2.10"}), ALLOWLIST_VERDICT_PASS,
            ALLOWLIST_REASON_POLICY_OFF);
@@ -445,11 +453,13 @@ TEST_CASE("syncookie auto: cookies only above syn_threshold SYNs a second on the
   // Below the threshold, the stack (or the netfilter SYNPROXY) answers; an ACK is not judged.
   for (int i = 0; i < 5; ++i)
     expect(loaded.allowlist, syn, ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_POLICY_OFF);
-  const Bytes forged = segment({.flags = kAck, .seq = kClientSeq + 1, .ack = 7, .mss_option = false});
+  const Bytes forged =
+      segment({.flags = kAck, .seq = kClientSeq + 1, .ack = 7, .mss_option = false});
   expect(loaded.allowlist, forged, ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_POLICY_OFF);
   // The sixth SYN within the second crosses it.
   expect(loaded.allowlist, syn, ALLOWLIST_VERDICT_SYNCOOKIE_SENT, ALLOWLIST_REASON_SYN_FLOOD);
-  expect(loaded.allowlist, forged, ALLOWLIST_VERDICT_SYNCOOKIE_BAD, ALLOWLIST_REASON_COOKIE_INVALID);
+  expect(loaded.allowlist, forged, ALLOWLIST_VERDICT_SYNCOOKIE_BAD,
+         ALLOWLIST_REASON_COOKIE_INVALID);
   // The rate limit judges before the cookie: a source over its budget is dropped, not answered.
   REQUIRE(loaded.allowlist.set_rate_limit(limit(RateLimitMode::enforce, 1, 1)).has_value());
   expect(loaded.allowlist, syn, ALLOWLIST_VERDICT_SYNCOOKIE_SENT, ALLOWLIST_REASON_SYN_FLOOD);
