@@ -9,7 +9,8 @@ RATE_PER_SOURCE 0 turns them into a connection flood instead: each thread connec
 again as fast as it can, sending nothing (what "served" then counts is completed handshakes).
 Prints one JSON object: attempts, served (the backend answered), served_per_second, connect
 time percentiles in ms (SYN sent to connect() returning, i.e. the handshake, SYN retransmits
-included) and failures by exception name. Run it inside the clients' network namespace."""
+included) and failures by stage and exception name ("connect:TimeoutError"). Run it inside
+the clients' network namespace."""
 import json
 import socket
 import sys
@@ -28,20 +29,21 @@ def client(source, server, port, hello, deadline, interval, results, lock):
             if next_start > now:
                 time.sleep(next_start - now)
             next_start += interval
-        outcome, connect_ms = "served", None
-        s = socket.socket()
+        outcome, connect_ms, stage = "served", None, "connect"
+        s = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET)
         try:
             s.settimeout(max(0.05, min(3.0, deadline + 1.0 - time.monotonic())))
             s.bind((source, 0))
             started = time.monotonic()
             s.connect((server, port))
             connect_ms = (time.monotonic() - started) * 1000
+            stage = "reply"
             if interval is not None:
                 s.sendall(hello)
                 if s.recv(6) != b"ready\n":
-                    outcome = "closed"
+                    outcome = "reply:closed"
         except OSError as e:
-            outcome = type(e).__name__
+            outcome = f"{stage}:{type(e).__name__}"
         finally:
             s.close()
         with lock:
