@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-/* XDP source allowlist: drops TCP packets to the proxy's filtered ports whose source is in
- * neither LPM trie. Everything else passes (ARP, ICMP, NDP, other ports so SSH can never be
- * locked out, non-first fragments, anything it cannot parse). Operators edit the tries live
- * with bpftool; see docs/allowlist.md. */
+/* XDP front line for the proxy's filtered TCP ports, in this order:
+ *  1. source allowlist: drops packets whose source is in neither LPM trie;
+ *  2. per-source SYN rate limit (xdp_rate_limit.h): drops SYNs over a source's budget;
+ *  3. SYN cookies (xdp_syncookie.h): under a flood, answers SYNs itself and drops ACKs whose
+ *     cookie is invalid.
+ * Everything else passes (ARP, ICMP, NDP, other ports so SSH can never be locked out,
+ * non-first fragments, anything it cannot parse). Operators edit the tries live with bpftool;
+ * see docs/allowlist.md and docs/syn-flood.md. */
 #include "parse_l3.h"
 #include "xdp_abi.h"
+#include "xdp_rate_limit.h"
+#include "xdp_syncookie.h"
 
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -58,7 +64,16 @@ static __always_inline int finish(enum allowlist_verdict verdict, int reason) {
   key = reason;
   count = bpf_map_lookup_elem(&xdp_reasons, &key);
   if (count) *count += 1;
-  return verdict == ALLOWLIST_VERDICT_DROP ? XDP_DROP : XDP_PASS;
+  switch (verdict) {
+    case ALLOWLIST_VERDICT_DROP:
+    case ALLOWLIST_VERDICT_RATE_LIMITED:
+    case ALLOWLIST_VERDICT_SYNCOOKIE_BAD:
+      return XDP_DROP;
+    case ALLOWLIST_VERDICT_SYNCOOKIE_SENT:
+      return XDP_TX;
+    default:
+      return XDP_PASS;
+  }
 }
 
 static __always_inline int source_allowed(const struct parse_tcp_target *target) {
@@ -72,12 +87,21 @@ static __always_inline int source_allowed(const struct parse_tcp_target *target)
   return bpf_map_lookup_elem(&allow_v6, &key) != 0;
 }
 
+static __always_inline int judging(__u32 mode_value, __u32 monitor, __u32 enforce) {
+  return mode_value == monitor || mode_value == enforce;
+}
+
 SEC("xdp")
 int xdp_allowlist_filter(struct xdp_md *ctx) {
   __u32 zero = 0;
   struct allowlist_settings *settings = bpf_map_lookup_elem(&xdp_settings, &zero);
-  __u32 policy = settings ? settings->policy : ALLOWLIST_POLICY_OFF;
-  if (policy != ALLOWLIST_POLICY_MONITOR && policy != ALLOWLIST_POLICY_ENFORCE)
+  if (!settings) return finish(ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_POLICY_OFF);
+  const __u32 policy = settings->policy;
+  const int allowlist_on = judging(policy, ALLOWLIST_POLICY_MONITOR, ALLOWLIST_POLICY_ENFORCE);
+  const int rate_on = judging(settings->rate_mode, RATE_LIMIT_MONITOR, RATE_LIMIT_ENFORCE);
+  const __u32 cookies = settings->syncookie_mode;
+  const int cookies_on = cookies == SYNCOOKIE_AUTO || cookies == SYNCOOKIE_ON;
+  if (!allowlist_on && !rate_on && !cookies_on)
     return finish(ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_POLICY_OFF);
 
   struct parse_tcp_target target = {};
@@ -86,10 +110,42 @@ int xdp_allowlist_filter(struct xdp_md *ctx) {
 
   if (!bpf_map_lookup_elem(&xdp_ports, &target.dest_port))
     return finish(ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_OTHER_PORT);
-  if (source_allowed(&target)) return finish(ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_ALLOWED);
-  return finish(policy == ALLOWLIST_POLICY_ENFORCE ? ALLOWLIST_VERDICT_DROP
-                                                   : ALLOWLIST_VERDICT_WOULD_DROP,
-                ALLOWLIST_REASON_DENIED);
+  /* What a packet that passes every stage is counted as: the allowlist's judgement. */
+  reason = ALLOWLIST_REASON_POLICY_OFF;
+  if (allowlist_on) {
+    if (!source_allowed(&target))
+      return finish(policy == ALLOWLIST_POLICY_ENFORCE ? ALLOWLIST_VERDICT_DROP
+                                                       : ALLOWLIST_VERDICT_WOULD_DROP,
+                    ALLOWLIST_REASON_DENIED);
+    reason = ALLOWLIST_REASON_ALLOWED;
+  }
+
+  const __u8 flags = target.tcp_flags;
+  const __u64 now = bpf_ktime_get_ns();
+  if ((flags & (PARSE_TCP_SYN | PARSE_TCP_ACK)) == PARSE_TCP_SYN) {
+    const int flood = cookies == SYNCOOKIE_ON ||
+                      (cookies == SYNCOOKIE_AUTO &&
+                       syn_flood_on_port(target.dest_port, settings->syn_threshold, now, 1));
+    if (rate_on && !rate_exempt(&target) && !rate_take_token(&target, settings, now))
+      return finish(settings->rate_mode == RATE_LIMIT_ENFORCE ? ALLOWLIST_VERDICT_RATE_LIMITED
+                                                              : ALLOWLIST_VERDICT_WOULD_RATE_LIMIT,
+                    ALLOWLIST_REASON_SYN_RATE);
+    if (flood && syncookie_answer(ctx, &target) == 0)
+      return finish(ALLOWLIST_VERDICT_SYNCOOKIE_SENT, ALLOWLIST_REASON_SYN_FLOOD);
+    return finish(ALLOWLIST_VERDICT_PASS, reason);
+  }
+  /* The ACK that completes a handshake: judged only while cookies are being sent, so that a
+   * host without conntrack on this port (see docs/syn-flood.md) keeps its connections until
+   * a flood begins. */
+  if ((flags & (PARSE_TCP_SYN | PARSE_TCP_RST | PARSE_TCP_FIN | PARSE_TCP_ACK)) == PARSE_TCP_ACK &&
+      (cookies == SYNCOOKIE_ON ||
+       (cookies == SYNCOOKIE_AUTO &&
+        syn_flood_on_port(target.dest_port, settings->syn_threshold, now, 0)))) {
+    const int valid = syncookie_check_ack(ctx, &target);
+    if (valid == 1) return finish(ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_COOKIE_VALID);
+    if (valid == 0) return finish(ALLOWLIST_VERDICT_SYNCOOKIE_BAD, ALLOWLIST_REASON_COOKIE_INVALID);
+  }
+  return finish(ALLOWLIST_VERDICT_PASS, reason);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,10 +1,11 @@
 // synflood: a bounded TCP SYN flood for the XDP benchmark (bench/xdp/run).
 //
-//   synflood IFNAME DST_MAC SRC_IP DST_IP DST_PORT MAX_PACKETS MAX_SECONDS
+//   synflood IFNAME DST_MAC SRC_IP DST_IP DST_PORT MAX_PACKETS MAX_SECONDS [SOURCES]
 //
 // Sends pre-built Ethernet/IPv4/TCP SYN frames out of IFNAME through an AF_PACKET socket
-// (qdisc bypassed, sendmmsg batches), cycling the source port, until MAX_PACKETS were sent or
-// MAX_SECONDS passed, whichever comes first. Prints one JSON object: packets sent, seconds,
+// (qdisc bypassed, sendmmsg batches), cycling the source port and, with SOURCES > 1, the
+// source address over SOURCES consecutive addresses from SRC_IP (a flood from several hosts,
+// or spoofed ones), until MAX_PACKETS were sent or MAX_SECONDS passed, whichever comes first. Prints one JSON object: packets sent, seconds,
 // packets per second, and send calls refused by a full device queue. Only a benchmark's own
 // veth in its own namespace should ever be named: the caller checks that.
 #define _GNU_SOURCE
@@ -91,8 +92,9 @@ static void build_frame(uint8_t *frame, const uint8_t dst_mac[6], const uint8_t 
 }
 
 int main(int argc, char **argv) {
-  if (argc != 8) {
-    fprintf(stderr, "usage: %s IFNAME DST_MAC SRC_IP DST_IP DST_PORT MAX_PACKETS MAX_SECONDS\n", argv[0]);
+  if (argc != 8 && argc != 9) {
+    fprintf(stderr, "usage: %s IFNAME DST_MAC SRC_IP DST_IP DST_PORT MAX_PACKETS MAX_SECONDS [SOURCES]\n",
+            argv[0]);
     return 2;
   }
   const char *ifname = argv[1];
@@ -102,11 +104,13 @@ int main(int argc, char **argv) {
   const long dest_port = strtol(argv[5], &end, 10);
   const unsigned long long max_packets = strtoull(argv[6], NULL, 10);
   const double max_seconds = strtod(argv[7], NULL);
-  if (parse_mac(argv[2], dst_mac) || inet_pton(AF_INET, argv[3], &src) != 1 ||
+  const long sources = argc == 9 ? strtol(argv[8], NULL, 10) : 1;
+  if (sources < 1 || sources > FRAME_COUNT ||
+      parse_mac(argv[2], dst_mac) || inet_pton(AF_INET, argv[3], &src) != 1 ||
       inet_pton(AF_INET, argv[4], &dst) != 1 || *end || dest_port < 1 || dest_port > 65535 ||
       max_packets == 0 || !(max_seconds > 0 && max_seconds <= 600)) {
     fprintf(stderr, "synflood: bad argument (MAC aa:bb:.., IPv4 addresses, port 1-65535, "
-                    "packets > 0, 0 < seconds <= 600)\n");
+                    "packets > 0, 0 < seconds <= 600, 1 <= sources <= 1024)\n");
     return 2;
   }
 
@@ -136,7 +140,8 @@ int main(int argc, char **argv) {
   static struct iovec vectors[FRAME_COUNT];
   static struct mmsghdr messages[FRAME_COUNT];
   for (int i = 0; i < FRAME_COUNT; i++) {
-    build_frame(frames[i], dst_mac, src_mac, src, dst, (uint16_t)(FIRST_SOURCE_PORT + i),
+    const struct in_addr source = {htonl(ntohl(src.s_addr) + (uint32_t)(i % sources))};
+    build_frame(frames[i], dst_mac, src_mac, source, dst, (uint16_t)(FIRST_SOURCE_PORT + i),
                 (uint16_t)dest_port, 0x5eed0000u + (uint32_t)i);
     vectors[i] = (struct iovec){frames[i], FRAME_BYTES};
     messages[i].msg_hdr = (struct msghdr){.msg_iov = &vectors[i], .msg_iovlen = 1};

@@ -29,26 +29,41 @@ struct parse_ipv6_frag_hdr {
   __be32 identification;
 };
 
-/* What the allowlist needs from a TCP packet. */
+/* What the allowlist, the rate limit and the SYN cookies need from a TCP packet. */
 struct parse_tcp_target {
   __u16 dest_port; /* host order */
   int family;      /* AF_INET-like marker: 4 or 6 */
   __u8 source[16]; /* network order; IPv4 uses the first 4 */
+  __u8 tcp_flags;  /* byte 13 of the TCP header: CWR ECE URG ACK PSH RST SYN FIN */
+  /* The IP header is the bare fixed one (IPv4 IHL 5, IPv6 with no extension header): only
+   * such packets are answered with a rebuilt SYN-ACK. */
+  __u8 bare_ip;
+  __u16 l3_offset; /* bytes from the frame start to the IP header */
+  __u16 l4_offset; /* ... to the TCP header */
 };
+
+#define PARSE_TCP_FIN 0x01
+#define PARSE_TCP_SYN 0x02
+#define PARSE_TCP_RST 0x04
+#define PARSE_TCP_ACK 0x10
 
 /* On success returns -1 and fills *out; otherwise returns the allowlist_reason explaining
  * why this packet is not a TCP packet the allowlist can judge. */
 #define PARSE_TCP_FOUND (-1)
 
-static __always_inline int parse_tcp_header(void *pos, void *end, struct parse_tcp_target *out) {
+static __always_inline int parse_tcp_header(void *start, void *pos, void *end,
+                                            struct parse_tcp_target *out) {
   struct tcphdr *tcp = pos;
   if ((void *)(tcp + 1) > end) return ALLOWLIST_REASON_MALFORMED;
   if (tcp->doff < 5) return ALLOWLIST_REASON_MALFORMED;
   out->dest_port = bpf_ntohs(tcp->dest);
+  out->tcp_flags = ((__u8 *)tcp)[13];
+  out->l4_offset = (__u16)(pos - start);
   return PARSE_TCP_FOUND;
 }
 
-static __always_inline int parse_ipv4(void *pos, void *end, struct parse_tcp_target *out) {
+static __always_inline int parse_ipv4(void *start, void *pos, void *end,
+                                      struct parse_tcp_target *out) {
   struct iphdr *ip = pos;
   if ((void *)(ip + 1) > end) return ALLOWLIST_REASON_MALFORMED;
   if (ip->version != 4 || ip->ihl < 5) return ALLOWLIST_REASON_MALFORMED;
@@ -59,22 +74,27 @@ static __always_inline int parse_ipv4(void *pos, void *end, struct parse_tcp_tar
   if (ip->protocol != IPPROTO_TCP) return ALLOWLIST_REASON_NOT_TCP;
   out->family = 4;
   __builtin_memcpy(out->source, &ip->saddr, 4);
-  return parse_tcp_header(pos + header_len, end, out);
+  out->bare_ip = header_len == sizeof(struct iphdr);
+  out->l3_offset = (__u16)(pos - start);
+  return parse_tcp_header(start, pos + header_len, end, out);
 }
 
-static __always_inline int parse_ipv6(void *pos, void *end, struct parse_tcp_target *out) {
+static __always_inline int parse_ipv6(void *start, void *pos, void *end,
+                                      struct parse_tcp_target *out) {
   struct ipv6hdr *ip6 = pos;
   if ((void *)(ip6 + 1) > end) return ALLOWLIST_REASON_MALFORMED;
   if (ip6->version != 6) return ALLOWLIST_REASON_MALFORMED;
   out->family = 6;
   __builtin_memcpy(out->source, &ip6->saddr, 16);
+  out->bare_ip = ip6->nexthdr == IPPROTO_TCP;
+  out->l3_offset = (__u16)(pos - start);
   __u8 next = ip6->nexthdr;
   pos = ip6 + 1;
 #pragma unroll
   for (int i = 0; i < PARSE_MAX_IPV6_EXT_HEADERS; i++) {
     switch (next) {
       case IPPROTO_TCP:
-        return parse_tcp_header(pos, end, out);
+        return parse_tcp_header(start, pos, end, out);
       case IPPROTO_HOPOPTS:
       case IPPROTO_ROUTING:
       case IPPROTO_DSTOPTS: {
@@ -111,7 +131,8 @@ static __always_inline int parse_ipv6(void *pos, void *end, struct parse_tcp_tar
 
 /* Walks Ethernet, VLAN tags and the IP header chain of the frame in ctx. */
 static __always_inline int parse_frame(struct xdp_md *ctx, struct parse_tcp_target *out) {
-  void *pos = (void *)(long)ctx->data;
+  void *start = (void *)(long)ctx->data;
+  void *pos = start;
   void *end = (void *)(long)ctx->data_end;
   struct ethhdr *eth = pos;
   if ((void *)(eth + 1) > end) return ALLOWLIST_REASON_MALFORMED;
@@ -125,8 +146,8 @@ static __always_inline int parse_frame(struct xdp_md *ctx, struct parse_tcp_targ
     proto = vlan->encapsulated_proto;
     pos = vlan + 1;
   }
-  if (proto == bpf_htons(ETH_P_IP)) return parse_ipv4(pos, end, out);
-  if (proto == bpf_htons(ETH_P_IPV6)) return parse_ipv6(pos, end, out);
+  if (proto == bpf_htons(ETH_P_IP)) return parse_ipv4(start, pos, end, out);
+  if (proto == bpf_htons(ETH_P_IPV6)) return parse_ipv6(start, pos, end, out);
   if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
     return ALLOWLIST_REASON_UNSUPPORTED;
   return ALLOWLIST_REASON_NOT_IP;

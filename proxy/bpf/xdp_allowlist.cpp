@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <utility>
 
@@ -87,6 +88,35 @@ tl::expected<void, std::string> sync_trie(int map_fd, const char* map_name,
   return {};
 }
 
+// Both tries of one family pair (allow_v4/_v6 or rate_exempt_v4/_v6) in line with `cidrs`.
+tl::expected<AllowSync, std::string> sync_tries(int fd_v4, const char* name_v4, int fd_v6,
+                                                const char* name_v6,
+                                                const std::vector<Cidr>& cidrs) {
+  KeySet<allow_v4_key> desired_v4;
+  KeySet<allow_v6_key> desired_v6;
+  for (const Cidr& cidr : cidrs) {
+    if (cidr.network.is_v4())
+      desired_v4.insert(trie_key<allow_v4_key>(cidr));
+    else
+      desired_v6.insert(trie_key<allow_v6_key>(cidr));
+  }
+  AllowSync result;
+  if (auto v4 = sync_trie(fd_v4, name_v4, desired_v4, result); !v4)
+    return tl::unexpected(v4.error());
+  if (auto v6 = sync_trie(fd_v6, name_v6, desired_v6, result); !v6)
+    return tl::unexpected(v6.error());
+  return result;
+}
+
+__u32 rate_limit_mode(config::RateLimitMode mode) {
+  switch (mode) {
+    case config::RateLimitMode::off: return RATE_LIMIT_OFF;
+    case config::RateLimitMode::monitor: return RATE_LIMIT_MONITOR;
+    case config::RateLimitMode::enforce: return RATE_LIMIT_ENFORCE;
+  }
+  return RATE_LIMIT_OFF;
+}
+
 tl::expected<UniqueFd, std::string> attach_link(int prog_fd, unsigned ifindex, __u32 flags) {
   LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
   const int fd = ::bpf_link_create(prog_fd, static_cast<int>(ifindex), BPF_XDP, &opts);
@@ -95,6 +125,11 @@ tl::expected<UniqueFd, std::string> attach_link(int prog_fd, unsigned ifindex, _
 }
 
 }  // namespace
+
+uint64_t rate_interval_ns(uint32_t syn_per_second) {
+  constexpr uint64_t kSecondNs = 1'000'000'000;
+  return std::max<uint64_t>(kSecondNs / std::max<uint32_t>(syn_per_second, 1), 1);
+}
 
 std::vector<uint16_t> filtered_ports(const config::Config& config) {
   std::set<uint16_t> ports(config.xdp.ports.begin(), config.xdp.ports.end());
@@ -117,6 +152,10 @@ const char* verdict_label(allowlist_verdict verdict) {
     case ALLOWLIST_VERDICT_PASS: return "pass";
     case ALLOWLIST_VERDICT_DROP: return "drop";
     case ALLOWLIST_VERDICT_WOULD_DROP: return "would_drop";
+    case ALLOWLIST_VERDICT_RATE_LIMITED: return "rate_limited";
+    case ALLOWLIST_VERDICT_WOULD_RATE_LIMIT: return "would_rate_limit";
+    case ALLOWLIST_VERDICT_SYNCOOKIE_SENT: return "syncookie_sent";
+    case ALLOWLIST_VERDICT_SYNCOOKIE_BAD: return "syncookie_bad";
     case ALLOWLIST_VERDICT_COUNT: break;
   }
   return "unknown";
@@ -133,6 +172,10 @@ const char* reason_label(allowlist_reason reason) {
     case ALLOWLIST_REASON_MALFORMED: return "malformed";
     case ALLOWLIST_REASON_FRAGMENT: return "fragment";
     case ALLOWLIST_REASON_UNSUPPORTED: return "unsupported";
+    case ALLOWLIST_REASON_SYN_RATE: return "syn_rate";
+    case ALLOWLIST_REASON_SYN_FLOOD: return "syn_flood";
+    case ALLOWLIST_REASON_COOKIE_VALID: return "cookie_valid";
+    case ALLOWLIST_REASON_COOKIE_INVALID: return "cookie_invalid";
     case ALLOWLIST_REASON_COUNT: break;
   }
   return "unknown";
@@ -165,11 +208,13 @@ tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
       {skeleton->maps.allow_v4, true},      {skeleton->maps.allow_v6, true},
       {skeleton->maps.xdp_ports, false},    {skeleton->maps.xdp_settings, false},
       {skeleton->maps.xdp_verdicts, false}, {skeleton->maps.xdp_reasons, false},
+      {skeleton->maps.rate_exempt_v4, true}, {skeleton->maps.rate_exempt_v6, true},
+      {skeleton->maps.rate_buckets, false},  {skeleton->maps.syn_rate, false},
   };
   for (const Pinned& entry : pinned) {
     const std::string file = pin_path + "/" + bpf_map__name(entry.map);
-    // An allowlist pin is never replaced, since it holds the operators' entries: an old
-    // layout must be moved aside by hand (libbpf's reuse check fails the load with EINVAL).
+    // An allowlist or exempt pin is never replaced, since it holds the operators' entries: an
+    // old layout must be moved aside by hand (libbpf's reuse check fails the load with EINVAL).
     if (!entry.keeps_operator_data) {
       if (auto removed = remove_incompatible_pin(file, wanted_info(entry.map)); !removed)
         return tl::unexpected(removed.error());
@@ -246,37 +291,61 @@ int XdpAllowlist::program_fd() const {
 
 tl::expected<AllowSync, std::string> XdpAllowlist::sync_allow(
     const std::vector<Cidr>& config_allow) {
-  KeySet<allow_v4_key> desired_v4;
-  KeySet<allow_v6_key> desired_v6;
-  for (const Cidr& cidr : config_allow) {
-    if (cidr.network.is_v4())
-      desired_v4.insert(trie_key<allow_v4_key>(cidr));
-    else
-      desired_v6.insert(trie_key<allow_v6_key>(cidr));
-  }
-  AllowSync result;
-  if (auto v4 = sync_trie(bpf_map__fd(skeleton_->maps.allow_v4), ALLOWLIST_MAP_V4, desired_v4,
-                          result);
-      !v4)
-    return tl::unexpected(v4.error());
-  if (auto v6 = sync_trie(bpf_map__fd(skeleton_->maps.allow_v6), ALLOWLIST_MAP_V6, desired_v6,
-                          result);
-      !v6)
-    return tl::unexpected(v6.error());
-  return result;
+  return sync_tries(bpf_map__fd(skeleton_->maps.allow_v4), ALLOWLIST_MAP_V4,
+                    bpf_map__fd(skeleton_->maps.allow_v6), ALLOWLIST_MAP_V6, config_allow);
+}
+
+tl::expected<AllowSync, std::string> XdpAllowlist::set_rate_limit(
+    const config::XdpRateLimit& limit) {
+  auto exempt = sync_tries(bpf_map__fd(skeleton_->maps.rate_exempt_v4), RATE_EXEMPT_MAP_V4,
+                           bpf_map__fd(skeleton_->maps.rate_exempt_v6), RATE_EXEMPT_MAP_V6,
+                           limit.exempt);
+  if (!exempt) return exempt;
+  auto updated = update_settings([&](allowlist_settings& settings) {
+    settings.rate_mode = rate_limit_mode(limit.mode);
+    settings.rate_interval_ns = rate_interval_ns(limit.syn_per_second);
+    settings.rate_burst_ns = settings.rate_interval_ns * std::max<uint64_t>(limit.burst, 1);
+    settings.rate_prefix_v4 = limit.prefix_v4;
+    settings.rate_prefix_v6 = limit.prefix_v6;
+  });
+  if (!updated) return tl::unexpected("setting the SYN rate limit: " + updated.error());
+  return exempt;
+}
+
+tl::expected<void, std::string> XdpAllowlist::set_syncookie(const config::XdpSyncookie& cookie) {
+  auto updated = update_settings([&](allowlist_settings& settings) {
+    switch (cookie.mode) {
+      case config::SyncookieMode::off: settings.syncookie_mode = SYNCOOKIE_OFF; break;
+      case config::SyncookieMode::automatic: settings.syncookie_mode = SYNCOOKIE_AUTO; break;
+      case config::SyncookieMode::on: settings.syncookie_mode = SYNCOOKIE_ON; break;
+    }
+    settings.syn_threshold = cookie.syn_threshold;
+  });
+  if (!updated) return tl::unexpected("setting the SYN cookie mode: " + updated.error());
+  return {};
+}
+
+tl::expected<void, std::string> XdpAllowlist::update_settings(
+    const std::function<void(allowlist_settings&)>& change) {
+  const int fd = bpf_map__fd(skeleton_->maps.xdp_settings);
+  const __u32 key = 0;
+  allowlist_settings settings{};
+  if (::bpf_map_lookup_elem(fd, &key, &settings) != 0) return tl::unexpected(errno_text(errno));
+  change(settings);
+  if (::bpf_map_update_elem(fd, &key, &settings, BPF_ANY) != 0)
+    return tl::unexpected(errno_text(errno));
+  return {};
 }
 
 tl::expected<void, std::string> XdpAllowlist::set_policy(config::XdpPolicy policy) {
-  allowlist_settings settings{};
-  switch (policy) {
-    case config::XdpPolicy::off: settings.policy = ALLOWLIST_POLICY_OFF; break;
-    case config::XdpPolicy::monitor: settings.policy = ALLOWLIST_POLICY_MONITOR; break;
-    case config::XdpPolicy::enforce: settings.policy = ALLOWLIST_POLICY_ENFORCE; break;
-  }
-  const __u32 key = 0;
-  if (::bpf_map_update_elem(bpf_map__fd(skeleton_->maps.xdp_settings), &key, &settings,
-                            BPF_ANY) != 0)
-    return tl::unexpected("setting the XDP policy: " + errno_text(errno));
+  auto updated = update_settings([&](allowlist_settings& settings) {
+    switch (policy) {
+      case config::XdpPolicy::off: settings.policy = ALLOWLIST_POLICY_OFF; break;
+      case config::XdpPolicy::monitor: settings.policy = ALLOWLIST_POLICY_MONITOR; break;
+      case config::XdpPolicy::enforce: settings.policy = ALLOWLIST_POLICY_ENFORCE; break;
+    }
+  });
+  if (!updated) return tl::unexpected("setting the XDP policy: " + updated.error());
   return {};
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// Owner of the XDP source allowlist (ebpf/xdp_allowlist.bpf.c): loads it with its maps pinned
+// Owner of the XDP program (ebpf/xdp_allowlist.bpf.c: source allowlist, per-source SYN rate
+// limit, SYN cookies): loads it with its maps pinned
 // under bpf_pin_path (an existing pinned allowlist is reused, so operator entries survive
 // restarts), attaches it to interfaces through bpf_links (detached on destruction; the pinned
 // maps stay), and keeps the config-owned part of the allowlist in step with the config.
@@ -9,7 +10,8 @@
 //            auto xdp = XdpAllowlist::open(cfg.bpf_pin_path, cfg.xdp.interfaces, cfg.xdp.mode);
 //            xdp->set_ports(filtered_ports(cfg)); xdp->sync_allow(cfg.xdp.allow);
 //            xdp->set_policy(cfg.xdp.policy);   log xdp->attachments() (mode per interface)
-//  reload: the same four calls on the existing object (set_interfaces instead of open); an
+//            xdp->set_rate_limit(cfg.xdp.rate_limit); xdp->set_syncookie(cfg.xdp.syncookie);
+//  reload: the same calls on the existing object (set_interfaces instead of open); an
 //          error is logged and the previous state stays in force where the call failed.
 //  metrics: counters() on each scrape -> snisplice_xdp_packets_total{verdict=verdict_label(v)}.
 //  exit:   destroy it: every interface is detached; the pinned maps (and operator entries)
@@ -17,6 +19,7 @@
 // Not thread-safe: one owner (the daemon's control thread) calls it.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +63,9 @@ struct AllowSync {
 // a listener listens on (the contract's "empty: every listener port"), sorted, unique.
 std::vector<uint16_t> filtered_ports(const config::Config& config);
 
+// The xdp_settings interval for a rate of `syn_per_second` tokens a second (at least 1 ns).
+uint64_t rate_interval_ns(uint32_t syn_per_second);
+
 // Metric label of each verdict / reason ("pass", "would_drop", "not_tcp", ...).
 const char* verdict_label(allowlist_verdict verdict);
 const char* reason_label(allowlist_reason reason);
@@ -100,6 +106,15 @@ class XdpAllowlist {
 
   tl::expected<void, std::string> set_policy(config::XdpPolicy policy);
 
+  // The per-source SYN rate limit (mode, rate, burst, prefix lengths) takes effect at once;
+  // the config-owned entries of rate_exempt_v4 / _v6 follow `limit.exempt` with the same
+  // ownership rules as sync_allow (operator entries are never touched).
+  tl::expected<AllowSync, std::string> set_rate_limit(const config::XdpRateLimit& limit);
+
+  // SYN cookie mode and threshold, at once. Needs conntrack and the netfilter SYNPROXY on the
+  // filtered ports to complete handshakes (docs/syn-flood.md).
+  tl::expected<void, std::string> set_syncookie(const config::XdpSyncookie& cookie);
+
   // The TCP destination ports that are judged; all other ports pass. The caller resolves the
   // config's "empty: every listener port" before calling. Empty: nothing is filtered.
   tl::expected<void, std::string> set_ports(const std::vector<uint16_t>& ports);
@@ -115,6 +130,9 @@ class XdpAllowlist {
     void operator()(::xdp_allowlist* skeleton) const;
   };
   XdpAllowlist(std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton, std::string pin_path);
+  // Read-modify-write of the single xdp_settings entry, so each setter changes its own fields.
+  tl::expected<void, std::string> update_settings(
+      const std::function<void(allowlist_settings&)>& change);
 
   std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton_;
   std::string pin_path_;

@@ -29,6 +29,10 @@ tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
   if (!synced) return tl::unexpected(Error{"xdp.allow: " + synced.error()});
   if (auto policy = allowlist_->set_policy(xdp.policy); !policy)
     return tl::unexpected(Error{"xdp.policy: " + policy.error()});
+  if (auto limit = allowlist_->set_rate_limit(xdp.rate_limit); !limit)
+    return tl::unexpected(Error{"xdp.rate_limit: " + limit.error()});
+  if (auto cookie = allowlist_->set_syncookie(xdp.syncookie); !cookie)
+    return tl::unexpected(Error{"xdp.syncookie: " + cookie.error()});
   clear_attached();
   for (const auto& attachment : allowlist_->attachments()) {
     spdlog::info("xdp: {} attached in {} mode, policy {}", attachment.interface, bpf::to_string(attachment.mode),

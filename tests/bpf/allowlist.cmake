@@ -6,6 +6,12 @@ target_include_directories(xdp_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
 add_test(NAME bpf_xdp_allowlist COMMAND xdp_test)
 set_tests_properties(bpf_xdp_allowlist PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
 
+add_executable(xdp_rate_limit_test ${CMAKE_CURRENT_LIST_DIR}/xdp_rate_limit_test.cpp)
+target_link_libraries(xdp_rate_limit_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
+target_include_directories(xdp_rate_limit_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
+add_test(NAME bpf_xdp_rate_limit COMMAND xdp_rate_limit_test)
+set_tests_properties(bpf_xdp_rate_limit PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
+
 add_executable(dns_cache_test ${CMAKE_CURRENT_LIST_DIR}/dns_cache_test.cpp)
 target_link_libraries(dns_cache_test PRIVATE snisplice_bpf_dns_cache doctest::doctest)
 target_include_directories(dns_cache_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
@@ -24,3 +30,13 @@ foreach(mode auto generic)
   set_tests_properties(e2e_xdp_allowlist_${mode}
                        PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 180)
 endforeach()
+
+# End to end: a bounded SYN flood (3 s, at most 6000 packets a phase) against the daemon in a
+# network namespace, legitimate clients measured with the rate limit off, on, and with the SYN
+# cookie mode (tests/e2e/test_syn_flood.py; exits 77 without root).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME e2e_syn_flood
+         COMMAND ${Python3_EXECUTABLE} test_syn_flood.py
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e_syn_flood PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 300 RUN_SERIAL TRUE
+  ENVIRONMENT "SNISPLICE_BIN=$<TARGET_FILE:snisplice>;PYTHONDONTWRITEBYTECODE=1")
