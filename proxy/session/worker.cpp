@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "events/finished.h"
 #include "flow/accept/listener_socket.h"
 #include "flow/connect/proxy_header.h"
 #include "session/op_kind.h"
@@ -372,6 +373,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
                                    listener.per_ip_max_connections)) {
     spdlog::debug("{}: refusing {}: connection limit", listener.name, peer.to_string());
     shared_.metrics.connections(listener.name, "", std::string(result_label(Result::limit_exceeded))).Increment();
+    shared_.events.emit([&] { return events::Refused{listener.name, peer, "", std::string(result_label(Result::limit_exceeded))}; });
     return;  // `client` closes here: a plain FIN, no bytes read
   }
   accept::tune_connection_socket(client.get());
@@ -393,6 +395,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
   s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
   shared_.metrics.active(listener.name).Increment();
   s.counted_active = true;
+  shared_.events.emit([&] { return events::Accepted{listener.name, peer}; });
   // One absolute deadline for the whole hello: a dribbling client cannot extend it.
   set_deadline(s, s.started + listener.client_hello_timeout);
   arm_hello_recv(s);
@@ -483,6 +486,7 @@ void Worker::route(Session& s) {
   s.route = *match;
   s.routed = true;
   const config::Route& route = runtime.config->tables[table_index].routes[s.route];
+  shared_.events.emit([&] { return events::Routed{runtime.config->listeners[s.listener].name, s.client_address, s.hello.host, s.hello.alpn, runtime.route_labels[table_index][s.route], route.backend}; });
   switch (route.action) {
     case config::RouteAction::reject:
       return finish(s, Result::rejected, false);
@@ -533,6 +537,7 @@ void Worker::on_resolved(Session& s, const resolve::Answer& answer, uint16_t por
   } else {
     shared_.metrics.dns_failed.Increment();
   }
+  shared_.events.emit([&] { return events::DnsLookup{s.hello.host, answer.status == resolve::Answer::Status::ok ? "resolved" : std::string(resolve::to_string(answer.status)), answer.from_cache}; });
   if (answer.status != resolve::Answer::Status::ok) {
     spdlog::debug("{}: {} did not resolve: {}", s.client_address.to_string(), s.hello.host,
                   resolve::to_string(answer.status));
@@ -654,6 +659,7 @@ void Worker::start_data_path(Session& s) {
   s.last_activity = Clock::now();
   if (try_splice(s)) return;
   shared_.metrics.spliced_userspace.Increment();
+  shared_.events.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
   s.phase = Phase::relaying;
   arm_relay_recv(s, true);
   arm_relay_recv(s, false);
@@ -962,21 +968,20 @@ void Worker::release(Session& s) {
   if (s.connected_server) {
     if (auto* pool = s.pools->pool(s.backend_name)) pool->on_connection_end(*s.connected_server);
   }
-  if (published_.access_log && published_.access_log->enabled()) {
-    close::AccessRecord record;
-    record.start = s.started_wall;
-    record.listener = listener.name;
-    record.client = s.client_address.to_string();
-    record.host = s.hello.host;
-    record.route = route_label;
-    record.backend = s.connected ? s.backend_address.to_string() : std::string();
-    record.splice_mode = s.connected ? (s.spliced ? "sockmap" : "userspace") : "";
-    record.bytes_client_to_backend = s.up.bytes;
-    record.bytes_backend_to_client = s.down.bytes;
-    record.duration = Clock::now() - s.started;
-    record.result = result_label(result);
-    published_.access_log->write(record);
-  }
+  close::AccessRecord record;
+  record.start = s.started_wall;
+  record.listener = listener.name;
+  record.client = s.client_address.to_string();
+  record.host = s.hello.host;
+  record.route = route_label;
+  record.backend = s.connected ? s.backend_address.to_string() : std::string();
+  record.splice_mode = s.connected ? (s.spliced ? "sockmap" : "userspace") : "";
+  record.bytes_client_to_backend = s.up.bytes;
+  record.bytes_backend_to_client = s.down.bytes;
+  record.duration = Clock::now() - s.started;
+  record.result = result_label(result);
+  if (published_.access_log && published_.access_log->enabled()) published_.access_log->write(record);
+  shared_.events.emit([&] { return events::finished(record, s.client_address); });
   uint32_t slot = s.slot;
   slots_[slot].reset();
   free_slots_.push_back(slot);

@@ -17,6 +17,7 @@
 #include "base/unique_fd.h"
 #include "daemon/health.h"
 #include "daemon/runtime.h"
+#include "events/bus.h"
 #include "flow/accept/admission.h"
 #include "flow/close/access_log.h"
 #include "flow/connect/backend_pool.h"
@@ -40,11 +41,12 @@ struct Published {
 
 // Shared by the daemon and all workers; outlives them.
 struct WorkerShared {
-  WorkerShared(metrics::Metrics& m, accept::Admission& a, daemon::HealthBoard& h)
-      : metrics(m), admission(a), health(h) {}
+  WorkerShared(metrics::Metrics& m, accept::Admission& a, daemon::HealthBoard& h, events::EventBus& e)
+      : metrics(m), admission(a), health(h), events(e) {}
   metrics::Metrics& metrics;
   accept::Admission& admission;
   daemon::HealthBoard& health;
+  events::EventBus& events;
   const bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
   uint64_t splice_budget = 0;  // redirected-but-undelivered bytes allowed per direction
   std::atomic<resolve::DnsCache*> dns_cache{nullptr};  // set once resolve routes exist
