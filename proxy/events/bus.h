@@ -70,7 +70,10 @@ struct BusCounters {
 class EventBus {
  public:
   static constexpr size_t kRingCapacity = 65536;   // ~6 s at 10,000 events per second
-  static constexpr size_t kSubscriberQueue = 8192;
+  // Events waiting for one subscriber's socket, beyond what its kernel buffer holds (up to
+  // tcp_wmem's 4 MiB, some 15,000 events): a reader further behind is too slow for the full
+  // stream, and summaries (aggregate=) are what it can follow.
+  static constexpr size_t kSubscriberQueue = 4096;
 
   explicit EventBus(BusCounters counters, size_t ring_capacity = kRingCapacity,
                     size_t subscriber_queue = kSubscriberQueue);

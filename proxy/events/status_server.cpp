@@ -24,9 +24,12 @@ constexpr const char* kWriteTimeoutMs = "10000";
 // With nothing to send, an event stream looks at its subscription this often (a closed or
 // cut-off subscription ends the stream within this much).
 constexpr auto kStreamPoll = std::chrono::milliseconds(500);
+// An idle NDJSON stream writes one space this often: JSON whitespace, so it merely leads the
+// next line, and a write is how a client that went away is noticed (a second write to it fails).
+constexpr auto kNdjsonKeepalive = std::chrono::seconds(1);
 
 // What the Exposer answered /metrics with.
-constexpr const char* kMetricsType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kMetricsType = "text/plain; charset=utf-8";
 
 void send_text(mg_connection* conn, int status, const std::string& body, const char* extra_headers = "") {
   mg_printf(conn,
@@ -241,11 +244,17 @@ int StatusServer::serve_ndjson(mg_connection* conn) {
     }
   } else {
     std::string out;
+    auto last_write = std::chrono::steady_clock::now();
     while (true) {
       auto batch = subscription->wait(kStreamPoll);
       out.clear();
       for (const auto& line : batch.lines) (out += *line) += '\n';
-      if (!out.empty() && mg_write(conn, out.data(), out.size()) <= 0) break;
+      auto now = std::chrono::steady_clock::now();
+      if (out.empty() && now - last_write >= kNdjsonKeepalive) out = " ";
+      if (!out.empty()) {
+        if (mg_write(conn, out.data(), out.size()) <= 0) break;
+        last_write = now;
+      }
       if (batch.state != Subscription::State::open) break;
     }
   }
