@@ -45,6 +45,10 @@ struct Resumed {
   SocketAddress client;
   std::string direction;
 };
+// The direction's name in paused/resumed events (and in snisplice_bytes_total).
+constexpr std::string_view direction_label(bool client_to_backend) {
+  return client_to_backend ? "client_to_backend" : "backend_to_client";
+}
 
 // A finished connection: the access log's fields.
 struct Closed {

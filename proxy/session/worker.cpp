@@ -373,7 +373,9 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
                                    listener.per_ip_max_connections)) {
     spdlog::debug("{}: refusing {}: connection limit", listener.name, peer.to_string());
     shared_.metrics.connections(listener.name, "", std::string(result_label(Result::limit_exceeded))).Increment();
-    shared_.events.emit([&] { return events::Refused{listener.name, peer, "", std::string(result_label(Result::limit_exceeded))}; });
+    shared_.events.emit([&] {
+      return events::Refused{listener.name, peer, "", std::string(result_label(Result::limit_exceeded))};
+    });
     return;  // `client` closes here: a plain FIN, no bytes read
   }
   accept::tune_connection_socket(client.get());
@@ -486,7 +488,10 @@ void Worker::route(Session& s) {
   s.route = *match;
   s.routed = true;
   const config::Route& route = runtime.config->tables[table_index].routes[s.route];
-  shared_.events.emit([&] { return events::Routed{runtime.config->listeners[s.listener].name, s.client_address, s.hello.host, s.hello.alpn, runtime.route_labels[table_index][s.route], route.backend}; });
+  shared_.events.emit([&] {
+    return events::Routed{runtime.config->listeners[s.listener].name, s.client_address, s.hello.host,
+                          s.hello.alpn, runtime.route_labels[table_index][s.route], route.backend};
+  });
   switch (route.action) {
     case config::RouteAction::reject:
       return finish(s, Result::rejected, false);
@@ -537,7 +542,11 @@ void Worker::on_resolved(Session& s, const resolve::Answer& answer, uint16_t por
   } else {
     shared_.metrics.dns_failed.Increment();
   }
-  shared_.events.emit([&] { return events::DnsLookup{s.hello.host, answer.status == resolve::Answer::Status::ok ? "resolved" : std::string(resolve::to_string(answer.status)), answer.from_cache}; });
+  shared_.events.emit([&] {
+    bool ok = answer.status == resolve::Answer::Status::ok;
+    return events::DnsLookup{s.hello.host, ok ? "resolved" : std::string(resolve::to_string(answer.status)),
+                             answer.from_cache};
+  });
   if (answer.status != resolve::Answer::Status::ok) {
     spdlog::debug("{}: {} did not resolve: {}", s.client_address.to_string(), s.hello.host,
                   resolve::to_string(answer.status));

@@ -100,7 +100,8 @@ bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
       return false;
     }
     shared_.metrics.splice_pauses.Increment();
-    shared_.events.emit([&] { return events::Paused{s.client_address, upstream ? "client_to_backend" : "backend_to_client"}; });
+    shared_.events.emit(
+        [&] { return events::Paused{s.client_address, std::string(events::direction_label(upstream))}; });
     return true;
   }
   if (undelivered > kResumeBelow) return false;
@@ -108,7 +109,8 @@ bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
     spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error());
     return false;
   }
-  shared_.events.emit([&] { return events::Resumed{s.client_address, upstream ? "client_to_backend" : "backend_to_client"}; });
+  shared_.events.emit(
+      [&] { return events::Resumed{s.client_address, std::string(events::direction_label(upstream))}; });
   return true;
 }
 

@@ -90,7 +90,7 @@ TEST_CASE("the subscriber limit, changed at run time") {
   bus.unsubscribe(first);
 }
 
-TEST_CASE("a subscriber that stops reading is cut off and its losses counted; the others go on") {
+TEST_CASE("a subscriber that stops reading is cut off and its losses counted - the others go on") {
   Counters counters;
   EventBus bus(counters.bus(), 1024, 64);
   auto stalled = bus.subscribe(filter(""));

@@ -41,7 +41,7 @@ TEST_CASE("an empty query matches everything") {
   CHECK_FALSE(all.aggregate_ms.has_value());
 }
 
-TEST_CASE("repeated values of one key: any matches; different keys: all must") {
+TEST_CASE("repeated values of one key: any matches - different keys: all must") {
   Filter types = parse("type=closed&type=refused");
   CHECK(types.matches(kClosed));
   CHECK(types.matches(kRefused));
@@ -66,7 +66,7 @@ TEST_CASE("an event without the field does not match a filter on it") {
   CHECK_FALSE(parse("client=0.0.0.0/0").matches(kDns));
 }
 
-TEST_CASE("client: CIDRs of either family; xdp events match on their source") {
+TEST_CASE("client: CIDRs of either family - xdp events match on their source") {
   Filter ten = parse("client=10.0.0.0%2F8");
   CHECK(ten.matches(kClosed));
   CHECK(ten.matches(kXdp));

@@ -22,7 +22,7 @@ TEST_CASE("MpscRing: FIFO, bounded, reusable") {
   }
 }
 
-TEST_CASE("MpscRing: producers on several threads; each one's values arrive in its order, none twice") {
+TEST_CASE("MpscRing: producers on several threads - each one's values arrive in its order, none twice") {
   constexpr int kProducers = 4;
   constexpr int kEach = 50'000;
   MpscRing<std::pair<int, int>> ring(1024);
