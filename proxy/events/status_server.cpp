@@ -18,6 +18,8 @@ namespace {
 // CivetWeb threads beyond the event streams: /metrics scrapes and the page stay served while
 // every subscriber slot is taken.
 constexpr unsigned kSpareThreads = 4;
+// Each stream holds a thread for its life; CivetWeb starts them all at once.
+constexpr uint32_t kMaxStreamThreads = 1024;
 // How long a write may wait on a reader that does not read before the connection is dropped:
 // a stalled subscriber holds a thread no longer than this after its queue overflowed.
 constexpr const char* kWriteTimeoutMs = "10000";
@@ -108,15 +110,18 @@ tl::expected<std::unique_ptr<StatusServer>, std::string> StatusServer::start(
   auto access = read_access(settings);
   if (!access) return tl::unexpected(access.error());
   // A CivetWeb thread per stream, fixed at start; a reload may lower the limit, not raise it.
-  std::unique_ptr<StatusServer> server(new StatusServer(std::move(registry), bus, settings.max_subscribers));
-  server->apply(std::move(*access));
+  std::unique_ptr<StatusServer> server(
+      new StatusServer(std::move(registry), bus, std::min(settings.max_subscribers, kMaxStreamThreads)));
+  if (auto note = server->apply(std::move(*access)); !note.empty()) spdlog::warn("{}", note);
 
   std::string ports = address.to_string();
   std::string threads = std::to_string(server->stream_threads_ + kSpareThreads);
   const char* options[] = {"listening_ports", ports.c_str(),
                            "num_threads", threads.c_str(),
                            "request_timeout_ms", kWriteTimeoutMs,
-                           "enable_keep_alive", "yes",
+                           // One request per connection, as the Exposer did: a kept-alive
+                           // connection would hold one of the few threads.
+                           "enable_keep_alive", "no",
                            nullptr};
   mg_callbacks callbacks{};
   callbacks.log_message = log_civetweb;
@@ -171,8 +176,9 @@ std::string StatusServer::apply(Access access) {
   std::string note;
   uint32_t limit = access.max_subscribers;
   if (limit > stream_threads_) {
-    note = "metrics.max_subscribers: " + std::to_string(limit) + " takes effect at the next restart; " +
-           std::to_string(stream_threads_) + " until then";
+    note = "metrics.max_subscribers: " + std::to_string(limit) + " is more than the " +
+           std::to_string(stream_threads_) + " stream threads started with; " + std::to_string(stream_threads_) +
+           " apply until a restart (at most " + std::to_string(kMaxStreamThreads) + ")";
     limit = stream_threads_;
   }
   bus_.set_max_subscribers(limit);
@@ -266,7 +272,9 @@ int StatusServer::websocket_connect(mg_connection* conn) {
   if (!authorised(conn)) return 1;
   auto subscription = open_subscription(conn);
   if (!subscription) return 1;
-  mg_set_user_connection_data(conn, new WebSocketClient{std::move(subscription), {}});
+  // Owned by the connection from here on: websocket_close takes it back.
+  auto client = std::make_unique<WebSocketClient>(WebSocketClient{std::move(subscription), {}});
+  mg_set_user_connection_data(conn, client.release());
   return 0;
 }
 
@@ -297,11 +305,10 @@ void StatusServer::websocket_ready(mg_connection* conn) {
 }
 
 void StatusServer::websocket_close(const mg_connection* conn) {
-  auto* client = static_cast<WebSocketClient*>(mg_get_user_connection_data(conn));
-  if (!client) return;
+  std::unique_ptr<WebSocketClient> client(static_cast<WebSocketClient*>(mg_get_user_connection_data(conn)));
+  if (!client) return;  // refused in websocket_connect
   bus_.unsubscribe(client->subscription);
   if (client->sender.joinable()) client->sender.join();
-  delete client;
 }
 
 }  // namespace snisplice::events
