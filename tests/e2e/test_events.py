@@ -69,6 +69,8 @@ class Stream:
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        self.thread.join(10)
+        self.proc.stdout.close()
 
 
 class EventStreams(ProxyTest):
@@ -244,6 +246,52 @@ class EventStreams(ProxyTest):
         self.assertEqual((closed["type"], closed["client"], closed["result"]), ("closed", client, "proxied"))
         ws.close()
         wait_until(lambda: self.proxy_.metric("snisplice_event_subscribers") == 0, what="the WebSocket gone")
+
+
+class DnsEvents(ProxyTest):
+    """A resolve route's lookup appears as a dns event (then from the cache), and an address the
+    policy refuses as a refused connection."""
+
+    def test_lookups_and_a_denied_address(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
+        from dns_server import DnsServerProcess
+        dns = DnsServerProcess({"names": {"svc.open.test": [{"type": "A", "data": "127.0.0.1"}]}})
+        dns.__enter__()
+        self.later(lambda: dns.__exit__(None, None, None))
+        port, metrics_port = free_port(), free_port()
+        pin_path = f"/sys/fs/bpf/snisplice-e2e-events-{os.getpid()}-{port}"
+        self.later(lambda: subprocess.run(["rm", "-rf", pin_path]))
+        proxy = self.proxy(config(
+            listeners=f"""  - name: tls
+    listen: ["127.0.0.1:{port}"]
+    protocol: tls
+    table: t""",
+            tables="""  t:
+    - host: ".open.test"
+      resolve: {port: 443}""",
+            backends="""  unused:
+    servers: ["127.0.0.1:9"]""",
+            metrics_port=metrics_port,
+            extra=f"""dns:
+  servers: ["127.0.0.1:{dns.port}"]
+  timeout: 500ms
+  min_ttl: 30s
+bpf_pin_path: {pin_path}
+"""))
+        stream = Stream(f"http://127.0.0.1:{metrics_port}/events.ndjson?type=dns&type=refused")
+        self.later(stream.close)
+        wait_until(lambda: proxy.metric("snisplice_event_subscribers") == 1, what="the stream to subscribe")
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(client_hello("svc.open.test"))
+                recv_all(c)
+        wait_until(lambda: len([e for e in stream.events if e["type"] == "refused"]) == 2, what="two refusals")
+        dns_events = [(e["name"], e["result"], e["cached"]) for e in stream.events if e["type"] == "dns"]
+        self.assertEqual(dns_events, [("svc.open.test", "resolved", False), ("svc.open.test", "resolved", True)])
+        refused = [e for e in stream.events if e["type"] == "refused"]
+        self.assertEqual([(e["host"], e["result"]) for e in refused], [("svc.open.test", "denied_address")] * 2)
+        stream.close()
+        wait_until(lambda: proxy.metric("snisplice_event_subscribers") == 0, what="the stream gone")
 
 
 class SlowSubscriber(ProxyTest):
