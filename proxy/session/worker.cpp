@@ -373,7 +373,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
                                    listener.per_ip_max_connections)) {
     spdlog::debug("{}: refusing {}: connection limit", listener.name, peer.to_string());
     shared_.metrics.connections(listener.name, "", std::string(result_label(Result::limit_exceeded))).Increment();
-    shared_.events.emit([&] {
+    shared_.event_bus.emit([&] {
       return events::Refused{listener.name, peer, "", std::string(result_label(Result::limit_exceeded))};
     });
     return;  // `client` closes here: a plain FIN, no bytes read
@@ -397,7 +397,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
   s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
   shared_.metrics.active(listener.name).Increment();
   s.counted_active = true;
-  shared_.events.emit([&] { return events::Accepted{listener.name, peer}; });
+  shared_.event_bus.emit([&] { return events::Accepted{listener.name, peer}; });
   // One absolute deadline for the whole hello: a dribbling client cannot extend it.
   set_deadline(s, s.started + listener.client_hello_timeout);
   arm_hello_recv(s);
@@ -488,7 +488,7 @@ void Worker::route(Session& s) {
   s.route = *match;
   s.routed = true;
   const config::Route& route = runtime.config->tables[table_index].routes[s.route];
-  shared_.events.emit([&] {
+  shared_.event_bus.emit([&] {
     return events::Routed{runtime.config->listeners[s.listener].name, s.client_address, s.hello.host,
                           s.hello.alpn, runtime.route_labels[table_index][s.route], route.backend};
   });
@@ -542,7 +542,7 @@ void Worker::on_resolved(Session& s, const resolve::Answer& answer, uint16_t por
   } else {
     shared_.metrics.dns_failed.Increment();
   }
-  shared_.events.emit([&] {
+  shared_.event_bus.emit([&] {
     bool ok = answer.status == resolve::Answer::Status::ok;
     return events::DnsLookup{s.hello.host, ok ? "resolved" : std::string(resolve::to_string(answer.status)),
                              answer.from_cache};
@@ -668,7 +668,7 @@ void Worker::start_data_path(Session& s) {
   s.last_activity = Clock::now();
   if (try_splice(s)) return;
   shared_.metrics.spliced_userspace.Increment();
-  shared_.events.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
+  shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
   s.phase = Phase::relaying;
   arm_relay_recv(s, true);
   arm_relay_recv(s, false);
@@ -990,7 +990,7 @@ void Worker::release(Session& s) {
   record.duration = Clock::now() - s.started;
   record.result = result_label(result);
   if (published_.access_log && published_.access_log->enabled()) published_.access_log->write(record);
-  shared_.events.emit([&] { return events::finished(record, s.client_address); });
+  shared_.event_bus.emit([&] { return events::finished(record, s.client_address); });
   uint32_t slot = s.slot;
   slots_[slot].reset();
   free_slots_.push_back(slot);

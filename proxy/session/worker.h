@@ -42,11 +42,11 @@ struct Published {
 // Shared by the daemon and all workers; outlives them.
 struct WorkerShared {
   WorkerShared(metrics::Metrics& m, accept::Admission& a, daemon::HealthBoard& h, events::EventBus& e)
-      : metrics(m), admission(a), health(h), events(e) {}
+      : metrics(m), admission(a), health(h), event_bus(e) {}
   metrics::Metrics& metrics;
   accept::Admission& admission;
   daemon::HealthBoard& health;
-  events::EventBus& events;
+  events::EventBus& event_bus;  // live events (proxy/events): publishing never waits
   const bpf::SpliceEngine* splice = nullptr;  // null: userspace relay only
   uint64_t splice_budget = 0;  // redirected-but-undelivered bytes allowed per direction
   std::atomic<resolve::DnsCache*> dns_cache{nullptr};  // set once resolve routes exist
