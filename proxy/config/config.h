@@ -117,10 +117,13 @@ struct Xdp {
   XdpSyncookie syncookie;
 };
 
+// Each event stream holds a server thread for its life, started with the server.
+inline constexpr uint32_t kMaxEventSubscribers = 1024;
+
 // The metrics listener's live-event endpoints.
 struct Events {
   std::string token_file;  // empty: no token asked for
-  uint32_t max_subscribers = 16;
+  uint32_t max_subscribers = 16;  // 0: no event streams
   bool operator==(const Events&) const = default;
 };
 

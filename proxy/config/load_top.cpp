@@ -42,12 +42,7 @@ void read_metrics(Problems& p, const YAML::Node& node, Config& config,
   MapReader map(p, node, "metrics", kMetricsKeys);
   read_key(p, map, "token_file", config.events.token_file, &read_string);
   read_key(p, map, "max_subscribers", config.events.max_subscribers,
-           &read_integer<0, UINT32_MAX>);
-  if (auto token = map.find("token_file"))
-    refuse_until_supported(p, *token, "metrics.token_file", config.events.token_file.empty());
-  if (auto subscribers = map.find("max_subscribers"))
-    refuse_until_supported(p, *subscribers, "metrics.max_subscribers",
-                           config.events.max_subscribers == Events{}.max_subscribers);
+           &read_integer<0, kMaxEventSubscribers>);
   auto listen = map.find("listen");
   if (!listen) return;
   if (listen->IsScalar() && listen->Scalar().empty()) {  // "": no metrics endpoint

@@ -45,11 +45,6 @@ std::optional<std::string> read_name(Problems& p, const YAML::Node& node, std::s
   return text;
 }
 
-void refuse_until_supported(Problems& p, const YAML::Node& node, std::string_view path,
-                            bool is_default) {
-  if (!is_default) p.add(node, path, "not supported yet: only the default values are accepted");
-}
-
 std::string quoted_list(const std::vector<std::string>& names) {
   constexpr size_t kShown = 4;
   std::string out;

@@ -63,11 +63,6 @@ std::optional<std::vector<Cidr>> read_cidrs(Problems& p, const YAML::Node& node,
 // Listener, table and backend names: used in logs, metric labels and references.
 std::optional<std::string> read_name(Problems& p, const YAML::Node& node, std::string_view path);
 
-// A key the contract names whose feature has not landed: its default is accepted, anything
-// else refused, so that no setting is accepted and then ignored.
-void refuse_until_supported(Problems& p, const YAML::Node& node, std::string_view path,
-                            bool is_default);
-
 // At most a few names, quoted, for messages: "a", "b", "c" and 5 more.
 std::string quoted_list(const std::vector<std::string>& names);
 

@@ -41,7 +41,6 @@ std::optional<std::vector<std::string>> read_interfaces(Problems& p, const YAML:
   return list_of(p, node, path, &read_interface);
 }
 
-// Not supported yet: only its defaults are accepted.
 void read_rate_limit(Problems& p, const YAML::Node& node, const std::string& path,
                      XdpRateLimit& rate) {
   MapReader section(p, node, path, kRateLimitKeys);
@@ -51,16 +50,13 @@ void read_rate_limit(Problems& p, const YAML::Node& node, const std::string& pat
   read_key(p, section, "prefix_v4", rate.prefix_v4, &read_integer<1, 32>);
   read_key(p, section, "prefix_v6", rate.prefix_v6, &read_integer<1, 128>);
   read_key(p, section, "exempt", rate.exempt, &read_cidrs);
-  refuse_until_supported(p, node, "xdp.rate_limit", rate == XdpRateLimit{});
 }
 
-// Not supported yet: only its defaults are accepted.
 void read_syncookie(Problems& p, const YAML::Node& node, const std::string& path,
                     XdpSyncookie& syncookie) {
   MapReader section(p, node, path, kSyncookieKeys);
   read_key(p, section, "mode", syncookie.mode, &read_enumerated<kSyncookieModeNames>);
   read_key(p, section, "syn_threshold", syncookie.syn_threshold, &read_integer<1, UINT32_MAX>);
-  refuse_until_supported(p, node, "xdp.syncookie", syncookie == XdpSyncookie{});
 }
 
 }  // namespace

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 
 #include "bpf/splice_engine.h"
@@ -25,6 +24,8 @@
 #include "runtime/snapshot.h"
 #include "daemon/privileges.h"
 #include "daemon/xdp_control.h"
+#include "events/bus.h"
+#include "events/status_server.h"
 #include "flow/accept/admission.h"
 #include "flow/resolve/dns_cache.h"
 #include "metrics/metrics.h"
@@ -143,6 +144,8 @@ int run(const std::string& config_path, config::Config initial) {
   ::signal(SIGPIPE, SIG_IGN);
 
   metrics::Metrics metrics;
+  events::EventBus bus({metrics.events_dropped_ring_full, metrics.events_dropped_slow_subscriber,
+                        metrics.event_subscribers});
   accept::Admission admission;
   runtime::HealthBoard health;
   uint64_t generation = 1;
@@ -160,8 +163,8 @@ int run(const std::string& config_path, config::Config initial) {
     return 1;
   }
 
-  std::unique_ptr<prometheus::Exposer> exposer;
-  runtime::WorkerShared shared{metrics, admission, health};
+  std::unique_ptr<events::StatusServer> status;
+  runtime::WorkerShared shared{metrics, admission, health, bus};
   shared.publish(*published);
   // The DNS cache outlives every resolver; opened when the first resolve route appears.
   std::unique_ptr<resolve::DnsCache> dns_cache;
@@ -185,13 +188,12 @@ int run(const std::string& config_path, config::Config initial) {
     workers.push_back(std::move(*worker));
   }
   if (config->metrics_listen) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(config->metrics_listen->to_string(), 2);
-      exposer->RegisterCollectable(metrics.registry());
-    } catch (const std::exception& e) {
-      spdlog::error("metrics.listen {}: {}", config->metrics_listen->to_string(), e.what());
+    auto started = events::StatusServer::start(*config->metrics_listen, metrics.registry(), bus, config->events);
+    if (!started) {
+      spdlog::error("{}", started.error());
       return 1;
     }
+    status = std::move(*started);
   }
 
   XdpControl xdp(metrics);
@@ -240,6 +242,7 @@ int run(const std::string& config_path, config::Config initial) {
       auto refuse = [&](const std::vector<std::string>& reasons) {
         for (const auto& reason : reasons) spdlog::error("reload refused: {}", reason);
         metrics.reloads_rejected.Increment();
+        bus.publish(events::Reload{"rejected"});
         notify("READY=1");
       };
       auto loaded = config::load_config_file(config_path);
@@ -258,6 +261,12 @@ int run(const std::string& config_path, config::Config initial) {
                      config::to_string(next_config->splice));
       if (listen_signature(*next_config) != listen_signature(*config))
         spdlog::warn("reload: listener addresses changed; they take effect at the next restart");
+      // Read before anything changes, so that a bad token file leaves the old settings in force.
+      auto access = events::StatusServer::read_access(next_config->events);
+      if (!access) {
+        refuse({access.error()});
+        continue;
+      }
       if (auto attached = xdp.apply(*next_config); !attached) {
         refuse({attached.error().message()});
         continue;
@@ -267,8 +276,12 @@ int run(const std::string& config_path, config::Config initial) {
       config = next_config;
       shared.publish(std::move(*next));
       checker.configure(*config);
+      if (status) {
+        if (auto note = status->apply(std::move(*access)); !note.empty()) spdlog::warn("reload: {}", note);
+      }
       spdlog::set_level(spdlog_level(config->log_level));
       metrics.reloads_ok.Increment();
+      bus.publish(events::Reload{"ok"});
       spdlog::info("reloaded {}", config_path);
       notify("READY=1");
       continue;

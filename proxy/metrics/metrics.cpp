@@ -29,6 +29,10 @@ Metrics::Metrics()
       dns_lookups_(counter(*registry_, "snisplice_dns_lookups_total",
                            "Name lookups for resolve routes, by result")),
       reloads_(counter(*registry_, "snisplice_config_reloads_total", "Configuration reloads, by result")),
+      events_dropped_(counter(*registry_, "snisplice_events_dropped_total",
+                              "Live events a subscriber did not get: its queue overflowed (slow_subscriber), "
+                              "the workers' ring was full (ring_full), or the XDP program did not sample them "
+                              "(sampled_out)")),
       bytes_client_to_backend(bytes_.Add({{"direction", "client_to_backend"}})),
       bytes_backend_to_client(bytes_.Add({{"direction", "backend_to_client"}})),
       spliced_sockmap(spliced_.Add({{"mode", "sockmap"}})),
@@ -60,7 +64,12 @@ Metrics::Metrics()
       xdp_attached(gauge(*registry_, "snisplice_xdp_attached",
                          "1 for each interface with the XDP mode it is attached in")),
       backend_server_up(gauge(*registry_, "snisplice_backend_server_up",
-                              "1 while a backend server passes its health checks")) {}
+                              "1 while a backend server passes its health checks")),
+      events_dropped_slow_subscriber(events_dropped_.Add({{"reason", "slow_subscriber"}})),
+      events_dropped_ring_full(events_dropped_.Add({{"reason", "ring_full"}})),
+      events_dropped_sampled_out(events_dropped_.Add({{"reason", "sampled_out"}})),
+      event_subscribers(gauge(*registry_, "snisplice_event_subscribers",
+                              "Clients of /events and /events.ndjson").Add({})) {}
 
 prometheus::Counter& Metrics::connections(const std::string& listener, const std::string& route,
                                           const std::string& result) {

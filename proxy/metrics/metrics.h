@@ -23,6 +23,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& spliced_;
   prometheus::Family<prometheus::Counter>& dns_lookups_;
   prometheus::Family<prometheus::Counter>& reloads_;
+  prometheus::Family<prometheus::Counter>& events_dropped_;
 
  public:
   Metrics();
@@ -52,6 +53,11 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& xdp_packets;
   prometheus::Family<prometheus::Gauge>& xdp_attached;
   prometheus::Family<prometheus::Gauge>& backend_server_up;
+  // Live events (proxy/events): what subscribers did not get, and how many there are.
+  prometheus::Counter& events_dropped_slow_subscriber;
+  prometheus::Counter& events_dropped_ring_full;
+  prometheus::Counter& events_dropped_sampled_out;
+  prometheus::Gauge& event_subscribers;
 
  private:
   std::mutex cache_mutex_;

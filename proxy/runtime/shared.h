@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 
+#include "events/bus.h"
 #include "flow/accept/admission.h"
 #include "flow/close/access_log.h"
 #include "metrics/metrics.h"
@@ -38,8 +39,8 @@ struct SpliceUse {
 
 class WorkerShared {
  public:
-  WorkerShared(metrics::Metrics& m, accept::Admission& a, HealthBoard& h)
-      : metrics(m), admission(a), health(h) {}
+  WorkerShared(metrics::Metrics& m, accept::Admission& a, HealthBoard& h, events::EventBus& e)
+      : metrics(m), admission(a), health(h), event_bus(e) {}
   WorkerShared(const WorkerShared&) = delete;
   WorkerShared& operator=(const WorkerShared&) = delete;
 
@@ -47,6 +48,7 @@ class WorkerShared {
   metrics::Metrics& metrics;
   accept::Admission& admission;
   HealthBoard& health;
+  events::EventBus& event_bus;  // live events (proxy/events): publishing never waits
   // Set before the workers start; none: userspace relay only.
   std::optional<SpliceUse> splice;
 

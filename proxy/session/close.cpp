@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <linux/sockios.h>
 
+#include "events/finished.h"
 #include "session/lifecycle.h"
 #include "session/op_kind.h"
 #include "session/worker.h"
@@ -138,21 +139,20 @@ void Worker::release(Session& s) {
   if (s.connected_server) {
     if (auto* pool = s.pools->pool(s.backend_name)) pool->on_connection_end(*s.connected_server);
   }
-  if (published_.access_log && published_.access_log->enabled()) {
-    close::AccessRecord record;
-    record.start = s.started_wall;
-    record.listener = listener;
-    record.client = s.client_address.to_string();
-    record.host = s.hello.host;
-    record.route = route_label;
-    record.backend = s.connected ? s.backend_address.to_string() : std::string();
-    record.splice_mode = s.connected ? (s.spliced ? "sockmap" : "userspace") : "";
-    record.bytes_client_to_backend = s.up.bytes;
-    record.bytes_backend_to_client = s.down.bytes;
-    record.duration = Clock::now() - s.started;
-    record.result = result_label(result);
-    published_.access_log->write(record);
-  }
+  close::AccessRecord record;
+  record.start = s.started_wall;
+  record.listener = listener;
+  record.client = s.client_address.to_string();
+  record.host = s.hello.host;
+  record.route = route_label;
+  record.backend = s.connected ? s.backend_address.to_string() : std::string();
+  record.splice_mode = s.connected ? (s.spliced ? "sockmap" : "userspace") : "";
+  record.bytes_client_to_backend = s.up.bytes;
+  record.bytes_backend_to_client = s.down.bytes;
+  record.duration = Clock::now() - s.started;
+  record.result = result_label(result);
+  if (published_.access_log && published_.access_log->enabled()) published_.access_log->write(record);
+  shared_.event_bus.emit([&] { return events::finished(record, s.client_address); });
   uint32_t slot = s.slot;
   slots_[slot].reset();
   free_slots_.push_back(slot);

@@ -45,6 +45,10 @@ void Worker::route(Session& s) {
   s.route = *match;
   s.routed = true;
   const config::Route& route = runtime.config->tables[table_index].routes[s.route];
+  shared_.event_bus.emit([&] {
+    return events::Routed{runtime.config->listeners[s.listener].name, s.client_address, s.hello.host,
+                          s.hello.alpn, runtime.route_labels[table_index][s.route], route.backend};
+  });
   switch (route.action) {
     case config::RouteAction::reject:
       return finish(s, Result::rejected, false);
@@ -95,6 +99,11 @@ void Worker::on_resolved(Session& s, const resolve::Answer& answer, uint16_t por
   } else {
     shared_.metrics.dns_failed.Increment();
   }
+  shared_.event_bus.emit([&] {
+    bool ok = answer.status == resolve::Answer::Status::ok;
+    return events::DnsLookup{s.hello.host, ok ? "resolved" : std::string(resolve::to_string(answer.status)),
+                             answer.from_cache};
+  });
   if (answer.status != resolve::Answer::Status::ok) {
     spdlog::debug("{}: {} did not resolve: {}", s.client_address.to_string(), s.hello.host,
                   resolve::to_string(answer.status));
@@ -208,6 +217,7 @@ void Worker::start_data_path(Session& s) {
   s.last_activity = Clock::now();
   if (try_splice(s)) return;
   shared_.metrics.spliced_userspace.Increment();
+  shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
   s.phase = Phase::relaying;
   arm_relay_recv(s, true);
   arm_relay_recv(s, false);

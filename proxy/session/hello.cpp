@@ -111,6 +111,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
   s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
   shared_.metrics.active(listener.name).Increment();
   s.counted_active = true;
+  shared_.event_bus.emit([&] { return events::Accepted{listener.name, s.peer_address}; });
   // One absolute deadline for the whole hello: a dribbling client cannot extend it.
   set_deadline(s, s.started + listener.client_hello_timeout);
   arm_hello_recv(s);

@@ -48,6 +48,7 @@ bool Worker::try_splice(Session& s) {
   s.up.in_kernel = true;
   s.down.in_kernel = true;
   shared_.metrics.spliced_sockmap.Increment();
+  shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "sockmap"}; });
   arm_splice_poll(s, true);
   arm_splice_poll(s, false);
   s.splice_check_interval = kActiveCheck;
@@ -97,12 +98,16 @@ bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
         return false;
       }
       shared_.metrics.splice_pauses.Increment();
+      shared_.event_bus.emit(
+          [&] { return events::Paused{s.client_address, std::string(events::direction_label(upstream))}; });
       return true;
     case lifecycle::Pacing::resume:
       if (auto resumed = s.pair->resume(direction); !resumed) {
         spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error());
         return false;
       }
+      shared_.event_bus.emit(
+          [&] { return events::Resumed{s.client_address, std::string(events::direction_label(upstream))}; });
       return true;
   }
   return false;

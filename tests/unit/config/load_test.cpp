@@ -254,33 +254,30 @@ TEST_CASE("the reference configuration loads with every value it states") {
   CHECK(config.timeouts.shutdown_grace == 30s);
 }
 
-// The contract names these keys before their features land: the defaults are accepted, and
-// any other value is refused rather than accepted and ignored.
-TEST_CASE("keys whose features have not landed accept only their defaults") {
-  CHECK(load_ok(minimal_plus({"xdp:", "  rate_limit: {mode: off, syn_per_second: 50, burst: 100,"
-                              " prefix_v4: 32, prefix_v6: 64, exempt: []}",
-                              "  syncookie: {mode: off, syn_threshold: 10000}",
-                              "metrics: {token_file: \"\", max_subscribers: 16}"}))
-            .events == Events{});
-  check_errors(minimal_plus({"xdp:", "  rate_limit: {mode: enforce}"}),
-               {"t.yaml:13: xdp.rate_limit: not supported yet: only the default values are "
-                "accepted"});
-  check_errors(minimal_plus({"xdp:", "  rate_limit: {exempt: [\"10.0.0.0/8\"]}"}),
-               {"t.yaml:13: xdp.rate_limit: not supported yet: only the default values are "
-                "accepted"});
-  check_errors(minimal_plus({"xdp:", "  syncookie: {mode: auto}"}),
-               {"t.yaml:13: xdp.syncookie: not supported yet: only the default values are "
-                "accepted"});
-  check_errors(minimal_plus({"metrics: {token_file: /etc/snisplice/token}"}),
-               {"t.yaml:12: metrics.token_file: not supported yet: only the default values are "
-                "accepted"});
-  check_errors(minimal_plus({"metrics: {max_subscribers: 4}"}),
-               {"t.yaml:12: metrics.max_subscribers: not supported yet: only the default values "
-                "are accepted"});
-  // A bad value is still reported as such, not as unsupported.
+TEST_CASE("the SYN-defence and live-event keys are read with their values") {
+  const Config config = load_ok(minimal_plus(
+      {"xdp:", "  rate_limit: {mode: enforce, syn_per_second: 20, burst: 40, prefix_v4: 24,"
+               " prefix_v6: 48, exempt: [\"10.0.0.0/8\"]}",
+       "  syncookie: {mode: auto, syn_threshold: 5000}",
+       "metrics: {token_file: /etc/snisplice/token, max_subscribers: 4}"}));
+  CHECK(config.xdp.rate_limit.mode == RateLimitMode::enforce);
+  CHECK(config.xdp.rate_limit.syn_per_second == 20);
+  CHECK(config.xdp.rate_limit.burst == 40);
+  CHECK(config.xdp.rate_limit.prefix_v4 == 24);
+  CHECK(config.xdp.rate_limit.prefix_v6 == 48);
+  REQUIRE(config.xdp.rate_limit.exempt.size() == 1);
+  CHECK(config.xdp.rate_limit.exempt[0].to_string() == "10.0.0.0/8");
+  CHECK(config.xdp.syncookie.mode == SyncookieMode::automatic);
+  CHECK(config.xdp.syncookie.syn_threshold == 5000);
+  CHECK(config.events.token_file == "/etc/snisplice/token");
+  CHECK(config.events.max_subscribers == 4);
   check_errors(minimal_plus({"xdp:", "  rate_limit: {mode: sometimes}"}),
                {"t.yaml:13: xdp.rate_limit.mode: unknown value \"sometimes\" (allowed: off, monitor, "
                 "enforce)"});
+  check_errors(minimal_plus({"xdp:", "  rate_limit: {prefix_v4: 33}"}),
+               {"t.yaml:13: xdp.rate_limit.prefix_v4: must be between 1 and 32, got 33"});
+  check_errors(minimal_plus({"metrics: {max_subscribers: 1025}"}),
+               {"t.yaml:12: metrics.max_subscribers: must be between 0 and 1024, got 1025"});
 }
 
 TEST_CASE("the shipped conf/snisplice.yaml loads") {
