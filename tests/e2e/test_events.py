@@ -14,8 +14,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import (BIN, SPLICE, EchoServer, ProxyTest, client_hello, config, free_port, open_echoed_connections,
-                     recv_all, wait_until)
+from harness import (SPLICE, EchoServer, ProxyTest, client_hello, config, dns, free_port, listener,
+                     open_echoed_connections, recv_all, route, servers, wait_until)
 
 try:
     import websocket  # Debian's python3-websocket (websocket-client)
@@ -31,18 +31,10 @@ except ImportError:
         sys.path.remove("/usr/lib/python3/dist-packages")
 
 
-def events_config(port, backend_address, metrics_port, metrics_extra=""):
-    return config(
-        listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-        tables="""  t:
-    - host: "*.events.test"
-      backend: b""",
-        backends=f"""  b:
-    servers: ["{backend_address}"]""",
-        metrics_port=metrics_port).replace("# metrics\n", "# metrics\n" + metrics_extra, 1)
+def events_config(port, backend_address, metrics_port, **metrics_options):
+    return config([listener("tls", f"127.0.0.1:{port}", "t", protocol="tls")],
+                  {"t": [route("*.events.test", backend="b")]}, {"b": servers(backend_address)}, metrics_port,
+                  metrics=metrics_options)
 
 
 class Stream:
@@ -87,25 +79,12 @@ class EventStreams(ProxyTest):
         conn.recv(65536)
         conn.sendall(b"backend says hi")
 
-    def start(self, metrics_extra=""):
-        text = events_config(self.port, self.backend_.address, self.metrics_port, metrics_extra)
-        if metrics_extra:
-            self.skip_unless_loader_accepts(text)
-        self.proxy_ = self.proxy(text)
+    def start(self, **metrics_options):
+        self.proxy_ = self.proxy(events_config(self.port, self.backend_.address, self.metrics_port, **metrics_options))
         # The backend answers and closes at once: with sockmap, a connection whose answer
         # arrives before the splice is relayed in userspace (per connection, as designed).
         self.proxy_.allow_fallback = True
         return self.proxy_
-
-    def skip_unless_loader_accepts(self, text):
-        """metrics.token_file and metrics.max_subscribers are refused by the loader as "not
-        supported yet" until the configuration side of the feature lands."""
-        path = os.path.join(self.dir, "check.yaml")
-        with open(path, "w") as f:
-            f.write(text)
-        check = subprocess.run([BIN, "-c", path, "--check"], capture_output=True, text=True, timeout=30)
-        if "not supported yet" in check.stderr:
-            self.skipTest(f"the loader refuses these keys for now: {check.stderr.strip()}")
 
     def check_proxies(self):
         # A departed stream's client is noticed at the stream's next write (within a second).
@@ -198,7 +177,7 @@ class EventStreams(ProxyTest):
         self.assertEqual(summaries[0]["interval_ms"], 200)
 
     def test_subscriber_limit(self):
-        self.start("  max_subscribers: 1\n")
+        self.start(max_subscribers=1)
         self.stream()
         with self.assertRaises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(f"{self.base}/events.ndjson", timeout=5)
@@ -208,7 +187,7 @@ class EventStreams(ProxyTest):
         token_file = os.path.join(self.dir, "token")
         with open(token_file, "w") as f:
             f.write("s3cret-token\n")
-        proxy = self.start(f"  token_file: {token_file}\n")
+        proxy = self.start(token_file=token_file)
         for path in ("/", "/events.ndjson"):
             with self.assertRaises(urllib.error.HTTPError) as caught:
                 urllib.request.urlopen(f"{self.base}{path}", timeout=5)
@@ -255,29 +234,16 @@ class DnsEvents(ProxyTest):
     def test_lookups_and_a_denied_address(self):
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
         from dns_server import DnsServerProcess
-        dns = DnsServerProcess({"names": {"svc.open.test": [{"type": "A", "data": "127.0.0.1"}]}})
-        dns.__enter__()
-        self.later(lambda: dns.__exit__(None, None, None))
+        dns_server = DnsServerProcess({"names": {"svc.open.test": [{"type": "A", "data": "127.0.0.1"}]}})
+        dns_server.__enter__()
+        self.later(lambda: dns_server.__exit__(None, None, None))
         port, metrics_port = free_port(), free_port()
         pin_path = f"/sys/fs/bpf/snisplice-e2e-events-{os.getpid()}-{port}"
         self.later(lambda: subprocess.run(["rm", "-rf", pin_path]))
-        proxy = self.proxy(config(
-            listeners=f"""  - name: tls
-    listen: ["127.0.0.1:{port}"]
-    protocol: tls
-    table: t""",
-            tables="""  t:
-    - host: ".open.test"
-      resolve: {port: 443}""",
-            backends="""  unused:
-    servers: ["127.0.0.1:9"]""",
-            metrics_port=metrics_port,
-            extra=f"""dns:
-  servers: ["127.0.0.1:{dns.port}"]
-  timeout: 500ms
-  min_ttl: 30s
-bpf_pin_path: {pin_path}
-"""))
+        proxy = self.proxy(config([listener("tls", f"127.0.0.1:{port}", "t", protocol="tls")],
+                                  {"t": [route(".open.test", resolve={"port": 443})]},
+                                  {"unused": servers("127.0.0.1:9")}, metrics_port,
+                                  dns=dns(dns_server.port, min_ttl="30s"), bpf_pin_path=pin_path))
         stream = Stream(f"http://127.0.0.1:{metrics_port}/events.ndjson?type=dns&type=refused")
         self.later(stream.close)
         wait_until(lambda: proxy.metric("snisplice_event_subscribers") == 1, what="the stream to subscribe")
