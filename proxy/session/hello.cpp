@@ -1,6 +1,7 @@
 // Accept and hello: a new connection is admitted (or refused), its inbound PROXY header read
 // when its peer is trusted, and its ClientHello / request head parsed, under one absolute
 // deadline armed at accept.
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -118,15 +119,52 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
 
 // ---------------------------------------------------------------- hello
 
+// The hello is peeked, not read: it stays queued on the client socket, and the kernel's splice
+// (or the relay) forwards it with everything the client sent behind it.
 void Worker::arm_hello_recv(Session& s) {
-  ring_.recv(s.client.get(), std::span(s.inbound).subspan(s.inbound_length), tag_for(s, kHelloRecv));
+  ring_.peek(s.client.get(), std::span(s.inbound).subspan(s.proxy_header_length), tag_for(s, kHelloRecv));
+}
+
+void Worker::wait_for_more_hello(Session& s, bool peek_filled_buffer) {
+  if (peek_filled_buffer) return arm_hello_recv(s);  // into the grown buffer: more may be queued
+  // A repeated peek would return the same bytes at once: poll until the queue holds more than
+  // was peeked (TCP's poll honours SO_RCVLOWAT), or the client shuts down or resets.
+  int low_water = static_cast<int>(s.inbound_length - s.proxy_header_length + 1);
+  if (::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water) != 0)
+    return finish(s, Result::client_closed, true);
+  s.low_water_raised = true;
+  ring_.poll(s.client.get(), POLLIN | POLLRDHUP, tag_for(s, kHelloPoll));
+}
+
+void Worker::on_hello_poll(Session& s, int result) {
+  if (s.phase != Phase::hello) return;
+  if (result < 0) return finish(s, Result::client_closed, true);
+  arm_hello_recv(s);  // a peek finding no more bytes (a FIN, a reset) ends the connection
+}
+
+void Worker::reset_low_water(Session& s) {
+  if (!s.low_water_raised) return;
+  int low_water = 1;
+  ::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water);
+  s.low_water_raised = false;
+}
+
+void Worker::discard_peeked_hello(Session& s) {
+  if (!s.hello_queued || !s.client) return;
+  s.hello_queued = false;
+  // MSG_TRUNC drops TCP bytes without copying them.
+  ::recv(s.client.get(), nullptr, s.inbound_length - s.proxy_header_length, MSG_DONTWAIT | MSG_TRUNC);
 }
 
 void Worker::on_hello_recv(Session& s, int result) {
   if (s.phase != Phase::hello) return;
-  if (result == 0) return finish(s, Result::client_closed, false);
   if (result < 0) return finish(s, Result::client_closed, true);
-  s.inbound_length += static_cast<size_t>(result);
+  const size_t peeked_before = s.inbound_length - s.proxy_header_length;
+  if (!lifecycle::peek_found_more(peeked_before, static_cast<size_t>(result)))
+    return finish(s, Result::client_closed, false);
+  s.inbound_length = s.proxy_header_length + static_cast<size_t>(result);
+  s.hello_queued = true;
+  const bool filled = s.inbound_length == s.inbound.size();
   const config::Listener& listener = s.runtime->config->listeners[s.listener];
   std::span<const uint8_t> received(s.inbound.data(), s.inbound_length);
 
@@ -134,11 +172,15 @@ void Worker::on_hello_recv(Session& s, int result) {
     auto outcome = proxy_protocol::parse(received);
     if (std::holds_alternative<proxy_protocol::NeedMore>(outcome)) {
       if (s.inbound_length == s.inbound.size()) s.inbound.resize(s.inbound.size() * 2);
-      return arm_hello_recv(s);
+      return wait_for_more_hello(s, filled);
     }
     if (auto* done = std::get_if<proxy_protocol::Done>(&outcome)) {
       if (done->source) s.client_address = *done->source;
       if (done->destination) s.local_address = *done->destination;
+      // The header is consumed (the backend must not see it); the hello behind it stays
+      // queued. The bytes are already in the buffer, the same ones the peek copied.
+      ssize_t consumed = ::recv(s.client.get(), s.inbound.data(), done->consumed, MSG_DONTWAIT);
+      if (consumed != static_cast<ssize_t>(done->consumed)) return finish(s, Result::client_closed, true);
       s.proxy_header_length = done->consumed;
     } else if (std::get<proxy_protocol::Rejected>(outcome).reason !=
                proxy_protocol::RejectReason::bad_signature) {
@@ -155,7 +197,7 @@ void Worker::on_hello_recv(Session& s, int result) {
                       s.peer_address.to_string());
         return finish(s, Result::proxy_protocol_error, false);
       case proxy_protocol::HeaderPresence::undecided:
-        return arm_hello_recv(s);  // fewer bytes than a signature: within the hello's buffer
+        return wait_for_more_hello(s, filled);  // fewer bytes than a signature: within the hello's buffer
       case proxy_protocol::HeaderPresence::absent:
         break;
     }
@@ -170,7 +212,7 @@ void Worker::on_hello_recv(Session& s, int result) {
         s.inbound.resize(std::min(s.inbound.size() * 2, limit + 1));
       }
       if (s.inbound_length == s.inbound.size()) return finish(s, Result::client_hello_error, false);
-      return arm_hello_recv(s);
+      return wait_for_more_hello(s, filled);
     }
     case hello::Outcome::State::rejected:
       spdlog::debug("{}: {}: {}", listener.name, s.client_address.to_string(),

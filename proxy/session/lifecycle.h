@@ -56,6 +56,17 @@ std::optional<Ending> ending(const DirectionEnd& up, const DirectionEnd& down);
 enum class Close { fin, reset, reset_if_undelivered };
 Close closing(bool abort, bool connected, Survivor survivor);
 
+// The hello is read with MSG_PEEK: each peek returns every byte queued so far. A peek after a
+// wait (SO_RCVLOWAT above what was peeked) that found no more bytes than the last one means the
+// client shut down or reset before its hello was complete; so does a first peek of nothing.
+bool peek_found_more(size_t peeked_before, size_t peeked_now);
+
+// How the bytes of a connection move once the backend is connected. The verdict is handed whole
+// skbs, so a client socket userspace consumed bytes from (a trusted inbound PROXY header) could
+// have the consumed part forwarded again: such a connection is relayed in userspace.
+enum class DataPath { splice, relay };
+DataPath data_path(bool kernel_splice, size_t consumed_from_client);
+
 // What a session's deadline means in its phase: the absolute hello deadline, the idle timeout
 // (re-armed from the last activity while there was some), or the splice's periodic check.
 enum class DeadlineAction { none, hello_timeout, idle_timeout, rearm_idle, check_splice };

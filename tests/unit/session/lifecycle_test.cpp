@@ -112,3 +112,18 @@ TEST_CASE("splice pacing: pause above 16 MiB undelivered, resume at 4 MiB or les
   CHECK(splice_pacing(false, 0) == Pacing::keep);
   CHECK(splice_pacing(false, 101, SpliceMarks{100, 10}) == Pacing::pause);
 }
+
+TEST_CASE("a peek that finds no more bytes than the last one means the client ended its side") {
+  CHECK_FALSE(peek_found_more(0, 0));      // EOF before any byte
+  CHECK(peek_found_more(0, 1));
+  CHECK(peek_found_more(10, 11));          // the low-water mark was met
+  CHECK_FALSE(peek_found_more(10, 10));    // woken by a FIN: the same bytes again
+  CHECK_FALSE(peek_found_more(10, 9));     // never less, but not more either
+}
+
+TEST_CASE("data path: spliced only when the kernel splice is on and nothing was consumed") {
+  CHECK(data_path(true, 0) == DataPath::splice);
+  CHECK(data_path(true, 16) == DataPath::relay);   // a trusted PROXY header was read
+  CHECK(data_path(false, 0) == DataPath::relay);   // splice: userspace, or no engine
+  CHECK(data_path(false, 16) == DataPath::relay);
+}
