@@ -162,8 +162,8 @@ class Pipelined(ProxyTest):
                               f"https://api.test:{port}/"], capture_output=True, timeout=20)
         self.assertEqual(out.returncode, 0, out.stderr.decode())
         self.assertIn(b"s_server", out.stdout)
-        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "api.test"],
-                             input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=15)
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "api.test",
+                              "-ign_eof"], input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=15)
         self.assertIn(b"s_server", out.stdout)
         wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == 2,
                    what="both connections counted as proxied")
