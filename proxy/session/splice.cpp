@@ -1,9 +1,10 @@
 // The splice stage of a connection: after the PROXY header (if any) has been written, both
-// sockets go into the sockhash and the kernel carries the bytes, the peeked hello first. The worker keeps what the kernel does not:
-// FIN propagation after the redirected bytes drained, backpressure (pausing a direction whose
-// destination reads slower than its source sends), the budget as a last resort, idle time
-// and byte counts from the BPF counters, and the userspace relay for a direction the kernel
-// handed back. (Hazards and their tests: proxy/bpf/splice_engine.h.)
+// sockets go into the sockhash and the kernel carries the bytes, the peeked hello first. The
+// worker keeps what the kernel does not: FIN propagation after the redirected bytes drained,
+// backpressure (pausing a direction whose destination reads slower than its source sends), the
+// budget as a last resort, idle time and byte counts from the BPF counters, and the userspace
+// relay for a direction the kernel handed back. (Hazards and their tests:
+// proxy/bpf/splice_engine.h.)
 #include <poll.h>
 
 #include <spdlog/spdlog.h>

@@ -151,6 +151,19 @@ class Pipelined(ProxyTest):
         self.run_many("tls", lambda i: early_data(i, 2000 + i), count=10,
                       listener_options={"proxy_protocol_from": ["127.0.0.1/32"]}, relayed=True, prefix=header)
 
+    def test_a_refused_hello_still_gets_a_fin(self):
+        # The peeked hello is unread when the route refuses it: the proxy drops it before the
+        # close, which would otherwise answer with a reset.
+        port = free_port()
+        proxy = self.proxy(config([listener("tls", f"127.0.0.1:{port}", "t", protocol="tls")],
+                                  {"t": [route("*", action="reject")]}, {}, free_port()))
+        for name in ("a.test", "b.test"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(client_hello(name))
+                self.assertEqual(recv_all(c), b"")  # a ConnectionResetError fails the test
+        wait_until(lambda: proxy.metric("snisplice_connections_total", result="rejected") == 2,
+                   what="both refusals counted")
+
     def test_curl_and_s_client_through_it(self):
         certs = Certificates(self.dir, ["api.test"])
         server_port = free_port()
