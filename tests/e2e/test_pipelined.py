@@ -3,6 +3,7 @@ pipelined requests) or half-close right after it. The proxy peeks the hello, so 
 client sent is consumed: the kernel splice (or the relay) forwards the hello and everything
 behind it. Byte-exact both ways in both modes; in sockmap mode nearly all are spliced."""
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -36,6 +37,20 @@ def tls_records(content_type, payload, size=16384):
 def early_data(i, size):
     """The ClientHello and application-data records in one buffer (TLS 1.3 early data's shape)."""
     return client_hello(f"c{i}.early.test") + tls_records(0x17, pattern(b"early%d" % i, size))
+
+
+def padded_hello(server_name, size):
+    """A TLS 1.3 ClientHello of about `size` bytes (a padding extension), its handshake message
+    split over records of at most 16 KiB, as large hellos (post-quantum key shares) are."""
+    name = server_name.encode()
+    entry = struct.pack("!BH", 0, len(name)) + name
+    sni = struct.pack("!HHH", 0, len(entry) + 2, len(entry)) + entry
+    versions = struct.pack("!HHB", 43, 3, 2) + b"\x03\x04"
+    padding = struct.pack("!HH", 21, size) + bytes(size)
+    extensions = sni + versions + padding
+    body = (b"\x03\x03" + bytes(range(32)) + b"\x00" + struct.pack("!H", 2) + b"\x13\x01" + b"\x01\x00"
+            + struct.pack("!H", len(extensions)) + extensions)
+    return tls_records(0x16, b"\x01" + struct.pack("!I", len(body))[1:] + body)
 
 
 def http_post(i, size):
@@ -142,6 +157,22 @@ class Pipelined(ProxyTest):
             blobs.append(hello + data)
             self.exchange(port, hello + data, False, [hello[:3], hello[3:100], hello[100:] + data])
         self.assertEqual(run_clients(10, client), [])
+        self.check(proxy, backend, blobs, False)
+
+    def test_a_40_kib_hello_in_three_records_dribbled_with_data_behind(self):
+        # The peek buffer grows past its first 2 KiB, the socket keeps the whole hello queued
+        # (SO_RCVBUF), and the low-water mark follows each piece.
+        backend, proxy, port = self.start(listener_options={"client_hello_max_bytes": 65536})
+        blobs = []
+
+        def client(i):
+            hello = padded_hello(f"c{i}.big.test", 40000)
+            data = tls_records(0x17, pattern(b"big%d" % i, 20000))
+            blobs.append(hello + data)
+            pieces = [hello[k:k + 4000] for k in range(0, len(hello), 4000)]
+            pieces[-1] += data
+            self.exchange(port, hello + data, False, pieces)
+        self.assertEqual(run_clients(6, client), [])
         self.check(proxy, backend, blobs, False)
 
     def test_trusted_proxy_header_is_consumed_and_the_rest_relayed_exactly(self):
