@@ -125,10 +125,10 @@ void Worker::arm_hello_recv(Session& s) {
   ring_.peek(s.client.get(), std::span(s.inbound).subspan(s.proxy_header_length), tag_for(s, kHelloRecv));
 }
 
-void Worker::wait_for_more_hello(Session& s, bool peek_filled_buffer) {
-  if (peek_filled_buffer) return arm_hello_recv(s);  // into the grown buffer: more may be queued
+void Worker::wait_for_more_hello(Session& s) {
   // A repeated peek would return the same bytes at once: poll until the queue holds more than
-  // was peeked (TCP's poll honours SO_RCVLOWAT), or the client shuts down or resets.
+  // was peeked (TCP's poll honours SO_RCVLOWAT), or the client shuts down or resets. Bytes
+  // already queued beyond a full buffer meet the mark at once.
   int low_water = static_cast<int>(s.inbound_length - s.proxy_header_length + 1);
   if (::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water) != 0)
     return finish(s, Result::client_closed, true);
@@ -139,7 +139,8 @@ void Worker::wait_for_more_hello(Session& s, bool peek_filled_buffer) {
 void Worker::on_hello_poll(Session& s, int result) {
   if (s.phase != Phase::hello) return;
   if (result < 0) return finish(s, Result::client_closed, true);
-  arm_hello_recv(s);  // a peek finding no more bytes (a FIN, a reset) ends the connection
+  s.hello_hung_up = static_cast<unsigned>(result) & (POLLRDHUP | POLLHUP | POLLERR);
+  arm_hello_recv(s);
 }
 
 void Worker::reset_low_water(Session& s) {
@@ -159,20 +160,33 @@ void Worker::discard_peeked_hello(Session& s) {
 void Worker::on_hello_recv(Session& s, int result) {
   if (s.phase != Phase::hello) return;
   if (result < 0) return finish(s, Result::client_closed, true);
-  const size_t peeked_before = s.inbound_length - s.proxy_header_length;
-  if (!lifecycle::peek_found_more(peeked_before, static_cast<size_t>(result)))
-    return finish(s, Result::client_closed, false);
+  const config::Listener& listener = s.runtime->config->listeners[s.listener];
+  switch (lifecycle::after_peek(s.inbound_length - s.proxy_header_length, static_cast<size_t>(result),
+                                s.hello_hung_up)) {
+    case lifecycle::PeekStep::parse: break;
+    case lifecycle::PeekStep::client_closed: return finish(s, Result::client_closed, false);
+    case lifecycle::PeekStep::buffer_full: {
+      // TCP's poll also wakes when the receive buffer is nearly full, and then the window is
+      // closed on an incomplete hello (a large hello in small segments). Make room for the
+      // largest allowed one, once: this stops autotuning for this connection only.
+      spdlog::debug("{}: {}: receive buffer full after {} hello bytes{}", listener.name, s.peer_address.to_string(),
+                    result, s.receive_buffer_raised ? "" : "; raising it");
+      if (s.receive_buffer_raised) return finish(s, Result::client_hello_error, false);
+      s.receive_buffer_raised = true;
+      int room = static_cast<int>(2 * (s.proxy_header_length + listener.client_hello_max_bytes));
+      ::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVBUF, &room, sizeof room);  // doubled by the kernel
+      return wait_for_more_hello(s);
+    }
+  }
   s.inbound_length = s.proxy_header_length + static_cast<size_t>(result);
   s.hello_queued = true;
-  const bool filled = s.inbound_length == s.inbound.size();
-  const config::Listener& listener = s.runtime->config->listeners[s.listener];
   std::span<const uint8_t> received(s.inbound.data(), s.inbound_length);
 
   if (!s.proxy_header_done) {
     auto outcome = proxy_protocol::parse(received);
     if (std::holds_alternative<proxy_protocol::NeedMore>(outcome)) {
       if (s.inbound_length == s.inbound.size()) s.inbound.resize(s.inbound.size() * 2);
-      return wait_for_more_hello(s, filled);
+      return wait_for_more_hello(s);
     }
     if (auto* done = std::get_if<proxy_protocol::Done>(&outcome)) {
       if (done->source) s.client_address = *done->source;
@@ -197,7 +211,7 @@ void Worker::on_hello_recv(Session& s, int result) {
                       s.peer_address.to_string());
         return finish(s, Result::proxy_protocol_error, false);
       case proxy_protocol::HeaderPresence::undecided:
-        return wait_for_more_hello(s, filled);  // fewer bytes than a signature: within the hello's buffer
+        return wait_for_more_hello(s);  // fewer bytes than a signature: within the hello's buffer
       case proxy_protocol::HeaderPresence::absent:
         break;
     }
@@ -212,7 +226,7 @@ void Worker::on_hello_recv(Session& s, int result) {
         s.inbound.resize(std::min(s.inbound.size() * 2, limit + 1));
       }
       if (s.inbound_length == s.inbound.size()) return finish(s, Result::client_hello_error, false);
-      return wait_for_more_hello(s, filled);
+      return wait_for_more_hello(s);
     }
     case hello::Outcome::State::rejected:
       spdlog::debug("{}: {}: {}", listener.name, s.client_address.to_string(),

@@ -54,7 +54,10 @@ DeadlineVerdict on_deadline(Phase phase, Clock::time_point now, Clock::time_poin
   return {DeadlineAction::none};
 }
 
-bool peek_found_more(size_t peeked_before, size_t peeked_now) { return peeked_now > peeked_before; }
+PeekStep after_peek(size_t peeked_before, size_t peeked_now, bool hung_up) {
+  if (peeked_now > peeked_before) return PeekStep::parse;
+  return hung_up || peeked_now == 0 ? PeekStep::client_closed : PeekStep::buffer_full;
+}
 
 DataPath data_path(bool kernel_splice, size_t consumed_from_client) {
   return kernel_splice && consumed_from_client == 0 ? DataPath::splice : DataPath::relay;

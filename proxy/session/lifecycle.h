@@ -56,10 +56,12 @@ std::optional<Ending> ending(const DirectionEnd& up, const DirectionEnd& down);
 enum class Close { fin, reset, reset_if_undelivered };
 Close closing(bool abort, bool connected, Survivor survivor);
 
-// The hello is read with MSG_PEEK: each peek returns every byte queued so far. A peek after a
-// wait (SO_RCVLOWAT above what was peeked) that found no more bytes than the last one means the
-// client shut down or reset before its hello was complete; so does a first peek of nothing.
-bool peek_found_more(size_t peeked_before, size_t peeked_now);
+// The hello is read with MSG_PEEK: each peek returns every byte queued so far, and a peek after
+// the first follows a poll with SO_RCVLOWAT above what was peeked. A peek with no more bytes
+// means the client shut down or reset (the poll said so, or a first peek found EOF), or else
+// that the poll woke on receive-buffer pressure: the window is closed on an incomplete hello.
+enum class PeekStep { parse, client_closed, buffer_full };
+PeekStep after_peek(size_t peeked_before, size_t peeked_now, bool hung_up);
 
 // How the bytes of a connection move once the backend is connected. The verdict is handed whole
 // skbs, so a client socket userspace consumed bytes from (a trusted inbound PROXY header) could

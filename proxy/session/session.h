@@ -106,6 +106,8 @@ struct Session {
   bool proxy_header_done = false;
   bool hello_queued = false;         // peeked bytes sit on the client socket, unread
   bool low_water_raised = false;     // SO_RCVLOWAT is above 1 while waiting for more hello
+  bool hello_hung_up = false;        // the last hello poll saw a FIN, a reset or an error
+  bool receive_buffer_raised = false;  // SO_RCVBUF set to hold the largest allowed hello
   std::optional<hello::PrereadParser> parser;
   hello::Hello hello;
 

@@ -85,7 +85,7 @@ class Worker {
   // for more than was peeked, SO_RCVLOWAT is raised and the socket polled.
   void arm_hello_recv(Session& s);
   void on_hello_recv(Session& s, int result);
-  void wait_for_more_hello(Session& s, bool peek_filled_buffer);
+  void wait_for_more_hello(Session& s);
   void on_hello_poll(Session& s, int result);
   // SO_RCVLOWAT back to 1 before the data path (the relay's reads and the kernel's kick).
   void reset_low_water(Session& s);

@@ -74,7 +74,7 @@ class Pipelined(ProxyTest):
                               {"t": [route("*", backend="b")]}, {"b": servers(backend.address)}, free_port())
         return backend, self.proxy(document), port
 
-    def exchange(self, port, blob, half_close, pieces=None, prefix=b""):
+    def exchange(self, port, blob, half_close, pieces=None, prefix=b"", pause=0.05):
         """Writes `prefix` + `blob` (in one write, or `blob` as `pieces` with pauses between
         them), optionally half-closes right after, and checks the echo is `blob` exactly, then
         EOF. `prefix` (an inbound PROXY header) is not for the backend."""
@@ -82,7 +82,7 @@ class Pipelined(ProxyTest):
             def write():
                 for n, piece in enumerate(pieces or [blob]):
                     if n:
-                        time.sleep(0.05)
+                        time.sleep(pause)
                     c.sendall((prefix if n == 0 else b"") + piece)
                 if half_close:
                     c.shutdown(socket.SHUT_WR)
@@ -159,20 +159,26 @@ class Pipelined(ProxyTest):
         self.assertEqual(run_clients(10, client), [])
         self.check(proxy, backend, blobs, False)
 
-    def test_a_40_kib_hello_in_three_records_dribbled_with_data_behind(self):
+    def test_large_hellos_in_many_records_dribbled_with_data_behind(self):
         # The peek buffer grows past its first 2 KiB, the socket keeps the whole hello queued
-        # (SO_RCVBUF), and the low-water mark follows each piece.
+        # (SO_RCVBUF), and the low-water mark follows each piece. 60 000 bytes is close to the
+        # largest limit a listener may set (64 KiB).
         backend, proxy, port = self.start(listener_options={"client_hello_max_bytes": 65536})
         blobs = []
+        shapes = [(40000, 4000), (60000, 60000 + 20000), (60000, 1400), (20000, 1)]
 
         def client(i):
-            hello = padded_hello(f"c{i}.big.test", 40000)
+            size, piece = shapes[i % len(shapes)]
+            hello = padded_hello(f"c{i}.big.test", size)
             data = tls_records(0x17, pattern(b"big%d" % i, 20000))
             blobs.append(hello + data)
-            pieces = [hello[k:k + 4000] for k in range(0, len(hello), 4000)]
-            pieces[-1] += data
-            self.exchange(port, hello + data, False, pieces)
-        self.assertEqual(run_clients(6, client), [])
+            if piece == 1:  # a dribbled head, then the rest
+                pieces = [hello[k:k + 1] for k in range(20)] + [hello[20:] + data]
+            else:
+                pieces = [hello[k:k + piece] for k in range(0, len(hello), piece)]
+                pieces[-1] += data
+            self.exchange(port, hello + data, False, pieces, pause=0.01)
+        self.assertEqual(run_clients(2 * len(shapes), client), [])
         self.check(proxy, backend, blobs, False)
 
     def test_trusted_proxy_header_is_consumed_and_the_rest_relayed_exactly(self):

@@ -113,12 +113,14 @@ TEST_CASE("splice pacing: pause above 16 MiB undelivered, resume at 4 MiB or les
   CHECK(splice_pacing(false, 101, SpliceMarks{100, 10}) == Pacing::pause);
 }
 
-TEST_CASE("a peek that finds no more bytes than the last one means the client ended its side") {
-  CHECK_FALSE(peek_found_more(0, 0));      // EOF before any byte
-  CHECK(peek_found_more(0, 1));
-  CHECK(peek_found_more(10, 11));          // the low-water mark was met
-  CHECK_FALSE(peek_found_more(10, 10));    // woken by a FIN: the same bytes again
-  CHECK_FALSE(peek_found_more(10, 9));     // never less, but not more either
+TEST_CASE("after a peek: parse new bytes; no new bytes is a hang-up, or a full receive buffer") {
+  CHECK(after_peek(0, 0, false) == PeekStep::client_closed);  // a first peek found EOF
+  CHECK(after_peek(0, 1, false) == PeekStep::parse);
+  CHECK(after_peek(10, 11, false) == PeekStep::parse);        // the low-water mark was met
+  CHECK(after_peek(10, 12, true) == PeekStep::parse);         // bytes and a FIN: parse them first
+  CHECK(after_peek(10, 10, true) == PeekStep::client_closed);  // woken by a FIN or a reset
+  CHECK(after_peek(10, 10, false) == PeekStep::buffer_full);   // woken by receive-buffer pressure
+  CHECK(after_peek(10, 9, false) == PeekStep::buffer_full);
 }
 
 TEST_CASE("data path: spliced only when the kernel splice is on and nothing was consumed") {
