@@ -113,7 +113,7 @@ TEST_CASE("splice pacing: pause above 16 MiB undelivered, resume at 4 MiB or les
   CHECK(splice_pacing(false, 101, SpliceMarks{100, 10}) == Pacing::pause);
 }
 
-TEST_CASE("after a peek: parse new bytes; no new bytes is a hang-up, or a full receive buffer") {
+TEST_CASE("after a peek: parse new bytes, else a hang-up or a full receive buffer") {
   CHECK(after_peek(0, 0, false) == PeekStep::client_closed);  // a first peek found EOF
   CHECK(after_peek(0, 1, false) == PeekStep::parse);
   CHECK(after_peek(10, 11, false) == PeekStep::parse);        // the low-water mark was met
