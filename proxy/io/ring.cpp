@@ -61,6 +61,10 @@ void Ring::recv(int fd, std::span<uint8_t> into, OpTag tag) {
   io_uring_prep_recv(sqe(tag), fd, into.data(), into.size(), 0);
 }
 
+void Ring::peek(int fd, std::span<uint8_t> into, OpTag tag) {
+  io_uring_prep_recv(sqe(tag), fd, into.data(), into.size(), MSG_PEEK);
+}
+
 void Ring::recv_multishot(int fd, uint16_t buffer_group, OpTag tag) {
   io_uring_sqe* s = sqe(tag);
   io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);

@@ -79,6 +79,8 @@ class Ring {
   // Operations; each completion carries `tag`. Buffers passed in must stay valid until then.
   void read(int fd, std::span<uint8_t> into, OpTag tag);
   void recv(int fd, std::span<uint8_t> into, OpTag tag);
+  // recv with MSG_PEEK: copies what is queued (waiting for a first byte) and consumes nothing.
+  void peek(int fd, std::span<uint8_t> into, OpTag tag);
   // Receives into buffers the kernel picks from `buffer_group`, until cancelled or EOF.
   void recv_multishot(int fd, uint16_t buffer_group, OpTag tag);
   void send(int fd, std::span<const uint8_t> bytes, OpTag tag);  // never raises SIGPIPE

@@ -82,7 +82,10 @@ void Worker::finish(Session& s, Result result, bool abort) {
     ring_.cancel(io::OpTag{kind, s.slot, s.generation}, tag_for(s, kCancel));
   };
   switch (was) {
-    case Phase::hello: cancel(kHelloRecv); return;
+    case Phase::hello:
+      cancel(kHelloRecv);
+      cancel(kHelloPoll);
+      return;
     case Phase::connecting: cancel(kConnect); return;  // its linked timeout ends with it
     case Phase::preamble: cancel(kPreamble); return;
     case Phase::resolving:
@@ -119,6 +122,7 @@ void Worker::release(Session& s) {
     for (int fd : {s.client.get(), s.backend.get()})
       if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
   }
+  if (!s.abort) discard_peeked_hello(s);  // so that closing the client sends a FIN, not a RST
   if (s.survivor != Survivor::none) {
     bool client_survives = s.survivor == Survivor::client;
     UniqueFd& failed = client_survives ? s.backend : s.client;

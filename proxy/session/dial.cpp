@@ -1,6 +1,6 @@
 // Dial: route the hello, resolve the name of a resolve route, connect to the candidates in
-// order (each checked against the route's address policy), then write the preamble (PROXY
-// header and the buffered hello) to the backend before the data path starts.
+// order (each checked against the route's address policy), then write the PROXY header, if
+// the backend wants one, before the data path starts (and forwards the peeked hello).
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -184,20 +184,17 @@ void Worker::on_connect(Session& s, int result) {
 // ---------------------------------------------------------------- preamble
 
 void Worker::send_preamble(Session& s) {
-  const config::Backend* backend = s.runtime->config->find_backend(s.backend_name);
-  if (backend && backend->proxy_protocol != config::ProxyProtocol::off) {
-    auto version = backend->proxy_protocol == config::ProxyProtocol::v1 ? proxy_protocol::Version::v1
-                                                                        : proxy_protocol::Version::v2;
-    s.preamble = proxy_protocol::encode(version, s.client_address, s.local_address);
-  }
-  s.preamble.insert(s.preamble.end(), s.inbound.begin() + static_cast<long>(s.proxy_header_length),
-                    s.inbound.begin() + static_cast<long>(s.inbound_length));
-  s.up.bytes = s.inbound_length - s.proxy_header_length;
-  shared_.metrics.bytes_client_to_backend.Increment(static_cast<double>(s.up.bytes));
+  // The hello is not part of it: it is still queued on the client socket, and the data path
+  // forwards (and counts) it with whatever the client sent behind it.
   std::vector<uint8_t>().swap(s.inbound);  // an idle connection keeps no hello buffer
-  s.phase = Phase::preamble;
   s.last_activity = Clock::now();
   set_deadline(s, s.last_activity + s.runtime->config->timeouts.idle);
+  const config::Backend* backend = s.runtime->config->find_backend(s.backend_name);
+  if (!backend || backend->proxy_protocol == config::ProxyProtocol::off) return start_data_path(s);
+  auto version = backend->proxy_protocol == config::ProxyProtocol::v1 ? proxy_protocol::Version::v1
+                                                                      : proxy_protocol::Version::v2;
+  s.preamble = proxy_protocol::encode(version, s.client_address, s.local_address);
+  s.phase = Phase::preamble;
   ring_.send(s.backend.get(), s.preamble, tag_for(s, kPreamble));
 }
 
@@ -215,6 +212,8 @@ void Worker::on_preamble_sent(Session& s, int result) {
 
 void Worker::start_data_path(Session& s) {
   s.last_activity = Clock::now();
+  reset_low_water(s);
+  s.hello_queued = false;  // from here the data path owns the queued bytes
   if (try_splice(s)) return;
   shared_.metrics.spliced_userspace.Increment();
   shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });

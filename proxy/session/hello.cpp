@@ -1,6 +1,7 @@
 // Accept and hello: a new connection is admitted (or refused), its inbound PROXY header read
 // when its peer is trusted, and its ClientHello / request head parsed, under one absolute
 // deadline armed at accept.
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -119,27 +120,82 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
 
 // ---------------------------------------------------------------- hello
 
+// The hello is peeked, not read: it stays queued on the client socket, and the kernel's splice
+// (or the relay) forwards it with everything the client sent behind it.
 void Worker::arm_hello_recv(Session& s) {
-  ring_.recv(s.client.get(), std::span(s.inbound).subspan(s.inbound_length), tag_for(s, kHelloRecv));
+  ring_.peek(s.client.get(), std::span(s.inbound).subspan(s.proxy_header_length), tag_for(s, kHelloRecv));
+}
+
+void Worker::wait_for_more_hello(Session& s) {
+  // A repeated peek would return the same bytes at once: poll until the queue holds more than
+  // was peeked (TCP's poll honours SO_RCVLOWAT), or the client shuts down or resets. Bytes
+  // already queued beyond a full buffer meet the mark at once.
+  int low_water = static_cast<int>(s.inbound_length - s.proxy_header_length + 1);
+  if (::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water) != 0)
+    return finish(s, Result::client_closed, true);
+  s.low_water_raised = true;
+  ring_.poll(s.client.get(), POLLIN | POLLRDHUP, tag_for(s, kHelloPoll));
+}
+
+void Worker::on_hello_poll(Session& s, int result) {
+  if (s.phase != Phase::hello) return;
+  if (result < 0) return finish(s, Result::client_closed, true);
+  s.hello_hung_up = static_cast<unsigned>(result) & (POLLRDHUP | POLLHUP | POLLERR);
+  arm_hello_recv(s);
+}
+
+void Worker::reset_low_water(Session& s) {
+  if (!s.low_water_raised) return;
+  int low_water = 1;
+  ::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water);
+  s.low_water_raised = false;
+}
+
+void Worker::discard_peeked_hello(Session& s) {
+  if (!s.hello_queued || !s.client) return;
+  s.hello_queued = false;
+  // MSG_TRUNC drops TCP bytes without copying them.
+  ::recv(s.client.get(), nullptr, s.inbound_length - s.proxy_header_length, MSG_DONTWAIT | MSG_TRUNC);
 }
 
 void Worker::on_hello_recv(Session& s, int result) {
   if (s.phase != Phase::hello) return;
-  if (result == 0) return finish(s, Result::client_closed, false);
   if (result < 0) return finish(s, Result::client_closed, true);
-  s.inbound_length += static_cast<size_t>(result);
   const config::Listener& listener = s.runtime->config->listeners[s.listener];
+  switch (lifecycle::after_peek(s.inbound_length - s.proxy_header_length, static_cast<size_t>(result),
+                                s.hello_hung_up)) {
+    case lifecycle::PeekStep::parse: break;
+    case lifecycle::PeekStep::client_closed: return finish(s, Result::client_closed, false);
+    case lifecycle::PeekStep::buffer_full: {
+      // TCP's poll also wakes when the receive buffer is nearly full, and then the window is
+      // closed on an incomplete hello (a large hello in small segments). Make room for the
+      // largest allowed one, once: this stops autotuning for this connection only.
+      spdlog::debug("{}: {}: receive buffer full after {} hello bytes{}", listener.name, s.peer_address.to_string(),
+                    result, s.receive_buffer_raised ? "" : "; raising it");
+      if (s.receive_buffer_raised) return finish(s, Result::client_hello_error, false);
+      s.receive_buffer_raised = true;
+      int room = static_cast<int>(2 * (s.proxy_header_length + listener.client_hello_max_bytes));
+      ::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVBUF, &room, sizeof room);  // doubled by the kernel
+      return wait_for_more_hello(s);
+    }
+  }
+  s.inbound_length = s.proxy_header_length + static_cast<size_t>(result);
+  s.hello_queued = true;
   std::span<const uint8_t> received(s.inbound.data(), s.inbound_length);
 
   if (!s.proxy_header_done) {
     auto outcome = proxy_protocol::parse(received);
     if (std::holds_alternative<proxy_protocol::NeedMore>(outcome)) {
       if (s.inbound_length == s.inbound.size()) s.inbound.resize(s.inbound.size() * 2);
-      return arm_hello_recv(s);
+      return wait_for_more_hello(s);
     }
     if (auto* done = std::get_if<proxy_protocol::Done>(&outcome)) {
       if (done->source) s.client_address = *done->source;
       if (done->destination) s.local_address = *done->destination;
+      // The header is consumed (the backend must not see it); the hello behind it stays
+      // queued. The bytes are already in the buffer, the same ones the peek copied.
+      ssize_t consumed = ::recv(s.client.get(), s.inbound.data(), done->consumed, MSG_DONTWAIT);
+      if (consumed != static_cast<ssize_t>(done->consumed)) return finish(s, Result::client_closed, true);
       s.proxy_header_length = done->consumed;
     } else if (std::get<proxy_protocol::Rejected>(outcome).reason !=
                proxy_protocol::RejectReason::bad_signature) {
@@ -156,7 +212,7 @@ void Worker::on_hello_recv(Session& s, int result) {
                       s.peer_address.to_string());
         return finish(s, Result::proxy_protocol_error, false);
       case proxy_protocol::HeaderPresence::undecided:
-        return arm_hello_recv(s);  // fewer bytes than a signature: within the hello's buffer
+        return wait_for_more_hello(s);  // fewer bytes than a signature: within the hello's buffer
       case proxy_protocol::HeaderPresence::absent:
         break;
     }
@@ -171,7 +227,7 @@ void Worker::on_hello_recv(Session& s, int result) {
         s.inbound.resize(std::min(s.inbound.size() * 2, limit + 1));
       }
       if (s.inbound_length == s.inbound.size()) return finish(s, Result::client_hello_error, false);
-      return arm_hello_recv(s);
+      return wait_for_more_hello(s);
     }
     case hello::Outcome::State::rejected:
       spdlog::debug("{}: {}: {}", listener.name, s.client_address.to_string(),

@@ -54,6 +54,15 @@ DeadlineVerdict on_deadline(Phase phase, Clock::time_point now, Clock::time_poin
   return {DeadlineAction::none};
 }
 
+PeekStep after_peek(size_t peeked_before, size_t peeked_now, bool hung_up) {
+  if (peeked_now > peeked_before) return PeekStep::parse;
+  return hung_up || peeked_now == 0 ? PeekStep::client_closed : PeekStep::buffer_full;
+}
+
+DataPath data_path(bool kernel_splice, size_t consumed_from_client) {
+  return kernel_splice && consumed_from_client == 0 ? DataPath::splice : DataPath::relay;
+}
+
 Pacing relay_pacing(bool paused, bool receiving, size_t pending, RelayMarks marks) {
   if (!paused) return pending >= marks.pause_at && receiving ? Pacing::pause : Pacing::keep;
   return pending <= marks.resume_at && !receiving ? Pacing::resume : Pacing::keep;

@@ -56,6 +56,19 @@ std::optional<Ending> ending(const DirectionEnd& up, const DirectionEnd& down);
 enum class Close { fin, reset, reset_if_undelivered };
 Close closing(bool abort, bool connected, Survivor survivor);
 
+// The hello is read with MSG_PEEK: each peek returns every byte queued so far, and a peek after
+// the first follows a poll with SO_RCVLOWAT above what was peeked. A peek with no more bytes
+// means the client shut down or reset (the poll said so, or a first peek found EOF), or else
+// that the poll woke on receive-buffer pressure: the window is closed on an incomplete hello.
+enum class PeekStep { parse, client_closed, buffer_full };
+PeekStep after_peek(size_t peeked_before, size_t peeked_now, bool hung_up);
+
+// How the bytes of a connection move once the backend is connected. The verdict is handed whole
+// skbs, so a client socket userspace consumed bytes from (a trusted inbound PROXY header) could
+// have the consumed part forwarded again: such a connection is relayed in userspace.
+enum class DataPath { splice, relay };
+DataPath data_path(bool kernel_splice, size_t consumed_from_client);
+
 // What a session's deadline means in its phase: the absolute hello deadline, the idle timeout
 // (re-armed from the last activity while there was some), or the splice's periodic check.
 enum class DeadlineAction { none, hello_timeout, idle_timeout, rearm_idle, check_splice };

@@ -7,7 +7,8 @@ namespace snisplice::session {
 enum OpKind : uint8_t {
   kAccept = 1,      // slot: listener socket index
   kWake,            // the daemon's eventfd
-  kHelloRecv,
+  kHelloRecv,       // MSG_PEEK: the hello stays queued on the client socket
+  kHelloPoll,       // POLLIN over SO_RCVLOWAT: more hello bytes than were peeked
   kConnect,
   kConnectTimeout,  // linked to kConnect
   kPreamble,

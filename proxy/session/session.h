@@ -97,10 +97,17 @@ struct Session {
   Clock::time_point deadline;         // hello, connect or idle deadline: see Worker::on_deadline
   Clock::time_point last_activity;
 
-  std::vector<uint8_t> inbound;      // the hello bytes (and a PROXY header) as received
+  // A trusted inbound PROXY header (read from the socket, not replayed), then the hello as
+  // last peeked: the hello and everything behind it stay queued on the client socket until the
+  // kernel or the relay forwards them.
+  std::vector<uint8_t> inbound;
   size_t inbound_length = 0;
-  size_t proxy_header_length = 0;    // inbound PROXY header bytes, not replayed
+  size_t proxy_header_length = 0;    // bytes consumed from the client socket
   bool proxy_header_done = false;
+  bool hello_queued = false;         // peeked bytes sit on the client socket, unread
+  bool low_water_raised = false;     // SO_RCVLOWAT is above 1 while waiting for more hello
+  bool hello_hung_up = false;        // the last hello poll saw a FIN, a reset or an error
+  bool receive_buffer_raised = false;  // SO_RCVBUF set to hold the largest allowed hello
   std::optional<hello::PrereadParser> parser;
   hello::Hello hello;
 

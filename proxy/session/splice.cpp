@@ -1,9 +1,10 @@
-// The splice stage of a connection: after the hello has been replayed, both sockets go into
-// the sockhash and the kernel carries the bytes. The worker keeps what the kernel does not:
-// FIN propagation after the redirected bytes drained, backpressure (pausing a direction whose
-// destination reads slower than its source sends), the budget as a last resort, idle time
-// and byte counts from the BPF counters, and the userspace relay for a direction the kernel
-// handed back. (Hazards and their tests: proxy/bpf/splice_engine.h.)
+// The splice stage of a connection: after the PROXY header (if any) has been written, both
+// sockets go into the sockhash and the kernel carries the bytes, the peeked hello first. The
+// worker keeps what the kernel does not: FIN propagation after the redirected bytes drained,
+// backpressure (pausing a direction whose destination reads slower than its source sends), the
+// budget as a last resort, idle time and byte counts from the BPF counters, and the userspace
+// relay for a direction the kernel handed back. (Hazards and their tests:
+// proxy/bpf/splice_engine.h.)
 #include <poll.h>
 
 #include <spdlog/spdlog.h>
@@ -34,7 +35,8 @@ bpf::Direction kernel_direction(bool upstream) {
 }  // namespace
 
 bool Worker::try_splice(Session& s) {
-  if (!shared_.splice || s.runtime->config->splice == config::SpliceMode::userspace) return false;
+  const bool kernel_splice = shared_.splice && s.runtime->config->splice != config::SpliceMode::userspace;
+  if (lifecycle::data_path(kernel_splice, s.proxy_header_length) == lifecycle::DataPath::relay) return false;
   auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
   if (!pair) {
     // Per connection, not per process: e.g. a client that half-closed right after its hello.

@@ -204,6 +204,7 @@ void Worker::dispatch(const io::Completion& done) {
   if (!done.more()) --s->inflight;
   switch (tag.kind) {
     case kHelloRecv: on_hello_recv(*s, done.result); break;
+    case kHelloPoll: on_hello_poll(*s, done.result); break;
     case kConnect: on_connect(*s, done.result); break;
     case kConnectTimeout: break;
     case kPreamble: on_preamble_sent(*s, done.result); break;

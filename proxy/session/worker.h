@@ -81,8 +81,17 @@ class Worker {
   void arm_accept(size_t socket_index);
   void on_accept(size_t socket_index, int result, bool more);
   void start_session(const std::string& listener, UniqueFd client);
+  // The hello is peeked (MSG_PEEK) into s.inbound after the consumed PROXY header; to wait
+  // for more than was peeked, SO_RCVLOWAT is raised and the socket polled.
   void arm_hello_recv(Session& s);
   void on_hello_recv(Session& s, int result);
+  void wait_for_more_hello(Session& s);
+  void on_hello_poll(Session& s, int result);
+  // SO_RCVLOWAT back to 1 before the data path (the relay's reads and the kernel's kick).
+  void reset_low_water(Session& s);
+  // Reads and drops the peeked bytes of a connection closed before its data path, so that the
+  // close sends a FIN (unread bytes would make it a RST).
+  void discard_peeked_hello(Session& s);
   void on_hello_complete(Session& s);
   // dial (dial.cpp)
   void route(Session& s);

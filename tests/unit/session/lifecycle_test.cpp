@@ -112,3 +112,20 @@ TEST_CASE("splice pacing: pause above 16 MiB undelivered, resume at 4 MiB or les
   CHECK(splice_pacing(false, 0) == Pacing::keep);
   CHECK(splice_pacing(false, 101, SpliceMarks{100, 10}) == Pacing::pause);
 }
+
+TEST_CASE("after a peek: parse new bytes, else a hang-up or a full receive buffer") {
+  CHECK(after_peek(0, 0, false) == PeekStep::client_closed);  // a first peek found EOF
+  CHECK(after_peek(0, 1, false) == PeekStep::parse);
+  CHECK(after_peek(10, 11, false) == PeekStep::parse);        // the low-water mark was met
+  CHECK(after_peek(10, 12, true) == PeekStep::parse);         // bytes and a FIN: parse them first
+  CHECK(after_peek(10, 10, true) == PeekStep::client_closed);  // woken by a FIN or a reset
+  CHECK(after_peek(10, 10, false) == PeekStep::buffer_full);   // woken by receive-buffer pressure
+  CHECK(after_peek(10, 9, false) == PeekStep::buffer_full);
+}
+
+TEST_CASE("data path: spliced only when the kernel splice is on and nothing was consumed") {
+  CHECK(data_path(true, 0) == DataPath::splice);
+  CHECK(data_path(true, 16) == DataPath::relay);   // a trusted PROXY header was read
+  CHECK(data_path(false, 0) == DataPath::relay);   // splice: userspace, or no engine
+  CHECK(data_path(false, 16) == DataPath::relay);
+}
