@@ -5,15 +5,16 @@
 // caller, through the building blocks below (measured hazards: docs/architecture.md).
 //
 // Life of one spliced connection, for the daemon:
-//  1. Replay what you read from the client (PROXY header, ClientHello, anything after it)
-//     to the backend yourself, every byte of it accepted by send() (redirected bytes would
-//     overtake any you still hold), then call SpliceEngine::splice(client, backend) while both
-//     sockets are ESTABLISHED. Bytes still queued on either socket that you never read are
-//     redirected too (splice() kicks both sockets). But once you have read from a socket,
-//     read it until EAGAIN before splice(): the verdict receives the head segment whole, so
-//     the part of it you had read would be sent again (measured on 6.18). splice() refuses
-//     such a socket (SpliceFailure::partly_read) rather than duplicate bytes. No recv may
-//     be in flight on either socket from splice() on: cancel a multishot recv first.
+//  1. Read nothing you do not consume: peek the hello (MSG_PEEK). Write to the backend only
+//     what it needs before the client's bytes (a PROXY header), every byte of it accepted by
+//     send() (redirected bytes would overtake any you still hold), then call
+//     SpliceEngine::splice(client, backend) while both sockets are ESTABLISHED. Bytes queued
+//     on either socket that you never read are redirected too (splice() kicks both sockets).
+//     But once you have read from a socket, read it until EAGAIN before splice(): the
+//     verdict receives the head segment whole, so the part of it you had read would be sent
+//     again (measured on 6.18). splice() refuses such a socket (SpliceFailure::partly_read)
+//     rather than duplicate bytes. No recv may be in flight on either socket from splice()
+//     on: cancel a multishot recv first.
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
 //  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes do not leave a spliced
