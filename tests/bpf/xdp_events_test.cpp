@@ -14,17 +14,24 @@
 #include <linux/if_ether.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
 #include "bpf/xdp_allowlist.h"
+#include "bpf/xdp_event_reader.h"
+#include "events/bus.h"
 
 namespace {
 
 using snisplice::Cidr;
 using snisplice::bpf::XdpAllowlist;
+using snisplice::bpf::XdpCounters;
 using Bytes = std::vector<uint8_t>;
 
 constexpr uint16_t kPort = 8443;
@@ -99,7 +106,131 @@ struct Loaded {
   }
 };
 
+// Every record in the ring now, consumed.
+std::vector<xdp_event> drain(int ring_fd) {
+  std::vector<xdp_event> records;
+  auto collect = [](void* context, void* data, size_t size) -> int {
+    if (size != sizeof(xdp_event)) return -1;  // fails the consume below
+    xdp_event record;
+    std::memcpy(&record, data, sizeof record);
+    static_cast<std::vector<xdp_event>*>(context)->push_back(record);
+    return 0;
+  };
+  ring_buffer* ring = ring_buffer__new(ring_fd, collect, &records, nullptr);
+  REQUIRE(ring != nullptr);
+  CHECK(ring_buffer__consume(ring) >= 0);
+  ring_buffer__free(ring);
+  return records;
+}
+
+XdpCounters counters(const XdpAllowlist& allowlist) {
+  auto read = allowlist.counters();
+  REQUIRE_MESSAGE(read.has_value(), (read ? "" : read.error()));
+  return *read;
+}
+
 }  // namespace
+
+TEST_CASE("a denied packet puts exactly one record in the ring, with its fields") {
+  Loaded loaded;
+  const int ring = loaded.allowlist.event_ring_fd();
+  drain(ring);
+  for (const char* source : {"203.0.113.7", "2001:db9::7"}) {
+    CAPTURE(std::string(source));
+    CHECK(run(loaded.allowlist, syn(source)).action == XDP_DROP);
+    const std::vector<xdp_event> records = drain(ring);
+    REQUIRE(records.size() == 1);
+    const xdp_event& record = records[0];
+    CHECK(record.port == kPort);
+    CHECK(record.verdict == ALLOWLIST_VERDICT_DROP);
+    CHECK(record.reason == ALLOWLIST_REASON_DENIED);
+    CHECK(record.ifindex == 1);  // test runs see the loopback device as the receiver
+    auto event = snisplice::bpf::decode_xdp_event(record, "lo");
+    REQUIRE(event.has_value());
+    CHECK(event->source.to_string() == source);
+    CHECK(event->port == kPort);
+    CHECK(event->verdict == "drop");
+    CHECK(event->reason == "denied");
+    CHECK(event->interface == "lo");
+  }
+}
+
+TEST_CASE("passed packets put nothing in the ring; monitor mode records would_drop") {
+  Loaded loaded(snisplice::config::XdpPolicy::monitor);
+  const int ring = loaded.allowlist.event_ring_fd();
+  drain(ring);
+  CHECK(run(loaded.allowlist, syn("192.0.2.10")).action == XDP_PASS);        // allowed
+  CHECK(run(loaded.allowlist, syn("203.0.113.7", 22)).action == XDP_PASS);   // other port
+  CHECK(drain(ring).empty());
+  CHECK(run(loaded.allowlist, syn("203.0.113.7")).action == XDP_PASS);
+  const std::vector<xdp_event> records = drain(ring);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].verdict == ALLOWLIST_VERDICT_WOULD_DROP);
+}
+
+TEST_CASE("past the per-CPU budget records stop and sampled_out counts the rest") {
+  Loaded loaded;
+  const int ring = loaded.allowlist.event_ring_fd();
+  // 50 a second: a test run of 2,000 packets (well under a millisecond) spends the burst of
+  // 50 and gets no token back. One run stays on one CPU, whose bucket starts full.
+  REQUIRE(loaded.allowlist.set_event_rate(50).has_value());
+  drain(ring);
+  const XdpCounters before = counters(loaded.allowlist);
+  CHECK(run(loaded.allowlist, syn("203.0.113.7"), 2000).action == XDP_DROP);
+  const XdpCounters after = counters(loaded.allowlist);
+  const size_t recorded = drain(ring).size();
+  const uint64_t sampled_out = after.events_sampled_out - before.events_sampled_out;
+  CHECK(recorded >= 49);
+  CHECK(recorded <= 51);
+  CHECK(after.events_ring_full == before.events_ring_full);
+  CHECK(recorded + sampled_out == 2000);
+  // Rate 0: nothing recorded, everything counted.
+  REQUIRE(loaded.allowlist.set_event_rate(0).has_value());
+  CHECK(run(loaded.allowlist, syn("203.0.113.7"), 10).action == XDP_DROP);
+  CHECK(drain(ring).empty());
+  CHECK(counters(loaded.allowlist).events_sampled_out - after.events_sampled_out == 10);
+}
+
+TEST_CASE("a full ring counts ring_full, never blocks the verdict") {
+  Loaded loaded;
+  const int ring = loaded.allowlist.event_ring_fd();
+  drain(ring);
+  // A budget larger than the ring holds (256 KiB / 40-byte slots: ~6,500 records).
+  REQUIRE(loaded.allowlist.set_event_rate(1'000'000).has_value());
+  const XdpCounters before = counters(loaded.allowlist);
+  CHECK(run(loaded.allowlist, syn("203.0.113.7"), 10000).action == XDP_DROP);
+  const XdpCounters after = counters(loaded.allowlist);
+  const size_t recorded = drain(ring).size();
+  const uint64_t ring_full = after.events_ring_full - before.events_ring_full;
+  const uint64_t sampled_out = after.events_sampled_out - before.events_sampled_out;
+  CHECK(recorded > 0);
+  CHECK(ring_full > 0);
+  CHECK(recorded + ring_full + sampled_out == 10000);
+}
+
+TEST_CASE("XdpEventReader publishes records as xdp events on the bus, and stops") {
+  Loaded loaded;
+  prometheus::Counter ring_full, slow;
+  prometheus::Gauge subscribers;
+  snisplice::events::EventBus bus({ring_full, slow, subscribers});
+  auto subscription = bus.subscribe({});
+  REQUIRE(subscription);
+  {
+    auto reader = snisplice::bpf::XdpEventReader::start(loaded.allowlist.event_ring_fd(), bus);
+    REQUIRE_MESSAGE(reader.has_value(), (reader ? "" : reader.error()));
+    CHECK(run(loaded.allowlist, syn("203.0.113.9")).action == XDP_DROP);
+    std::string seen;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (seen.find("\"type\":\"xdp\"") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+      for (const auto& line : subscription->wait(std::chrono::milliseconds(100)).lines) seen += *line;
+    CHECK(seen.find("\"type\":\"xdp\"") != std::string::npos);
+    CHECK(seen.find("\"source\":\"203.0.113.9\"") != std::string::npos);
+    CHECK(seen.find("\"verdict\":\"drop\"") != std::string::npos);
+    CHECK(seen.find("\"interface\":\"lo\"") != std::string::npos);
+  }  // the reader stops and joins here, within its poll interval
+  bus.unsubscribe(subscription);
+}
 
 TEST_CASE("cost per packet (printed; not asserted: the machine is shared)") {
   Loaded loaded;
