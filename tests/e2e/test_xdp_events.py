@@ -75,7 +75,8 @@ class XdpEventsThroughTheDaemon(ProxyTest):
 
         def read():
             for line in curl.stdout:
-                lines.put((time.monotonic(), json.loads(line)))
+                if line.strip():   # the stream's keep-alive spaces lead lines, or end it
+                    lines.put((time.monotonic(), json.loads(line)))
         threading.Thread(target=read, daemon=True).start()
         wait_until(lambda: self.metric("snisplice_event_subscribers") >= 1, timeout=5, what="the stream subscribed")
         return curl, lines
