@@ -5,8 +5,9 @@
  *  3. SYN cookies (xdp_syncookie.h): under a flood, answers SYNs itself and drops ACKs whose
  *     cookie is invalid.
  * Everything else passes (ARP, ICMP, NDP, other ports so SSH can never be locked out,
- * non-first fragments, anything it cannot parse). Operators edit the tries live with bpftool;
- * see docs/allowlist.md and docs/syn-flood.md. */
+ * non-first fragments, anything it cannot parse). Dropped (and would-be dropped) packets are
+ * sampled into the xdp_events ring for the live view. Operators edit the tries live with
+ * bpftool; see docs/allowlist.md, docs/syn-flood.md and docs/live-view.md. */
 #include "parse_l3.h"
 #include "xdp_abi.h"
 #include "xdp_rate_limit.h"
@@ -57,6 +58,58 @@ struct {
   __uint(max_entries, ALLOWLIST_REASON_COUNT);
 } xdp_reasons SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, XDP_EVENTS_RING_BYTES);
+} xdp_events SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __type(key, __u32);
+  __type(value, struct xdp_event_budget);
+  __uint(max_entries, 1);
+} xdp_event_budget SEC(".maps");
+
+/* Records a judged packet in xdp_events when this CPU's budget allows. Per CPU, so that it
+ * needs no atomics: N CPUs may record N times events_per_second together. Only reached for
+ * the verdicts that are recorded, never on the pass path. */
+static __always_inline void record_event(struct xdp_md *ctx,
+                                         const struct allowlist_settings *settings,
+                                         const struct parse_tcp_target *target,
+                                         enum allowlist_verdict verdict, int reason) {
+  __u32 zero = 0;
+  struct xdp_event_budget *budget = bpf_map_lookup_elem(&xdp_event_budget, &zero);
+  if (!budget) return;
+  const __u32 per_second = settings->events_per_second;
+  if (!per_second) {
+    budget->sampled_out += 1;
+    return;
+  }
+  const __u64 interval = 1000000000ull / per_second;
+  /* The coarse clock (a tick's resolution) is plenty for a budget of records a second and
+   * costs a fraction of bpf_ktime_get_ns, which matters under a flood of drops. */
+  const __u64 now = bpf_ktime_get_coarse_ns();
+  const __u64 next = (budget->tat_ns > now ? budget->tat_ns : now) + interval;
+  if (next - now > interval * per_second) {
+    budget->sampled_out += 1;
+    return;
+  }
+  budget->tat_ns = next;
+  struct xdp_event *event = bpf_ringbuf_reserve(&xdp_events, sizeof(*event), 0);
+  if (!event) {
+    budget->ring_full += 1;
+    return;
+  }
+  event->ifindex = ctx->ingress_ifindex;
+  event->port = target->dest_port;
+  event->family = (__u8)target->family;
+  event->verdict = (__u8)verdict;
+  event->reason = (__u8)reason;
+  __builtin_memset(event->padding, 0, sizeof(event->padding));
+  __builtin_memcpy(event->source, target->source, sizeof(event->source));
+  bpf_ringbuf_submit(event, 0);
+}
+
 static __always_inline int finish(enum allowlist_verdict verdict, int reason) {
   __u32 key = verdict;
   __u64 *count = bpf_map_lookup_elem(&xdp_verdicts, &key);
@@ -74,6 +127,16 @@ static __always_inline int finish(enum allowlist_verdict verdict, int reason) {
     default:
       return XDP_PASS;
   }
+}
+
+/* finish() for a packet judged on its source: records the verdicts that are not a pass. */
+static __always_inline int finish_judged(struct xdp_md *ctx,
+                                         const struct allowlist_settings *settings,
+                                         const struct parse_tcp_target *target,
+                                         enum allowlist_verdict verdict, int reason) {
+  if (verdict != ALLOWLIST_VERDICT_PASS && verdict != ALLOWLIST_VERDICT_SYNCOOKIE_SENT)
+    record_event(ctx, settings, target, verdict, reason);
+  return finish(verdict, reason);
 }
 
 static __always_inline int source_allowed(const struct parse_tcp_target *target) {
@@ -114,9 +177,10 @@ int xdp_allowlist_filter(struct xdp_md *ctx) {
   reason = ALLOWLIST_REASON_POLICY_OFF;
   if (allowlist_on) {
     if (!source_allowed(&target))
-      return finish(policy == ALLOWLIST_POLICY_ENFORCE ? ALLOWLIST_VERDICT_DROP
-                                                       : ALLOWLIST_VERDICT_WOULD_DROP,
-                    ALLOWLIST_REASON_DENIED);
+      return finish_judged(ctx, settings, &target,
+                           policy == ALLOWLIST_POLICY_ENFORCE ? ALLOWLIST_VERDICT_DROP
+                                                              : ALLOWLIST_VERDICT_WOULD_DROP,
+                           ALLOWLIST_REASON_DENIED);
     reason = ALLOWLIST_REASON_ALLOWED;
   }
 
@@ -127,9 +191,11 @@ int xdp_allowlist_filter(struct xdp_md *ctx) {
                       (cookies == SYNCOOKIE_AUTO &&
                        syn_flood_on_port(target.dest_port, settings->syn_threshold, now, 1));
     if (rate_on && !rate_exempt(&target) && !rate_take_token(&target, settings, now))
-      return finish(settings->rate_mode == RATE_LIMIT_ENFORCE ? ALLOWLIST_VERDICT_RATE_LIMITED
-                                                              : ALLOWLIST_VERDICT_WOULD_RATE_LIMIT,
-                    ALLOWLIST_REASON_SYN_RATE);
+      return finish_judged(ctx, settings, &target,
+                           settings->rate_mode == RATE_LIMIT_ENFORCE
+                               ? ALLOWLIST_VERDICT_RATE_LIMITED
+                               : ALLOWLIST_VERDICT_WOULD_RATE_LIMIT,
+                           ALLOWLIST_REASON_SYN_RATE);
     if (flood && syncookie_answer(ctx, &target) == 0)
       return finish(ALLOWLIST_VERDICT_SYNCOOKIE_SENT, ALLOWLIST_REASON_SYN_FLOOD);
     return finish(ALLOWLIST_VERDICT_PASS, reason);
@@ -143,7 +209,9 @@ int xdp_allowlist_filter(struct xdp_md *ctx) {
         syn_flood_on_port(target.dest_port, settings->syn_threshold, now, 0)))) {
     const int valid = syncookie_check_ack(ctx, &target);
     if (valid == 1) return finish(ALLOWLIST_VERDICT_PASS, ALLOWLIST_REASON_COOKIE_VALID);
-    if (valid == 0) return finish(ALLOWLIST_VERDICT_SYNCOOKIE_BAD, ALLOWLIST_REASON_COOKIE_INVALID);
+    if (valid == 0)
+      return finish_judged(ctx, settings, &target, ALLOWLIST_VERDICT_SYNCOOKIE_BAD,
+                           ALLOWLIST_REASON_COOKIE_INVALID);
   }
   return finish(ALLOWLIST_VERDICT_PASS, reason);
 }

@@ -77,7 +77,10 @@ struct allowlist_settings {
   __u8 padding[2];
   __u32 syncookie_mode;  /* enum syncookie_mode */
   __u32 syn_threshold;   /* SYN/s per port above which SYNCOOKIE_AUTO answers with cookies */
-  __u32 padding2;
+  /* Live events each CPU may put in the xdp_events ring per second (and at once: a second's
+   * worth is the burst); 0: none. Was padding: a pinned map from before reads 0 until the
+   * daemon sets it (at every start). */
+  __u32 events_per_second;
 };
 XDP_ABI_ASSERT(sizeof(struct allowlist_settings) == 40, "xdp_settings value layout");
 
@@ -140,5 +143,32 @@ enum allowlist_reason {
   ALLOWLIST_REASON_COOKIE_INVALID = 12, /* an untracked ACK with an invalid cookie */
   ALLOWLIST_REASON_COUNT
 };
+
+/* Live events (docs/live-view.md): the program puts one record per sampled packet whose verdict
+ * is drop, would_drop, rate_limited, would_rate_limit or syncookie_bad into the xdp_events ring
+ * buffer (not pinned; read by proxy/bpf/xdp_event_reader.*). Passed packets and SYN-ACK cookies
+ * sent are never recorded: under a flood, cookies would spend the budget the drops need. */
+#define XDP_EVENTS_RING_BYTES (256 * 1024) /* ~6,500 records */
+#define XDP_EVENTS_DEFAULT_PER_SECOND 1000 /* per CPU: allowlist_settings.events_per_second */
+
+struct xdp_event {
+  __u32 ifindex;    /* the receiving interface */
+  __u16 port;       /* TCP destination port, host order */
+  __u8 family;      /* 4 or 6 */
+  __u8 verdict;     /* enum allowlist_verdict */
+  __u8 reason;      /* enum allowlist_reason */
+  __u8 padding[3];
+  __u8 source[16];  /* network order; IPv4 uses the first 4 */
+};
+XDP_ABI_ASSERT(sizeof(struct xdp_event) == 28, "xdp_events record layout");
+
+/* The single entry of the per-CPU xdp_event_budget array: the CPU's token bucket for records
+ * (GCRA, as struct rate_bucket) and what it could not record. */
+struct xdp_event_budget {
+  __u64 tat_ns;
+  __u64 sampled_out; /* over the budget: not recorded */
+  __u64 ring_full;   /* within the budget, but the ring had no room (the reader is behind) */
+};
+XDP_ABI_ASSERT(sizeof(struct xdp_event_budget) == 24, "xdp_event_budget value layout");
 
 #undef XDP_ABI_ASSERT

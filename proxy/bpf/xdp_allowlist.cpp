@@ -231,6 +231,8 @@ tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
   }
 
   XdpAllowlist allowlist(std::move(skeleton), pin_path);
+  if (auto rate = allowlist.set_event_rate(XDP_EVENTS_DEFAULT_PER_SECOND); !rate)
+    return tl::unexpected(rate.error());
   if (auto attached = allowlist.set_interfaces(interfaces, mode); !attached)
     return tl::unexpected(attached.error());
   return allowlist;
@@ -337,6 +339,15 @@ tl::expected<void, std::string> XdpAllowlist::update_settings(
   return {};
 }
 
+tl::expected<void, std::string> XdpAllowlist::set_event_rate(uint32_t per_cpu_second) {
+  auto updated = update_settings(
+      [&](allowlist_settings& settings) { settings.events_per_second = per_cpu_second; });
+  if (!updated) return tl::unexpected("setting the XDP event rate: " + updated.error());
+  return {};
+}
+
+int XdpAllowlist::event_ring_fd() const { return bpf_map__fd(skeleton_->maps.xdp_events); }
+
 tl::expected<void, std::string> XdpAllowlist::set_policy(config::XdpPolicy policy) {
   auto updated = update_settings([&](allowlist_settings& settings) {
     switch (policy) {
@@ -401,6 +412,15 @@ tl::expected<XdpCounters, std::string> XdpAllowlist::counters() const {
   for (__u32 r = 0; r < ALLOWLIST_REASON_COUNT; ++r)
     if (auto ok = sum(skeleton_->maps.xdp_reasons, r, counters.reasons[r]); !ok)
       return tl::unexpected(ok.error());
+  std::vector<xdp_event_budget> budgets(static_cast<size_t>(cpus));
+  const __u32 zero = 0;
+  if (::bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.xdp_event_budget), &zero,
+                            budgets.data()) != 0)
+    return tl::unexpected("reading xdp_event_budget: " + errno_text(errno));
+  for (const xdp_event_budget& budget : budgets) {
+    counters.events_sampled_out += budget.sampled_out;
+    counters.events_ring_full += budget.ring_full;
+  }
   return counters;
 }
 

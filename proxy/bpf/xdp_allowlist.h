@@ -14,6 +14,8 @@
 //  reload: the same calls on the existing object (set_interfaces instead of open); an
 //          error is logged and the previous state stays in force where the call failed.
 //  metrics: counters() on each scrape -> snisplice_xdp_packets_total{verdict=verdict_label(v)}.
+//  events: XdpEventReader (xdp_event_reader.h) on event_ring_fd() while attached;
+//          counters() -> snisplice_events_dropped_total{reason="sampled_out"|"ring_full"}.
 //  exit:   destroy it: every interface is detached; the pinned maps (and operator entries)
 //          stay for the next start.
 // Not thread-safe: one owner (the daemon's control thread) calls it.
@@ -48,6 +50,8 @@ struct XdpAttachment {
 struct XdpCounters {
   std::array<uint64_t, ALLOWLIST_VERDICT_COUNT> verdicts{};
   std::array<uint64_t, ALLOWLIST_REASON_COUNT> reasons{};
+  uint64_t events_sampled_out = 0;  // judged packets over the live-event budget
+  uint64_t events_ring_full = 0;    // within it, but the xdp_events ring was full
   uint64_t verdict(allowlist_verdict v) const { return verdicts.at(v); }
   uint64_t reason(allowlist_reason r) const { return reasons.at(r); }
 };
@@ -77,7 +81,8 @@ class XdpAllowlist {
   // (none: loaded, not attached; see set_interfaces). automatic mode tries native, then
   // generic. The policy
   // starts as it was left in the pinned xdp_settings map (off on first start): call
-  // set_ports, sync_allow, then set_policy.
+  // set_ports, sync_allow, then set_policy. The live-event budget starts at
+  // XDP_EVENTS_DEFAULT_PER_SECOND.
   static tl::expected<XdpAllowlist, std::string> open(const std::string& pin_path,
                                                       const std::vector<std::string>& interfaces,
                                                       config::XdpMode mode);
@@ -119,7 +124,14 @@ class XdpAllowlist {
   // config's "empty: every listener port" before calling. Empty: nothing is filtered.
   tl::expected<void, std::string> set_ports(const std::vector<uint16_t>& ports);
 
+  // Records of dropped packets each CPU may put in the xdp_events ring per second (also the
+  // burst); 0 records none. At once.
+  tl::expected<void, std::string> set_event_rate(uint32_t per_cpu_second);
+
   tl::expected<XdpCounters, std::string> counters() const;
+
+  // The xdp_events ring buffer (struct xdp_event records), for XdpEventReader.
+  int event_ring_fd() const;
 
   // The loaded program, e.g. for bpf_prog_test_run_opts.
   int program_fd() const;

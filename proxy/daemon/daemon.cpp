@@ -196,7 +196,7 @@ int run(const std::string& config_path, config::Config initial) {
     status = std::move(*started);
   }
 
-  XdpControl xdp(metrics);
+  XdpControl xdp(metrics, bus);
   if (auto attached = xdp.apply(*config); !attached) {
     spdlog::error("{}", attached.error().message());
     return 1;

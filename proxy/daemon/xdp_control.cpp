@@ -8,8 +8,7 @@ tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
   const auto& xdp = config.xdp;
   if (xdp.interfaces.empty()) {
     if (allowlist_) spdlog::info("xdp: no interfaces configured; detaching");
-    allowlist_.reset();
-    clear_attached();
+    detach();
     return {};
   }
   if (!allowlist_) {
@@ -20,6 +19,14 @@ tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
     if (auto counters = allowlist_->counters()) exported_ = counters->verdicts;
     for (size_t v = 0; v < exported_.size(); ++v)
       metrics_.xdp_packets.Add({{"verdict", bpf::verdict_label(static_cast<allowlist_verdict>(v))}});
+    // The event budget's counters are not pinned: they start at zero with each load.
+    exported_sampled_out_ = exported_ring_full_ = 0;
+    // Live events are an aid, not the filter: without them the allowlist still runs.
+    auto reader = bpf::XdpEventReader::start(allowlist_->event_ring_fd(), bus_);
+    if (reader)
+      events_ = std::move(*reader);
+    else
+      spdlog::warn("xdp: no live xdp events: {}", reader.error());
   } else if (auto moved = allowlist_->set_interfaces(xdp.interfaces, xdp.mode); !moved) {
     return tl::unexpected(Error{"xdp: " + moved.error()});
   }
@@ -46,6 +53,12 @@ tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
   return {};
 }
 
+void XdpControl::detach() {
+  events_.reset();  // stops reading before the ring goes
+  allowlist_.reset();
+  clear_attached();
+}
+
 void XdpControl::clear_attached() {
   for (auto* gauge : attached_) metrics_.xdp_attached.Remove(gauge);
   attached_.clear();
@@ -62,6 +75,12 @@ void XdpControl::refresh_metrics() {
           .Increment(static_cast<double>(now - exported_[v]));
     exported_[v] = now;
   }
+  auto add = [](prometheus::Counter& counter, uint64_t now, uint64_t& exported) {
+    if (now > exported) counter.Increment(static_cast<double>(now - exported));
+    exported = now;
+  };
+  add(metrics_.events_dropped_sampled_out, counters->events_sampled_out, exported_sampled_out_);
+  add(metrics_.events_dropped_ring_full, counters->events_ring_full, exported_ring_full_);
 }
 
 }  // namespace snisplice::daemon

@@ -31,7 +31,7 @@ Metrics::Metrics()
       reloads_(counter(*registry_, "snisplice_config_reloads_total", "Configuration reloads, by result")),
       events_dropped_(counter(*registry_, "snisplice_events_dropped_total",
                               "Live events a subscriber did not get: its queue overflowed (slow_subscriber), "
-                              "the workers' ring was full (ring_full), or the XDP program did not sample them "
+                              "a ring was full (ring_full: the workers' event ring, or the XDP program's), or the XDP program did not sample them "
                               "(sampled_out)")),
       bytes_client_to_backend(bytes_.Add({{"direction", "client_to_backend"}})),
       bytes_backend_to_client(bytes_.Add({{"direction", "backend_to_client"}})),

@@ -40,3 +40,17 @@ add_test(NAME e2e_syn_flood
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/e2e)
 set_tests_properties(e2e_syn_flood PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 300 RUN_SERIAL TRUE
   ENVIRONMENT "SNISPLICE_BIN=$<TARGET_FILE:snisplice>;PYTHONDONTWRITEBYTECODE=1")
+
+add_executable(xdp_events_test ${CMAKE_CURRENT_LIST_DIR}/xdp_events_test.cpp)
+target_link_libraries(xdp_events_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
+target_include_directories(xdp_events_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
+add_test(NAME bpf_xdp_events COMMAND xdp_events_test)
+set_tests_properties(bpf_xdp_events PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# End to end: an XDP drop from a client namespace in /events.ndjson within a second
+# (tests/e2e/test_xdp_events.py; exits 77 without root).
+add_test(NAME e2e_xdp_events
+         COMMAND ${Python3_EXECUTABLE} run_module.py test_xdp_events
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/e2e)
+set_tests_properties(e2e_xdp_events PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 120
+  ENVIRONMENT "SNISPLICE_BIN=$<TARGET_FILE:snisplice>;PYTHONDONTWRITEBYTECODE=1")
