@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "flow/connect/proxy_header.h"
+#include "flow/proxy_protocol/proxy_header.h"
 
 using namespace snisplice;
 using namespace snisplice::proxy_protocol;
