@@ -79,7 +79,7 @@ void for_each_backing(uint32_t cache_size, const std::function<void(DnsCache&)>&
     TempPinDir pins;
     REQUIRE_MESSAGE(pins.error().empty(), pins.error());
     auto cache = DnsCache::pinned(test_dns(cache_size), pins.path());
-    REQUIRE_MESSAGE(cache.has_value(), (cache ? "" : cache.error()));
+    REQUIRE_MESSAGE(cache.has_value(), (cache ? "" : cache.error().message()));
     CHECK((*cache)->backing() == "pinned eBPF map");
     check(**cache);
     CHECK((*cache)->errors() == 0);
@@ -221,14 +221,14 @@ TEST_CASE("in-process LRU: a looked-up name survives eviction of older, unused o
 }
 
 TEST_CASE("open() falls back to the in-process LRU and says why") {
-  std::string note;
-  auto none = DnsCache::open(test_dns(128), "", note);
-  CHECK(none->backing() == "in-process LRU");
-  CHECK(note.find("no bpf_pin_path") != std::string::npos);
+  auto none = DnsCache::open(test_dns(128), "");
+  CHECK(none.cache->backing() == "in-process LRU");
+  CHECK(none.note.find("no bpf_pin_path") != std::string::npos);
 
-  auto refused = DnsCache::open(test_dns(128), "/tmp/snisplice-resolver-not-bpffs/pins", note);
-  CHECK(refused->backing() == "in-process LRU");
-  CHECK(note.find("pinned map unavailable") != std::string::npos);
+  auto refused = DnsCache::open(test_dns(128), "/tmp/snisplice-resolver-not-bpffs/pins");
+  CHECK(refused.cache->backing() == "in-process LRU");
+  CHECK(refused.note.find("pinned map unavailable") != std::string::npos);
+  CHECK(refused.note.find("not on a BPF filesystem") != std::string::npos);
 
   if (::geteuid() != 0) {
     MESSAGE("skipped the pinned half: needs root (CAP_BPF, bpffs)");
@@ -236,8 +236,8 @@ TEST_CASE("open() falls back to the in-process LRU and says why") {
   }
   TempPinDir pins;
   REQUIRE_MESSAGE(pins.error().empty(), pins.error());
-  auto pinned = DnsCache::open(test_dns(128), pins.path(), note);
-  CHECK(pinned->backing() == "pinned eBPF map");
-  CHECK(note.find(pins.path() + "/dns_cache") != std::string::npos);
-  CHECK(note.find("(created)") != std::string::npos);
+  auto pinned = DnsCache::open(test_dns(128), pins.path());
+  CHECK(pinned.cache->backing() == "pinned eBPF map");
+  CHECK(pinned.note.find(pins.path() + "/dns_cache") != std::string::npos);
+  CHECK(pinned.note.find("(created)") != std::string::npos);
 }

@@ -636,8 +636,7 @@ TEST_CASE("with the pinned map as the cache, answers land in dns_cache and survi
 
   DnsServer server;
   const auto dns = test_dns(server.port());
-  std::string note;
-  auto cache = DnsCache::open(dns, dir, note);
+  auto [cache, note] = DnsCache::open(dns, dir);
   REQUIRE_MESSAGE(cache->backing() == "pinned eBPF map", note);
   PollLoop loop;
   auto resolver = Resolver::create(dns, *cache, loop.watch());
@@ -647,8 +646,8 @@ TEST_CASE("with the pinned map as the cache, answers land in dns_cache and survi
   CHECK(outcome->answer->status == Status::ok);
 
   // A second daemon (a new cache object on the same pin) finds the answer without a query.
-  auto reopened = DnsCache::open(dns, dir, note);
-  CHECK(note.find("reused") != std::string::npos);
+  auto [reopened, reopened_note] = DnsCache::open(dns, dir);
+  CHECK(reopened_note.find("reused") != std::string::npos);
   PollLoop other_loop;
   auto other = Resolver::create(dns, *reopened, other_loop.watch());
   REQUIRE(other.has_value());
