@@ -5,14 +5,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "bpf/pin_dir.h"
 #include "flow/resolve/dns_cache.h"
+#include "temp_pin_dir.h"
 
 namespace {
 
@@ -36,34 +35,6 @@ snisplice::config::Dns test_dns(uint32_t cache_size) {
   return dns;
 }
 
-// A pin directory under /sys/fs/bpf, removed with everything pinned in it.
-class TempPinDir {
- public:
-  TempPinDir() {
-    char suffix[] = "/sys/fs/bpf/snisplice-test-XXXXXX";
-    // mkdtemp needs the parent on bpffs; ensure_pin_dir mounts it on a fresh machine.
-    if (auto ready = snisplice::bpf::ensure_pin_dir("/sys/fs/bpf"); !ready) {
-      error_ = ready.error();
-      return;
-    }
-    if (::mkdtemp(suffix) == nullptr) {
-      error_ = "mkdtemp under /sys/fs/bpf failed";
-      return;
-    }
-    path_ = suffix;
-  }
-  ~TempPinDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string path_;
-  std::string error_;
-};
-
 // Runs `check` on both backings, each sized `cache_size`.
 void for_each_backing(uint32_t cache_size, const std::function<void(DnsCache&)>& check) {
   SUBCASE("in-process LRU") {
@@ -77,7 +48,6 @@ void for_each_backing(uint32_t cache_size, const std::function<void(DnsCache&)>&
       return;
     }
     TempPinDir pins;
-    REQUIRE_MESSAGE(pins.error().empty(), pins.error());
     auto cache = DnsCache::pinned(test_dns(cache_size), pins.path());
     REQUIRE_MESSAGE(cache.has_value(), (cache ? "" : cache.error().message()));
     CHECK((*cache)->backing() == "pinned eBPF map");
@@ -235,7 +205,6 @@ TEST_CASE("open() falls back to the in-process LRU and says why") {
     return;
   }
   TempPinDir pins;
-  REQUIRE_MESSAGE(pins.error().empty(), pins.error());
   auto pinned = DnsCache::open(test_dns(128), pins.path());
   CHECK(pinned.cache->backing() == "pinned eBPF map");
   CHECK(pinned.note.find(pins.path() + "/dns_cache") != std::string::npos);

@@ -20,9 +20,9 @@
 #include <thread>
 #include <vector>
 
-#include "bpf/pin_dir.h"
 #include "flow/resolve/dns_cache.h"
 #include "flow/resolve/resolver.h"
+#include "temp_pin_dir.h"
 
 extern char** environ;
 
@@ -623,16 +623,8 @@ TEST_CASE("with the pinned map as the cache, answers land in dns_cache and survi
     MESSAGE("skipped: the pinned eBPF map needs root (CAP_BPF, bpffs)");
     return;
   }
-  REQUIRE(snisplice::bpf::ensure_pin_dir("/sys/fs/bpf").has_value());
-  char dir[] = "/sys/fs/bpf/snisplice-test-XXXXXX";
-  REQUIRE(::mkdtemp(dir) != nullptr);
-  struct RemovePins {
-    std::string path;
-    ~RemovePins() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_pins{dir};
+  TempPinDir pins;
+  const std::string& dir = pins.path();
 
   DnsServer server;
   const auto dns = test_dns(server.port());
