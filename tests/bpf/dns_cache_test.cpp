@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "address_literal.h"
 #include "temp_pin_dir.h"
 
 #include <unistd.h>
@@ -24,11 +25,7 @@ using snisplice::IpAddress;
 using snisplice::bpf::BootClock;
 using snisplice::bpf::DnsCacheMap;
 
-IpAddress ip(const char* text) {
-  auto parsed = IpAddress::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
+using snisplice::test::ip;
 
 DnsCacheMap open_map(const std::string& dir, uint32_t size) {
   auto opened = DnsCacheMap::open(dir, size);

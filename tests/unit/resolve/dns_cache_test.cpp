@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "address_literal.h"
 #include "flow/resolve/dns_cache.h"
 #include "temp_pin_dir.h"
 
@@ -20,11 +21,7 @@ using snisplice::IpAddress;
 using snisplice::resolve::CacheClock;
 using snisplice::resolve::DnsCache;
 
-IpAddress ip(const char* text) {
-  auto parsed = IpAddress::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
+using snisplice::test::ip;
 
 snisplice::config::Dns test_dns(uint32_t cache_size) {
   snisplice::config::Dns dns;

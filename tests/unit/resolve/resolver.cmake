@@ -4,8 +4,6 @@ snisplice_unit_test(unit_dns_cache SOURCES ${CMAKE_CURRENT_LIST_DIR}/dns_cache_t
                     LIBS snisplice_resolver)
 snisplice_unit_test(unit_resolver SOURCES ${CMAKE_CURRENT_LIST_DIR}/resolver_test.cpp
                     LIBS snisplice_resolver)
-target_include_directories(unit_dns_cache PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)  # TempPinDir
-target_include_directories(unit_resolver PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
 target_compile_definitions(unit_resolver PRIVATE
   SNISPLICE_DNS_SERVER_PY="${PROJECT_SOURCE_DIR}/tests/support/dns_server.py")
 

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "address_literal.h"
 #include "flow/resolve/dns_cache.h"
 #include "flow/resolve/resolver.h"
 #include "temp_pin_dir.h"
@@ -38,11 +39,7 @@ using snisplice::resolve::Resolver;
 using Status = Answer::Status;
 using SteadyClock = std::chrono::steady_clock;
 
-IpAddress ip(const char* text) {
-  auto parsed = IpAddress::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
+using snisplice::test::ip;
 
 // The zone every test case serves (see dns_server.py for the format).
 constexpr const char* kZone = R"({
