@@ -16,7 +16,10 @@
 namespace snisplice::bpf {
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+// libbpf returns negative errnos, the bpf syscall wrappers set errno.
+Error failure(std::string context, int err) {
+  return Error::from_errno(std::move(context), err < 0 ? -err : err);
+}
 
 static_assert(DnsCacheMap::kMaxAddresses == DNS_CACHE_MAX_ADDRESSES);
 
@@ -66,16 +69,16 @@ size_t DnsCacheMap::entries() const {
   return count;
 }
 
-tl::expected<DnsCacheMap, std::string> DnsCacheMap::open(const std::string& pin_path,
+tl::expected<DnsCacheMap, Error> DnsCacheMap::open(const std::string& pin_path,
                                                          uint32_t max_entries) {
-  if (max_entries == 0) return tl::unexpected(std::string("dns cache size must be at least 1"));
-  if (auto dir = ensure_pin_dir(pin_path); !dir) return tl::unexpected(dir.error());
+  if (max_entries == 0) return tl::unexpected(Error{"dns cache size must be at least 1"});
+  if (auto dir = ensure_pin_dir(pin_path); !dir) return tl::unexpected(Error{dir.error()});
 
   std::unique_ptr<::dns_cache, SkeletonDeleter> skeleton(dns_cache__open());
-  if (!skeleton) return tl::unexpected("opening the DNS cache object: " + errno_text(errno));
+  if (!skeleton) return tl::unexpected(failure("opening the DNS cache object", errno));
   bpf_map* map = skeleton->maps.dns_cache;
   if (const int err = bpf_map__set_max_entries(map, max_entries); err != 0)
-    return tl::unexpected("sizing the DNS cache: " + errno_text(err));
+    return tl::unexpected(failure("sizing the DNS cache", err));
 
   const std::string file = pin_path + "/" + DNS_CACHE_MAP_NAME;
   bpf_map_info wanted{};
@@ -85,17 +88,17 @@ tl::expected<DnsCacheMap, std::string> DnsCacheMap::open(const std::string& pin_
   wanted.max_entries = max_entries;
   wanted.map_flags = bpf_map__map_flags(map);
   auto removed = remove_incompatible_pin(file, wanted);
-  if (!removed) return tl::unexpected(removed.error());
+  if (!removed) return tl::unexpected(Error{removed.error()});
   const bool reused = ::access(file.c_str(), F_OK) == 0;
 
   if (const int err = bpf_map__set_pin_path(map, file.c_str()); err != 0)
-    return tl::unexpected("pinning " + file + ": " + errno_text(err));
+    return tl::unexpected(failure("pinning " + file, err));
   if (const int err = dns_cache__load(skeleton.get()); err != 0)
-    return tl::unexpected("creating the DNS cache pinned at " + file + ": " + errno_text(err));
+    return tl::unexpected(failure("creating the DNS cache pinned at " + file, err));
   return DnsCacheMap(std::move(skeleton), reused, max_entries);
 }
 
-tl::expected<std::optional<DnsCacheEntry>, std::string> DnsCacheMap::lookup(
+tl::expected<std::optional<DnsCacheEntry>, Error> DnsCacheMap::lookup(
     std::string_view name, BootClock::time_point now) const {
   const std::optional<std::string> key_name = dns_cache_key_name(name);
   if (!key_name) return std::nullopt;
@@ -104,7 +107,7 @@ tl::expected<std::optional<DnsCacheEntry>, std::string> DnsCacheMap::lookup(
   dns_cache_value value{};
   if (::bpf_map_lookup_elem(map_fd(), &key, &value) != 0) {
     if (errno == ENOENT) return std::nullopt;
-    return tl::unexpected("dns cache lookup of " + *key_name + ": " + errno_text(errno));
+    return tl::unexpected(failure("dns cache lookup of " + *key_name, errno));
   }
   const BootClock::time_point expires{BootClock::duration(value.expires_boot_ns)};
   if (now >= expires) return std::nullopt;
@@ -131,22 +134,22 @@ tl::expected<std::optional<DnsCacheEntry>, std::string> DnsCacheMap::lookup(
   return entry;
 }
 
-tl::expected<void, std::string> DnsCacheMap::store(std::string_view name,
+tl::expected<void, Error> DnsCacheMap::store(std::string_view name,
                                                    std::span<const IpAddress> addresses,
                                                    BootClock::time_point expiry) {
   return write(name, addresses, expiry, false);
 }
 
-tl::expected<void, std::string> DnsCacheMap::store_negative(std::string_view name,
+tl::expected<void, Error> DnsCacheMap::store_negative(std::string_view name,
                                                             BootClock::time_point expiry) {
   return write(name, {}, expiry, true);
 }
 
-tl::expected<void, std::string> DnsCacheMap::write(std::string_view name,
+tl::expected<void, Error> DnsCacheMap::write(std::string_view name,
                                                    std::span<const IpAddress> addresses,
                                                    BootClock::time_point expiry, bool negative) {
   const std::optional<std::string> key_name = dns_cache_key_name(name);
-  if (!key_name) return tl::unexpected("not a cacheable host name: \"" + std::string(name) + "\"");
+  if (!key_name) return tl::unexpected(Error{"not a cacheable host name: \"" + std::string(name) + "\""});
   dns_cache_key key{};
   std::memcpy(key.name, key_name->data(), key_name->size());
 
@@ -163,7 +166,7 @@ tl::expected<void, std::string> DnsCacheMap::write(std::string_view name,
   }
   // A whole-value replace: lookups see the old or the new answer, never a mix.
   if (::bpf_map_update_elem(map_fd(), &key, &value, BPF_ANY) != 0)
-    return tl::unexpected("dns cache store of " + *key_name + ": " + errno_text(errno));
+    return tl::unexpected(failure("dns cache store of " + *key_name, errno));
   return {};
 }
 

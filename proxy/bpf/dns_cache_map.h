@@ -16,6 +16,7 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
 #include "base/net_address.h"
 
 struct dns_cache;  // the generated skeleton (dns_cache.skel.h)
@@ -48,7 +49,7 @@ class DnsCacheMap {
   // Opens the map pinned at `pin_path`/dns_cache, or creates and pins it (with BTF) when
   // absent. A pin with another size or layout (e.g. dns.cache_size changed) is replaced by
   // an empty map of `max_entries`: the cache is only a cache.
-  static tl::expected<DnsCacheMap, std::string> open(const std::string& pin_path,
+  static tl::expected<DnsCacheMap, Error> open(const std::string& pin_path,
                                                      uint32_t max_entries);
 
   DnsCacheMap(DnsCacheMap&&) noexcept;
@@ -59,16 +60,16 @@ class DnsCacheMap {
 
   // The answer cached for `name` (any case, one trailing dot ignored), or nullopt when there
   // is none, it has expired at `now`, or the name cannot be a key (empty, too long).
-  tl::expected<std::optional<DnsCacheEntry>, std::string> lookup(std::string_view name,
+  tl::expected<std::optional<DnsCacheEntry>, Error> lookup(std::string_view name,
                                                                  BootClock::time_point now) const;
 
   // Caches `addresses` (the first kMaxAddresses) for `name` until `expiry`. Replaces any
   // earlier answer; the LRU evicts the least recently used name when the map is full.
-  tl::expected<void, std::string> store(std::string_view name,
+  tl::expected<void, Error> store(std::string_view name,
                                         std::span<const IpAddress> addresses,
                                         BootClock::time_point expiry);
   // Caches "this name does not resolve" until `expiry`.
-  tl::expected<void, std::string> store_negative(std::string_view name,
+  tl::expected<void, Error> store_negative(std::string_view name,
                                                  BootClock::time_point expiry);
 
   // Whether open() found a compatible pin (true) or created the map (false).
@@ -84,7 +85,7 @@ class DnsCacheMap {
   };
   DnsCacheMap(std::unique_ptr<::dns_cache, SkeletonDeleter> skeleton, bool reused_pin,
               uint32_t max_entries);
-  tl::expected<void, std::string> write(std::string_view name,
+  tl::expected<void, Error> write(std::string_view name,
                                         std::span<const IpAddress> addresses,
                                         BootClock::time_point expiry, bool negative);
 

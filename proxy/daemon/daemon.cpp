@@ -86,10 +86,9 @@ tl::expected<runtime::Published, Error> prepare(std::shared_ptr<const config::Co
                                                       uint64_t generation) {
   auto runtime = runtime::Snapshot::build(config, generation, host_addresses(*config));
   if (!runtime) return tl::unexpected(runtime.error());
-  std::string error;
-  auto log = std::make_shared<close::AccessLog>(close::AccessLog::open(config->access_log, error));
-  if (!error.empty()) return tl::unexpected(Error{error});
-  return runtime::Published{std::move(*runtime), std::move(log)};
+  auto log = close::AccessLog::open(config->access_log);
+  if (!log) return tl::unexpected(log.error());
+  return runtime::Published{std::move(*runtime), std::make_shared<close::AccessLog>(std::move(*log))};
 }
 
 void notify(const std::string& state) { sd_notify(0, state.c_str()); }
@@ -170,10 +169,10 @@ int run(const std::string& config_path, config::Config initial) {
   std::unique_ptr<resolve::DnsCache> dns_cache;
   auto open_dns_cache = [&](const config::Config& with) {
     if (dns_cache || !has_resolve_routes(with)) return;
-    std::string note;
-    dns_cache = resolve::DnsCache::open(with.dns, with.bpf_pin_path, note);
-    spdlog::info("dns cache: {}", note);
-    if (dns_cache) shared.set_dns_cache(*dns_cache);
+    auto opened = resolve::DnsCache::open(with.dns, with.bpf_pin_path);
+    spdlog::info("dns cache: {}", opened.note);
+    dns_cache = std::move(opened.cache);
+    shared.set_dns_cache(*dns_cache);
   };
   open_dns_cache(*config);
   if (*splice) shared.splice.emplace(runtime::SpliceUse{**splice, kSpliceBudgetBytes});

@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "address_literal.h"
 #include "temp_pin_dir.h"
 
 #include <unistd.h>
@@ -24,22 +25,18 @@ using snisplice::IpAddress;
 using snisplice::bpf::BootClock;
 using snisplice::bpf::DnsCacheMap;
 
-IpAddress ip(const char* text) {
-  auto parsed = IpAddress::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
+using snisplice::test::ip;
 
 DnsCacheMap open_map(const std::string& dir, uint32_t size) {
   auto opened = DnsCacheMap::open(dir, size);
-  if (!opened) FAIL(opened.error());
+  if (!opened) FAIL(opened.error().message());
   return std::move(*opened);
 }
 
 std::optional<snisplice::bpf::DnsCacheEntry> find(const DnsCacheMap& map, std::string_view name,
                                                   BootClock::time_point now) {
   auto found = map.lookup(name, now);
-  REQUIRE_MESSAGE(found.has_value(), (found ? "" : found.error()));
+  REQUIRE_MESSAGE(found.has_value(), (found ? "" : found.error().message()));
   return *found;
 }
 
@@ -174,7 +171,7 @@ TEST_CASE("bpftool map dump shows names, families and addresses by field name") 
 TEST_CASE("a pin path outside any bpffs is refused with a reason") {
   auto opened = DnsCacheMap::open("/tmp/snisplice-not-bpffs/pins", 16);
   REQUIRE_FALSE(opened.has_value());
-  CHECK(opened.error().find("not on a BPF filesystem") != std::string::npos);
+  CHECK(opened.error().message().find("not on a BPF filesystem") != std::string::npos);
 }
 
 int main(int argc, char** argv) {
@@ -185,9 +182,10 @@ int main(int argc, char** argv) {
   {
     TempPinDir probe;
     auto opened = DnsCacheMap::open(probe.path(), 1);
-    if (!opened && (opened.error().find("Operation not permitted") != std::string::npos ||
-                    opened.error().find("Permission denied") != std::string::npos)) {
-      std::printf("SKIP: cannot create BPF maps here: %s\n", opened.error().c_str());
+    const std::string why = opened ? "" : opened.error().message();
+    if (why.find("Operation not permitted") != std::string::npos ||
+        why.find("Permission denied") != std::string::npos) {
+      std::printf("SKIP: cannot create BPF maps here: %s\n", why.c_str());
       return 77;
     }
   }

@@ -67,17 +67,14 @@ std::string format_access_record(const AccessRecord& r) {
   return out;
 }
 
-AccessLog AccessLog::open(const config::AccessLog& where, std::string& error) {
+tl::expected<AccessLog, Error> AccessLog::open(const config::AccessLog& where) {
   AccessLog log;
   switch (where.kind) {
     case config::AccessLog::Kind::off: break;
     case config::AccessLog::Kind::stdout_stream: log.fd_ = STDOUT_FILENO; break;
     case config::AccessLog::Kind::file: {
       int fd = ::open(where.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-      if (fd < 0) {
-        error = fmt::format("access_log: cannot open {}: {}", where.path, std::strerror(errno));
-        break;
-      }
+      if (fd < 0) return tl::unexpected(Error::from_errno("access_log: cannot open " + where.path, errno));
       log.owned_.reset(fd);
       log.fd_ = fd;
       break;

@@ -6,6 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include <tl/expected.hpp>
+
+#include "base/error.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
 
@@ -31,7 +34,7 @@ std::string format_access_record(const AccessRecord& record);
 class AccessLog {
  public:
   // stdout, off, or a file opened for append (created 0640).
-  static AccessLog open(const config::AccessLog& where, std::string& error);
+  static tl::expected<AccessLog, Error> open(const config::AccessLog& where);
   void write(const AccessRecord& record) const;
   bool enabled() const { return fd_ >= 0; }
 

@@ -16,16 +16,16 @@ class PinnedDnsCache final : public DnsCache {
   size_t entries() const override { return map_.entries(); }
 
  protected:
-  tl::expected<std::optional<CachedAnswer>, std::string> find(const std::string& key,
-                                                              CacheClock::time_point now) override {
+  tl::expected<std::optional<CachedAnswer>, Error> find(const std::string& key,
+                                                        CacheClock::time_point now) override {
     auto found = map_.lookup(key, now);
     if (!found) return tl::unexpected(found.error());
     if (!*found) return std::nullopt;
     bpf::DnsCacheEntry& entry = **found;
     return CachedAnswer{std::move(entry.addresses), entry.negative, entry.expires};
   }
-  tl::expected<void, std::string> put(const std::string& key, std::span<const IpAddress> addresses,
-                                      CacheClock::time_point expires, bool negative) override {
+  tl::expected<void, Error> put(const std::string& key, std::span<const IpAddress> addresses,
+                                CacheClock::time_point expires, bool negative) override {
     return negative ? map_.store_negative(key, expires) : map_.store(key, addresses, expires);
   }
 
@@ -46,8 +46,8 @@ class InProcessDnsCache final : public DnsCache {
   }
 
  protected:
-  tl::expected<std::optional<CachedAnswer>, std::string> find(const std::string& key,
-                                                              CacheClock::time_point now) override {
+  tl::expected<std::optional<CachedAnswer>, Error> find(const std::string& key,
+                                                        CacheClock::time_point now) override {
     std::lock_guard lock(mutex_);
     const auto it = index_.find(key);
     if (it == index_.end()) return std::nullopt;
@@ -59,8 +59,8 @@ class InProcessDnsCache final : public DnsCache {
     recency_.splice(recency_.begin(), recency_, it->second);
     return it->second->answer;
   }
-  tl::expected<void, std::string> put(const std::string& key, std::span<const IpAddress> addresses,
-                                      CacheClock::time_point expires, bool negative) override {
+  tl::expected<void, Error> put(const std::string& key, std::span<const IpAddress> addresses,
+                                CacheClock::time_point expires, bool negative) override {
     CachedAnswer answer{{addresses.begin(), addresses.end()}, negative, expires};
     std::lock_guard lock(mutex_);
     if (const auto it = index_.find(key); it != index_.end()) {
@@ -93,25 +93,22 @@ class InProcessDnsCache final : public DnsCache {
 DnsCache::DnsCache(const config::Dns& dns)
     : min_ttl_(dns.min_ttl), max_ttl_(dns.max_ttl), negative_ttl_(dns.negative_ttl) {}
 
-std::unique_ptr<DnsCache> DnsCache::open(const config::Dns& dns, const std::string& bpf_pin_path,
-                                         std::string& note) {
+DnsCache::Opened DnsCache::open(const config::Dns& dns, const std::string& bpf_pin_path) {
   const std::string size = std::to_string(dns.cache_size) + " entries";
-  if (bpf_pin_path.empty()) {
-    note = "DNS cache: in-process LRU of " + size + " (no bpf_pin_path)";
-    return in_process(dns);
-  }
+  if (bpf_pin_path.empty())
+    return {in_process(dns), "DNS cache: in-process LRU of " + size + " (no bpf_pin_path)"};
   auto map = bpf::DnsCacheMap::open(bpf_pin_path, dns.cache_size);
   if (!map) {
-    note = "DNS cache: in-process LRU of " + size + " (pinned map unavailable: " + map.error() + ")";
-    return in_process(dns);
+    return {in_process(dns),
+            "DNS cache: in-process LRU of " + size + " (pinned map unavailable: " + map.error().message() + ")"};
   }
-  note = "DNS cache: pinned eBPF LRU map " + bpf_pin_path + "/" + "dns_cache" + " of " + size +
-         (map->reused_pin() ? " (reused, answers kept)" : " (created)");
-  return std::make_unique<PinnedDnsCache>(dns, std::move(*map));
+  std::string note = "DNS cache: pinned eBPF LRU map " + bpf_pin_path + "/" + "dns_cache" + " of " + size +
+                     (map->reused_pin() ? " (reused, answers kept)" : " (created)");
+  return {std::make_unique<PinnedDnsCache>(dns, std::move(*map)), std::move(note)};
 }
 
-tl::expected<std::unique_ptr<DnsCache>, std::string> DnsCache::pinned(const config::Dns& dns,
-                                                                      const std::string& bpf_pin_path) {
+tl::expected<std::unique_ptr<DnsCache>, Error> DnsCache::pinned(const config::Dns& dns,
+                                                                const std::string& bpf_pin_path) {
   auto map = bpf::DnsCacheMap::open(bpf_pin_path, dns.cache_size);
   if (!map) return tl::unexpected(map.error());
   return std::make_unique<PinnedDnsCache>(dns, std::move(*map));

@@ -20,6 +20,7 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
 #include "base/net_address.h"
 #include "bpf/dns_cache_map.h"
 #include "config/config.h"
@@ -39,14 +40,16 @@ class DnsCache {
  public:
   static constexpr size_t kMaxAddresses = bpf::DnsCacheMap::kMaxAddresses;
 
+  struct Opened {
+    std::unique_ptr<DnsCache> cache;  // never null
+    std::string note;                 // which backing was chosen and why, for one log line
+  };
   // The pinned map under `bpf_pin_path` (created, or reused from an earlier run) when it can
-  // be opened; the in-process LRU otherwise, or when `bpf_pin_path` is empty. `note` says
-  // which backing was chosen and why, for one log line.
-  static std::unique_ptr<DnsCache> open(const config::Dns& dns, const std::string& bpf_pin_path,
-                                        std::string& note);
+  // be opened; the in-process LRU otherwise, or when `bpf_pin_path` is empty.
+  static Opened open(const config::Dns& dns, const std::string& bpf_pin_path);
   // Each backing on its own, for tests and for callers that know which one they want.
-  static tl::expected<std::unique_ptr<DnsCache>, std::string> pinned(const config::Dns& dns,
-                                                                     const std::string& bpf_pin_path);
+  static tl::expected<std::unique_ptr<DnsCache>, Error> pinned(const config::Dns& dns,
+                                                               const std::string& bpf_pin_path);
   static std::unique_ptr<DnsCache> in_process(const config::Dns& dns);
 
   DnsCache(const DnsCache&) = delete;
@@ -75,11 +78,10 @@ class DnsCache {
  protected:
   explicit DnsCache(const config::Dns& dns);
   // `key` is already normalised; `addresses` already capped.
-  virtual tl::expected<std::optional<CachedAnswer>, std::string> find(
-      const std::string& key, CacheClock::time_point now) = 0;
-  virtual tl::expected<void, std::string> put(const std::string& key,
-                                              std::span<const IpAddress> addresses,
-                                              CacheClock::time_point expires, bool negative) = 0;
+  virtual tl::expected<std::optional<CachedAnswer>, Error> find(const std::string& key,
+                                                                CacheClock::time_point now) = 0;
+  virtual tl::expected<void, Error> put(const std::string& key, std::span<const IpAddress> addresses,
+                                        CacheClock::time_point expires, bool negative) = 0;
 
  private:
   void write(std::string_view name, std::span<const IpAddress> addresses,

@@ -135,12 +135,18 @@ Resolver::~Resolver() {
   // c-ares answers every query still running with ARES_EDESTRUCTION (finish() ignores those)
   // and closes its sockets; then every caller still waiting is told `failed`.
   ::ares_destroy(channel_);
-  auto waiting = std::move(waiting_);
-  for (auto& [key, entry] : waiting)
-    for (Callback& done : entry.callers) {
-      ++counters_.failed;
-      done(Answer{Answer::Status::failed, {}, false});
+  // A `done` that resolves again adds to ready_ (answered `failed` here too, as destroying_ is set).
+  while (!ready_.empty() || !waiting_.empty()) {
+    for (Ready& entry : std::exchange(ready_, {})) {
+      if (entry.counted) ++counters_.failed;
+      entry.done(Answer{Answer::Status::failed, {}, false});
     }
+    for (auto& [key, entry] : std::exchange(waiting_, {}))
+      for (Callback& done : entry.callers) {
+        ++counters_.failed;
+        done(Answer{Answer::Status::failed, {}, false});
+      }
+  }
 }
 
 void Resolver::on_sock_state(void* data, int fd, int readable, int writable) {
@@ -149,7 +155,7 @@ void Resolver::on_sock_state(void* data, int fd, int readable, int writable) {
 
 void Resolver::resolve(std::string_view name, Callback done) {
   if (auto address = literal(name)) {
-    done(Answer{Answer::Status::ok, {*address}, false});
+    ready_.push_back(Ready{std::move(done), Answer{Answer::Status::ok, {*address}, false}, nullptr});
     return;
   }
   const std::optional<std::string> key = bpf::dns_cache_key_name(name);
@@ -157,14 +163,13 @@ void Resolver::resolve(std::string_view name, Callback done) {
   // 177.0.0.1, "127.000.000.001" as 127.0.0.1), unlike browsers and inet_aton: a name ending in
   // a number that is no strict literal is not looked up at all.
   if (!key || destroying_ || ends_in_a_number(name)) {
-    ++counters_.failed;
-    done(Answer{Answer::Status::failed, {}, false});
+    ready_.push_back(Ready{std::move(done), Answer{Answer::Status::failed, {}, false}, &ResolverCounters::failed});
     return;
   }
   if (auto cached = cache_.lookup(*key, CacheClock::now())) {
-    ++counters_.cache_hits;
-    done(Answer{cached->negative ? Answer::Status::not_found : Answer::Status::ok,
-                std::move(cached->addresses), true});
+    Answer answer{cached->negative ? Answer::Status::not_found : Answer::Status::ok,
+                  std::move(cached->addresses), true};
+    ready_.push_back(Ready{std::move(done), std::move(answer), &ResolverCounters::cache_hits});
     return;
   }
   if (auto it = waiting_.find(*key); it != waiting_.end()) {
@@ -184,10 +189,9 @@ void Resolver::resolve(std::string_view name, Callback done) {
   // No sorting: c-ares 1.18 would connect() a UDP socket to every address to rank them.
   hints.ai_flags = ARES_AI_NOSORT;
   // The callback may run before ares_getaddrinfo returns (answers from /etc/hosts); finish()
-  // only records it, and deliver_finished() below answers the callers.
+  // only records it, and the loop's next on_timeout() answers the callers.
   ::ares_getaddrinfo(channel_, key->c_str(), nullptr, &hints, &Resolver::on_addrinfo,
                      new QueryTag{this, *key, query_id});
-  deliver_finished();
 }
 
 void Resolver::on_addrinfo(void* arg, int status, int /*timeouts*/, ares_addrinfo* result) {
@@ -228,8 +232,7 @@ void Resolver::expire_overdue() {
 }
 
 void Resolver::deliver_finished() {
-  if (delivering_) return;  // the outer deliver_finished() loop picks these up
-  delivering_ = true;
+  // A `done` that resolves a name from /etc/hosts adds to finished_ while this runs.
   while (!finished_.empty()) {
     std::vector<Finished> batch = std::exchange(finished_, {});
     for (Finished& done : batch) {
@@ -247,21 +250,34 @@ void Resolver::deliver_finished() {
       }
     }
   }
-  delivering_ = false;
+}
+
+void Resolver::deliver_ready() {
+  // A `done` that resolves again adds to ready_ while this runs; that answer goes out too.
+  while (!ready_.empty()) {
+    std::vector<Ready> batch = std::exchange(ready_, {});
+    for (Ready& entry : batch) {
+      if (entry.counted) ++(counters_.*entry.counted);
+      entry.done(entry.answer);
+    }
+  }
 }
 
 void Resolver::on_fd_ready(int fd, bool readable, bool writable) {
   ::ares_process_fd(channel_, readable ? fd : ARES_SOCKET_BAD, writable ? fd : ARES_SOCKET_BAD);
   deliver_finished();
+  deliver_ready();
 }
 
 void Resolver::on_timeout() {
   ::ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
   expire_overdue();
   deliver_finished();
+  deliver_ready();
 }
 
 std::optional<std::chrono::milliseconds> Resolver::next_timeout() const {
+  if (!ready_.empty() || !finished_.empty()) return std::chrono::milliseconds(0);
   std::optional<std::chrono::milliseconds> next;
   timeval tv{};
   if (::ares_timeout(channel_, nullptr, &tv) != nullptr) {

@@ -4,20 +4,13 @@
 // through WatchFn and calls back). Answers are shared through the DnsCache; at most one query
 // per name is in flight per Resolver, however many connections wait for it.
 //
-// When callbacks run (the `done` passed to resolve()), always on the worker's thread:
-//  - inside resolve(), before it returns: IP literals, cache hits (positive or negative),
-//    names that cannot be looked up, and names c-ares answers from /etc/hosts (those, when
-//    resolve() is itself called from a `done`, right after that `done` returns);
-//  - inside on_fd_ready() or on_timeout(): answers and failures of queries, after c-ares has
-//    returned (never inside a c-ares callback, so a `done` may call resolve() again);
-//  - inside ~Resolver(): every caller still waiting gets `failed`.
-// Callbacks of one finished query run one after the other in the order resolve() was called.
-// A `done` may call resolve() on this Resolver (except during ~Resolver, where resolve() answers
-// `failed` at once). It must not destroy the Resolver: post the destruction to after it returns.
-//
-// WatchFn runs inside resolve(), on_fd_ready(), on_timeout() and ~Resolver() (c-ares
-// opening and closing its UDP/TCP sockets). It must only record the interest, never call back
-// into the Resolver.
+// A `done` never runs inside resolve(): answers known at once (IP literals, cache hits, names
+// that cannot be looked up, names c-ares answers from /etc/hosts) are queued, next_timeout()
+// then says 0, and the loop's next on_timeout() or on_fd_ready() delivers them, after c-ares has
+// returned. So a `done` may call resolve() again; it must not destroy the Resolver nor call
+// on_fd_ready() / on_timeout(). ~Resolver() answers every caller not yet answered `failed`.
+// Callers that share a query are answered in the order resolve() was called. WatchFn only records the
+// interest (c-ares opening and closing its sockets), never calls back into the Resolver.
 //
 // Not thread-safe: one Resolver per worker thread. Reloading resolv.conf = create a new Resolver
 // and destroy the old one (its waiting callers get `failed`).
@@ -86,21 +79,23 @@ class Resolver {
   ~Resolver();
 
   // Resolves `name` (any case, one trailing dot ignored; "[v6]" and bare IP literals answer
-  // themselves) to its A and AAAA addresses and calls `done` once (see above for when). A name
+  // themselves) to its A and AAAA addresses and calls `done` once, from the loop. A name
   // that ends in a number but is no strict IPv4 literal ("127.1", "0177.0.0.1") fails at once.
   void resolve(std::string_view name, Callback done);
 
   // The loop saw `fd` (one WatchFn announced) ready. Pass readable=true on POLLERR/POLLHUP too,
   // so c-ares reads the error and retries or fails the query.
   void on_fd_ready(int fd, bool readable, bool writable);
-  // How long the loop may wait before calling on_timeout(), rounded up to whole milliseconds;
-  // nullopt when nothing is pending.
+  // How long the loop may wait before calling on_timeout(), rounded up to whole milliseconds:
+  // 0 while answers wait to be delivered, nullopt when nothing is pending.
   std::optional<std::chrono::milliseconds> next_timeout() const;
-  // Retries and expires queries whose time has come. Harmless when called early.
+  // Retries and expires queries whose time has come and delivers the answers waiting.
+  // Harmless when called early.
   void on_timeout();
 
-  // Names with callers waiting for a query.
-  size_t in_flight() const { return waiting_.size(); }
+  // Names with callers waiting for a query, plus answers waiting to be delivered: a retired
+  // Resolver is destroyed once this is 0.
+  size_t in_flight() const { return waiting_.size() + ready_.size(); }
   const ResolverCounters& counters() const { return counters_; }
 
  private:
@@ -115,6 +110,13 @@ class Resolver {
     uint64_t query_id = 0;
     Answer answer;
   };
+  // An answer known without a query, delivered by the loop; `counted` names the counter it
+  // adds to when delivered (none for IP literals).
+  struct Ready {
+    Callback done;
+    Answer answer;
+    uint64_t ResolverCounters::*counted = nullptr;
+  };
   struct QueryTag;
 
   Resolver(DnsCache& cache, WatchFn watch, std::chrono::milliseconds give_up_after);
@@ -123,6 +125,7 @@ class Resolver {
   void finish(const std::string& key, uint64_t query_id, int status, const ares_addrinfo* result);
   void expire_overdue();
   void deliver_finished();
+  void deliver_ready();
 
   DnsCache& cache_;
   WatchFn watch_;
@@ -134,7 +137,7 @@ class Resolver {
   std::unordered_map<std::string, Waiting> waiting_;  // by cache key
   std::multimap<SteadyClock::time_point, std::string> deadlines_;
   std::vector<Finished> finished_;  // filled by c-ares callbacks, delivered after they return
-  bool delivering_ = false;
+  std::vector<Ready> ready_;        // filled by resolve(), delivered by the loop
   bool destroying_ = false;
   ResolverCounters counters_;
 };

@@ -10,12 +10,11 @@
 
 #include "flow/hello/host_name.h"
 #include "flow/hello/outcome.h"
+#include "require.h"
 
 namespace snisplice::hello::fuzzing {
 
-inline void require(bool condition) {
-  if (!condition) std::abort();
-}
+using snisplice::fuzzing::require;
 
 template <class Parser>
 Outcome feed_in_chunks(Parser parser, std::span<const uint8_t> bytes, uint64_t seed) {

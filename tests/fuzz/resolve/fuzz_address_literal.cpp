@@ -13,14 +13,13 @@
 #include "base/net_address.h"
 #include "flow/hello/host_name.h"
 #include "flow/hello/http_host.h"
+#include "require.h"
 
 using namespace snisplice;
 
 namespace {
 
-void require(bool condition) {
-  if (!condition) std::abort();
-}
+using snisplice::fuzzing::require;
 
 void check_ip(std::string_view text) {
   auto ip = IpAddress::parse(text);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "flow/resolve/address_policy.h"
+#include "require.h"
 
 using namespace snisplice;
 using snisplice::resolve::AddressPolicy;
@@ -18,9 +19,7 @@ using snisplice::resolve::ThisHost;
 
 namespace {
 
-void require(bool condition) {
-  if (!condition) std::abort();
-}
+using snisplice::fuzzing::require;
 
 // The input read front to back; past its end every value is 0.
 class Input {

@@ -27,6 +27,7 @@
 #include "base/unique_fd.h"
 #include "flow/resolve/dns_cache.h"
 #include "flow/resolve/resolver.h"
+#include "require.h"
 
 using namespace snisplice;
 using namespace std::chrono_literals;
@@ -36,9 +37,7 @@ using snisplice::resolve::Resolver;
 
 namespace {
 
-void require(bool condition) {
-  if (!condition) std::abort();
-}
+using snisplice::fuzzing::require;
 
 // The fake server's UDP socket on 127.0.0.1, bound once per process.
 struct FakeServer {

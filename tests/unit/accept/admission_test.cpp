@@ -1,13 +1,12 @@
 #include <doctest/doctest.h>
 
+#include "address_literal.h"
 #include "flow/accept/admission.h"
 
 using snisplice::IpAddress;
 using snisplice::accept::Admission;
 
-namespace {
-IpAddress ip(const char* text) { return *IpAddress::parse(text); }
-}  // namespace
+using snisplice::test::ip;
 
 TEST_CASE("per-IP limit refuses the client over it and only that client") {
   Admission admission;

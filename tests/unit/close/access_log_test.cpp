@@ -1,6 +1,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
 
 #include "flow/close/access_log.h"
 
@@ -34,4 +39,26 @@ TEST_CASE("client-supplied text is escaped, control characters included") {
   CHECK(line.find(R"("host":"a\"b\\c\nd\u0001\u007f")") != std::string::npos);
   CHECK(line.back() == '\n');
   CHECK(line.find('\n') == line.size() - 1);
+}
+
+TEST_CASE("open(): a file is created for append; a path that cannot be opened is an Error with errno") {
+  using snisplice::close::AccessLog;
+  using Kind = snisplice::config::AccessLog::Kind;
+  char dir[] = "/tmp/snisplice-access-log-test-XXXXXX";
+  REQUIRE(::mkdtemp(dir) != nullptr);
+  const std::string path = std::string(dir) + "/access.log";
+
+  auto opened = AccessLog::open({Kind::file, path});
+  REQUIRE(opened.has_value());
+  CHECK(opened->enabled());
+  opened->write(AccessRecord{});
+  CHECK(std::filesystem::file_size(path) > 0);
+  CHECK_FALSE(AccessLog::open({Kind::off, ""})->enabled());
+
+  auto missing = AccessLog::open({Kind::file, std::string(dir) + "/no-such-dir/access.log"});
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().errno_value == ENOENT);
+  CHECK(missing.error().message() ==
+        "access_log: cannot open " + std::string(dir) + "/no-such-dir/access.log: " + std::strerror(ENOENT));
+  std::filesystem::remove_all(dir);
 }

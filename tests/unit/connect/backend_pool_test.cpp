@@ -1,3 +1,4 @@
+#include "address_literal.h"
 #include "flow/connect/backend_pool.h"
 
 #include <doctest/doctest.h>
@@ -26,9 +27,9 @@ std::vector<SocketAddress> servers(size_t count) {
   return out;
 }
 
-IpAddress ip(std::string_view text) { return *IpAddress::parse(text); }
+using snisplice::test::ip;
 
-const IpAddress kClient = ip("192.0.2.10");
+const IpAddress kClient = *IpAddress::parse("192.0.2.10");  // before any test: no REQUIRE here
 
 size_t first(BackendPool& pool, const IpAddress& client = kClient, TimePoint now = kNow) {
   auto order = pool.candidates(client, now);

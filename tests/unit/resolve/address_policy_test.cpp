@@ -1,3 +1,4 @@
+#include "address_literal.h"
 #include "flow/resolve/address_policy.h"
 
 #include <doctest/doctest.h>
@@ -15,11 +16,7 @@ using snisplice::resolve::Verdict;
 
 namespace {
 
-IpAddress ip(std::string_view text) {
-  auto parsed = IpAddress::parse(text);
-  REQUIRE_MESSAGE(parsed, text);
-  return *parsed;
-}
+using snisplice::test::ip;
 
 Cidr cidr(std::string_view text) {
   auto parsed = Cidr::parse(text);

@@ -5,14 +5,14 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "bpf/pin_dir.h"
+#include "address_literal.h"
 #include "flow/resolve/dns_cache.h"
+#include "temp_pin_dir.h"
 
 namespace {
 
@@ -21,11 +21,7 @@ using snisplice::IpAddress;
 using snisplice::resolve::CacheClock;
 using snisplice::resolve::DnsCache;
 
-IpAddress ip(const char* text) {
-  auto parsed = IpAddress::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
+using snisplice::test::ip;
 
 snisplice::config::Dns test_dns(uint32_t cache_size) {
   snisplice::config::Dns dns;
@@ -35,34 +31,6 @@ snisplice::config::Dns test_dns(uint32_t cache_size) {
   dns.cache_size = cache_size;
   return dns;
 }
-
-// A pin directory under /sys/fs/bpf, removed with everything pinned in it.
-class TempPinDir {
- public:
-  TempPinDir() {
-    char suffix[] = "/sys/fs/bpf/snisplice-test-XXXXXX";
-    // mkdtemp needs the parent on bpffs; ensure_pin_dir mounts it on a fresh machine.
-    if (auto ready = snisplice::bpf::ensure_pin_dir("/sys/fs/bpf"); !ready) {
-      error_ = ready.error();
-      return;
-    }
-    if (::mkdtemp(suffix) == nullptr) {
-      error_ = "mkdtemp under /sys/fs/bpf failed";
-      return;
-    }
-    path_ = suffix;
-  }
-  ~TempPinDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string path_;
-  std::string error_;
-};
 
 // Runs `check` on both backings, each sized `cache_size`.
 void for_each_backing(uint32_t cache_size, const std::function<void(DnsCache&)>& check) {
@@ -77,9 +45,8 @@ void for_each_backing(uint32_t cache_size, const std::function<void(DnsCache&)>&
       return;
     }
     TempPinDir pins;
-    REQUIRE_MESSAGE(pins.error().empty(), pins.error());
     auto cache = DnsCache::pinned(test_dns(cache_size), pins.path());
-    REQUIRE_MESSAGE(cache.has_value(), (cache ? "" : cache.error()));
+    REQUIRE_MESSAGE(cache.has_value(), (cache ? "" : cache.error().message()));
     CHECK((*cache)->backing() == "pinned eBPF map");
     check(**cache);
     CHECK((*cache)->errors() == 0);
@@ -221,23 +188,22 @@ TEST_CASE("in-process LRU: a looked-up name survives eviction of older, unused o
 }
 
 TEST_CASE("open() falls back to the in-process LRU and says why") {
-  std::string note;
-  auto none = DnsCache::open(test_dns(128), "", note);
-  CHECK(none->backing() == "in-process LRU");
-  CHECK(note.find("no bpf_pin_path") != std::string::npos);
+  auto none = DnsCache::open(test_dns(128), "");
+  CHECK(none.cache->backing() == "in-process LRU");
+  CHECK(none.note.find("no bpf_pin_path") != std::string::npos);
 
-  auto refused = DnsCache::open(test_dns(128), "/tmp/snisplice-resolver-not-bpffs/pins", note);
-  CHECK(refused->backing() == "in-process LRU");
-  CHECK(note.find("pinned map unavailable") != std::string::npos);
+  auto refused = DnsCache::open(test_dns(128), "/tmp/snisplice-resolver-not-bpffs/pins");
+  CHECK(refused.cache->backing() == "in-process LRU");
+  CHECK(refused.note.find("pinned map unavailable") != std::string::npos);
+  CHECK(refused.note.find("not on a BPF filesystem") != std::string::npos);
 
   if (::geteuid() != 0) {
     MESSAGE("skipped the pinned half: needs root (CAP_BPF, bpffs)");
     return;
   }
   TempPinDir pins;
-  REQUIRE_MESSAGE(pins.error().empty(), pins.error());
-  auto pinned = DnsCache::open(test_dns(128), pins.path(), note);
-  CHECK(pinned->backing() == "pinned eBPF map");
-  CHECK(note.find(pins.path() + "/dns_cache") != std::string::npos);
-  CHECK(note.find("(created)") != std::string::npos);
+  auto pinned = DnsCache::open(test_dns(128), pins.path());
+  CHECK(pinned.cache->backing() == "pinned eBPF map");
+  CHECK(pinned.note.find(pins.path() + "/dns_cache") != std::string::npos);
+  CHECK(pinned.note.find("(created)") != std::string::npos);
 }

@@ -20,9 +20,10 @@
 #include <thread>
 #include <vector>
 
-#include "bpf/pin_dir.h"
+#include "address_literal.h"
 #include "flow/resolve/dns_cache.h"
 #include "flow/resolve/resolver.h"
+#include "temp_pin_dir.h"
 
 extern char** environ;
 
@@ -38,11 +39,7 @@ using snisplice::resolve::Resolver;
 using Status = Answer::Status;
 using SteadyClock = std::chrono::steady_clock;
 
-IpAddress ip(const char* text) {
-  auto parsed = IpAddress::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
+using snisplice::test::ip;
 
 // The zone every test case serves (see dns_server.py for the format).
 constexpr const char* kZone = R"({
@@ -245,6 +242,18 @@ std::shared_ptr<Outcome> start(Resolver& resolver, std::string_view name) {
   return outcome;
 }
 
+// An answer known without a query: not given inside resolve(), but queued for the loop, which
+// next_timeout() wakes at once; one on_timeout() delivers it.
+std::shared_ptr<Outcome> start_known(Resolver& resolver, std::string_view name) {
+  auto outcome = start(resolver, name);
+  CHECK_FALSE(outcome->answer.has_value());
+  CHECK(resolver.next_timeout() == 0ms);
+  resolver.on_timeout();
+  REQUIRE(outcome->answer.has_value());
+  CHECK_FALSE(outcome->synchronous);
+  return outcome;
+}
+
 struct Fixture {
   DnsServer server;
   snisplice::config::Dns dns = test_dns(server.port());
@@ -267,18 +276,16 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("IP literals answer at once, without a query") {
+TEST_CASE("IP literals answer at the loop's next turn, without a query") {
   Fixture f;
   for (const char* literal : {"127.0.0.9", "::1", "[::1]", "::ffff:127.0.0.1"}) {
     CAPTURE(literal);
-    auto outcome = start(*f.resolver, literal);
-    REQUIRE(outcome->answer.has_value());
-    CHECK(outcome->synchronous);
+    auto outcome = start_known(*f.resolver, literal);
     CHECK(outcome->answer->status == Status::ok);
     CHECK_FALSE(outcome->answer->from_cache);
     REQUIRE(outcome->answer->addresses.size() == 1);
   }
-  CHECK(start(*f.resolver, "::ffff:127.0.0.1")->answer->addresses[0] == ip("127.0.0.1"));
+  CHECK(start_known(*f.resolver, "::ffff:127.0.0.1")->answer->addresses[0] == ip("127.0.0.1"));
   CHECK(f.resolver->in_flight() == 0);
   CHECK(f.resolver->next_timeout() == std::nullopt);
   std::this_thread::sleep_for(100ms);  // a stray query would have reached the log by now
@@ -295,9 +302,7 @@ TEST_CASE("non-strict IPv4 spellings are no literals and are never looked up") {
                                "127.000.000.001.", "1.2.3.4.5", "a.0x7F"}) {
     std::string text = spelling;
     CAPTURE(text);
-    auto outcome = start(*f.resolver, spelling);
-    REQUIRE(outcome->answer.has_value());
-    CHECK(outcome->synchronous);
+    auto outcome = start_known(*f.resolver, spelling);
     CHECK(outcome->answer->status == Status::failed);
     CHECK(outcome->answer->addresses.empty());
   }
@@ -324,12 +329,16 @@ TEST_CASE("A only, AAAA only, and both: IPv4 first, duplicates dropped, mapped I
   CHECK(f.resolver->counters().queries == 4);
 }
 
-TEST_CASE("a cached answer comes back inside resolve(), for any case and trailing dot") {
+TEST_CASE("a cached answer comes at the loop's next turn, for any case and trailing dot") {
   Fixture f;
   REQUIRE(f.resolve("v4.test").status == Status::ok);
   auto again = start(*f.resolver, "V4.Test.");
+  CHECK(f.resolver->in_flight() == 1);  // queued: a retired Resolver is kept until it is given
+  CHECK(f.resolver->counters().cache_hits == 0);  // counted when the callback runs
+  f.resolver->on_timeout();
   REQUIRE(again->answer.has_value());
-  CHECK(again->synchronous);
+  CHECK_FALSE(again->synchronous);
+  CHECK(f.resolver->in_flight() == 0);
   CHECK(again->answer->from_cache);
   CHECK(again->answer->addresses == std::vector<IpAddress>{ip("127.0.0.2")});
   CHECK(f.server.queries("v4.test") == 2);  // A + AAAA, once
@@ -361,9 +370,7 @@ TEST_CASE("NXDOMAIN and NODATA are not_found and negatively cached for negative_
   }
   const int queries = f.server.total_queries();
   CHECK(queries == 6);  // A + AAAA per name: no retries, no search-domain variants
-  auto again = start(*f.resolver, "absent.test");
-  REQUIRE(again->answer.has_value());
-  CHECK(again->synchronous);
+  auto again = start_known(*f.resolver, "absent.test");
   CHECK(again->answer->status == Status::not_found);
   CHECK(again->answer->from_cache);
   CHECK(f.server.total_queries() == queries);
@@ -380,8 +387,7 @@ TEST_CASE("SERVFAIL and REFUSED are failed, and cached as negative") {
   Fixture f;
   CHECK(f.resolve("broken.test").status == Status::failed);
   CHECK(f.resolve("refused.test").status == Status::failed);
-  auto again = start(*f.resolver, "broken.test");
-  REQUIRE(again->answer.has_value());
+  auto again = start_known(*f.resolver, "broken.test");
   CHECK(again->answer->from_cache);
   CHECK(again->answer->status == Status::not_found);  // the cache keeps "does not resolve" only
   CHECK(f.resolver->counters().failed == 2);
@@ -469,9 +475,7 @@ TEST_CASE("two Resolvers share one cache") {
   PollLoop other_loop;
   auto other = Resolver::create(f.dns, *f.cache, other_loop.watch());
   REQUIRE(other.has_value());
-  auto outcome = start(**other, "v4.test");
-  REQUIRE(outcome->answer.has_value());
-  CHECK(outcome->synchronous);
+  auto outcome = start_known(**other, "v4.test");
   CHECK(outcome->answer->from_cache);
   CHECK(f.server.queries("v4.test", "A") == 1);
   CHECK((*other)->counters().cache_hits == 1);
@@ -495,6 +499,56 @@ TEST_CASE("destroying a Resolver with queries in flight answers their callers fa
   CHECK_FALSE(f.cache->lookup("silent.test", CacheClock::now()).has_value());  // no verdict cached
 }
 
+TEST_CASE("no answer of any kind comes inside resolve(), even when resolve() runs in a callback") {
+  Fixture f;
+  REQUIRE(f.resolve("v4.test").status == Status::ok);     // cached positive
+  REQUIRE(f.resolve("absent.test").status == Status::not_found);  // cached negative
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (const char* name : {"127.0.0.1", "[::1]", "127.1", "", "v4.test", "absent.test", "localhost", "v6.test"})
+    outcomes.push_back(start(*f.resolver, name));
+  // A callback that resolves again, for each kind of answer known at once.
+  std::vector<std::shared_ptr<Outcome>> nested;
+  f.resolver->resolve("v4.test", [&](const Answer&) {
+    for (const char* name : {"127.0.0.1", "v4.test", "absent.test", "localhost", "127.1"})
+      nested.push_back(start(*f.resolver, name));
+  });
+  for (const auto& outcome : outcomes) CHECK_FALSE(outcome->answer.has_value());
+  auto all_answered = [&] {
+    if (nested.size() != 5) return false;
+    for (const auto& group : {outcomes, nested})
+      for (const auto& outcome : group)
+        if (!outcome->answer) return false;
+    return true;
+  };
+  REQUIRE(f.loop.run(*f.resolver, all_answered));
+  for (const auto& group : {outcomes, nested})
+    for (const auto& outcome : group) CHECK_FALSE(outcome->synchronous);
+  CHECK(outcomes[4]->answer->from_cache);
+  CHECK(outcomes[7]->answer->status == Status::ok);  // the one real query
+  CHECK(f.resolver->in_flight() == 0);
+}
+
+TEST_CASE("destroying a Resolver with answers still queued answers their callers failed") {
+  Fixture f;
+  REQUIRE(f.resolve("v4.test").status == Status::ok);
+  auto literal = start(*f.resolver, "127.0.0.1");
+  auto cached = start(*f.resolver, "v4.test");
+  CHECK(f.resolver->in_flight() == 2);
+  Resolver* resolver = f.resolver.get();
+  std::shared_ptr<Outcome> during;  // resolve() from a callback while the Resolver is destroyed
+  resolver->resolve("127.0.0.2", [&](const Answer&) { during = start(*resolver, "v4.test"); });
+  f.resolver.reset();
+  for (const auto& outcome : {literal, cached}) {
+    REQUIRE(outcome->answer.has_value());
+    CHECK(outcome->answer->status == Status::failed);
+    CHECK_FALSE(outcome->synchronous);
+  }
+  REQUIRE(during);
+  REQUIRE(during->answer.has_value());
+  CHECK(during->answer->status == Status::failed);
+  CHECK_FALSE(during->synchronous);
+}
+
 TEST_CASE("a callback may resolve again, from inside on_fd_ready") {
   Fixture f;
   std::optional<Answer> second;
@@ -506,12 +560,10 @@ TEST_CASE("a callback may resolve again, from inside on_fd_ready") {
   CHECK(second->addresses == std::vector<IpAddress>{ip("::1")});
 }
 
-TEST_CASE("names that cannot be queried fail at once") {
+TEST_CASE("names that cannot be queried fail at the loop's next turn") {
   Fixture f;
   for (const std::string& name : {std::string(""), std::string("."), std::string(300, 'a')}) {
-    auto outcome = start(*f.resolver, name);
-    REQUIRE(outcome->answer.has_value());
-    CHECK(outcome->synchronous);
+    auto outcome = start_known(*f.resolver, name);
     CHECK(outcome->answer->status == Status::failed);
   }
   CHECK(f.resolver->counters().failed == 3);
@@ -538,7 +590,7 @@ TEST_CASE("a server that is not listening fails the query") {
   CHECK(outcome->answer->status != Status::ok);
 }
 
-TEST_CASE("a name in /etc/hosts answers inside resolve(), without a query") {
+TEST_CASE("a name in /etc/hosts answers at the loop's next turn, without a query") {
   std::ifstream hosts("/etc/hosts");
   std::stringstream text;
   text << hosts.rdbuf();
@@ -547,9 +599,7 @@ TEST_CASE("a name in /etc/hosts answers inside resolve(), without a query") {
     return;
   }
   Fixture f;
-  auto outcome = start(*f.resolver, "localhost");
-  REQUIRE(outcome->answer.has_value());
-  CHECK(outcome->synchronous);
+  auto outcome = start_known(*f.resolver, "localhost");
   CHECK(outcome->answer->status == Status::ok);
   CHECK_FALSE(outcome->answer->from_cache);
   CHECK(f.resolver->in_flight() == 0);
@@ -570,21 +620,12 @@ TEST_CASE("with the pinned map as the cache, answers land in dns_cache and survi
     MESSAGE("skipped: the pinned eBPF map needs root (CAP_BPF, bpffs)");
     return;
   }
-  REQUIRE(snisplice::bpf::ensure_pin_dir("/sys/fs/bpf").has_value());
-  char dir[] = "/sys/fs/bpf/snisplice-test-XXXXXX";
-  REQUIRE(::mkdtemp(dir) != nullptr);
-  struct RemovePins {
-    std::string path;
-    ~RemovePins() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  } remove_pins{dir};
+  TempPinDir pins;
+  const std::string& dir = pins.path();
 
   DnsServer server;
   const auto dns = test_dns(server.port());
-  std::string note;
-  auto cache = DnsCache::open(dns, dir, note);
+  auto [cache, note] = DnsCache::open(dns, dir);
   REQUIRE_MESSAGE(cache->backing() == "pinned eBPF map", note);
   PollLoop loop;
   auto resolver = Resolver::create(dns, *cache, loop.watch());
@@ -594,13 +635,12 @@ TEST_CASE("with the pinned map as the cache, answers land in dns_cache and survi
   CHECK(outcome->answer->status == Status::ok);
 
   // A second daemon (a new cache object on the same pin) finds the answer without a query.
-  auto reopened = DnsCache::open(dns, dir, note);
-  CHECK(note.find("reused") != std::string::npos);
+  auto [reopened, reopened_note] = DnsCache::open(dns, dir);
+  CHECK(reopened_note.find("reused") != std::string::npos);
   PollLoop other_loop;
   auto other = Resolver::create(dns, *reopened, other_loop.watch());
   REQUIRE(other.has_value());
-  auto cached = start(**other, "dual.test");
-  REQUIRE(cached->answer.has_value());
+  auto cached = start_known(**other, "dual.test");
   CHECK(cached->answer->from_cache);
   CHECK(cached->answer->addresses == std::vector<IpAddress>{ip("127.0.0.3"), ip("127.0.0.4"), ip("::1")});
   CHECK(server.queries("dual.test", "A") == 1);

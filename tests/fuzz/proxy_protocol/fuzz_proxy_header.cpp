@@ -4,16 +4,15 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "flow/connect/proxy_header.h"
+#include "flow/proxy_protocol/proxy_header.h"
+#include "require.h"
 
 using namespace snisplice;
 using namespace snisplice::proxy_protocol;
 
 namespace {
 
-void require(bool condition) {
-  if (!condition) std::abort();
-}
+using snisplice::fuzzing::require;
 
 bool same(const std::optional<SocketAddress>& a, const std::optional<SocketAddress>& b) { return a == b; }
 

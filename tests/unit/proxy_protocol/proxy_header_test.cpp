@@ -1,4 +1,4 @@
-#include "flow/connect/proxy_header.h"
+#include "flow/proxy_protocol/proxy_header.h"
 
 #include <doctest/doctest.h>
 
