@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "flow/accept/listener_socket.h"
-#include "flow/connect/proxy_header.h"
+#include "flow/proxy_protocol/proxy_header.h"
 #include "session/op_kind.h"
 #include "session/worker.h"
 
@@ -83,7 +83,7 @@ void Worker::resolve_route(Session& s, const config::Route& route) {
   s.policy_checked = true;
   uint32_t slot = s.slot;
   uint32_t generation = s.generation;
-  // The answer may come inside resolve() (a cache hit, a literal) or later from the loop.
+  // The answer always comes later, from the loop (never inside resolve()).
   resolver_->resolve(s.hello.host, [this, slot, generation, port](const resolve::Answer& answer) {
     Session* waiting = session_for(slot, generation);
     if (!waiting || waiting->phase != Phase::resolving) return;

@@ -11,7 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "flow/accept/listener_socket.h"
-#include "flow/connect/proxy_header.h"
+#include "flow/proxy_protocol/proxy_header.h"
 #include "session/op_kind.h"
 #include "session/worker.h"
 
