@@ -107,7 +107,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
   }
   s.admitted = true;
   accept::tune_connection_socket(s.client.get());
-  s.parser.emplace(wire_protocol(listener.protocol), listener.client_hello_max_bytes);
+  s.parser = std::make_unique<hello::PrereadParser>(wire_protocol(listener.protocol), listener.client_hello_max_bytes);
   s.proxy_header_done = !trusted_for_proxy_header(listener, s.peer_address.ip);
   s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
   shared_.metrics.active(listener.name).Increment();

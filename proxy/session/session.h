@@ -108,7 +108,8 @@ struct Session {
   bool low_water_raised = false;     // SO_RCVLOWAT is above 1 while waiting for more hello
   bool hello_hung_up = false;        // the last hello poll saw a FIN, a reset or an error
   bool receive_buffer_raised = false;  // SO_RCVBUF set to hold the largest allowed hello
-  std::optional<hello::PrereadParser> parser;
+  // On the heap and only during the hello: an idle connection should not carry its ~220 bytes.
+  std::unique_ptr<hello::PrereadParser> parser;
   hello::Hello hello;
 
   uint32_t route = 0;
