@@ -63,6 +63,17 @@ DataPath data_path(bool kernel_splice, size_t consumed_from_client) {
   return kernel_splice && consumed_from_client == 0 ? DataPath::splice : DataPath::relay;
 }
 
+bool hand_over(uint64_t bytes_up, uint64_t bytes_down, bool any_eof, uint64_t threshold) {
+  return !any_eof && (bytes_up >= threshold || bytes_down >= threshold);
+}
+
+HandOverStep after_drain(unsigned round, size_t drained, bool source_ended, bool over_limit,
+                         HandOverLimits limits) {
+  if (source_ended || over_limit) return HandOverStep::give_up;
+  if (drained == 0) return HandOverStep::splice;
+  return round + 1 < limits.rounds ? HandOverStep::send_and_retry : HandOverStep::give_up;
+}
+
 Pacing relay_pacing(bool paused, bool receiving, size_t pending, RelayMarks marks) {
   if (!paused) return pending >= marks.pause_at && receiving ? Pacing::pause : Pacing::keep;
   return pending <= marks.resume_at && !receiving ? Pacing::resume : Pacing::keep;

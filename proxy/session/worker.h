@@ -109,9 +109,18 @@ class Worker {
   void on_relay_sent(Session& s, bool upstream, int result);
   bool shut_sink_when_flushed(Session& s, bool upstream);
   void maybe_finish_relay(Session& s);
+  // splice: auto (relay.cpp): stop the relay's receives, flush, drain both sockets to EAGAIN,
+  // then splice; or back to the relay for good.
+  void begin_hand_over(Session& s);
+  void continue_hand_over(Session& s);
+  size_t drain_source(Session& s, bool upstream, bool& over_limit);
+  void send_drained(Session& s, bool upstream);
+  void on_drained_sent(Session& s, bool upstream, int result);
+  void stay_on_relay(Session& s);
 
   // splice (splice.cpp)
   bool try_splice(Session& s);
+  void enter_kernel(Session& s, bpf::SplicedPair pair);
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);
   void check_splice(Session& s, Clock::time_point now);
