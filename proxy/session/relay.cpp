@@ -63,7 +63,8 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
   if (shut_sink_when_flushed(s, upstream)) return maybe_finish_relay(s);
   if (s.moving_to_kernel) return maybe_finish_relay(s);
   if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
-  if (s.lazy_splice && lifecycle::hand_over(s.up.bytes, s.down.bytes, s.up.eof || s.down.eof)) begin_hand_over(s);
+  if (s.lazy_splice && lifecycle::hand_over(s.up.bytes, s.down.bytes, s.up.eof || s.down.eof, s.hand_over_at))
+    begin_hand_over(s);
 }
 
 void Worker::send_next(Session& s, bool upstream) {
@@ -144,6 +145,7 @@ void Worker::maybe_finish_relay(Session& s) {
 
 void Worker::begin_hand_over(Session& s) {
   s.moving_to_kernel = true;
+  s.hand_over_rounds = 0;
   for (bool upstream : {true, false}) {
     // The final completion of each receive (-ECANCELED, or the bytes it still took) arrives
     // later; its bytes are sent like any other.
@@ -159,18 +161,41 @@ void Worker::continue_hand_over(Session& s) {
   };
   if (s.phase != Phase::relaying || !s.moving_to_kernel || !quiet(s.up) || !quiet(s.down)) return;
   auto ended = [](const Direction& d) { return d.eof || d.source_failed || d.sink_failed; };
-  while (s.lazy_splice) {
+  while (s.lazy_splice && !s.hand_over_backed_off) {
     size_t drained = 0;
     bool over_limit = false;
     if (!ended(s.up)) drained += drain_source(s, true, over_limit);
     if (!ended(s.down)) drained += drain_source(s, false, over_limit);
     const bool source_ended = ended(s.up) || ended(s.down);
     const auto step = lifecycle::after_drain(s.hand_over_rounds++, drained, source_ended, over_limit);
+    if (step == lifecycle::HandOverStep::back_off) {
+      // Bytes keep coming: relay on, and try again once the connection moved twice as much.
+      auto next = lifecycle::next_hand_over(s.up.bytes, s.down.bytes, ++s.hand_over_attempts);
+      spdlog::debug("{}: hand-over backed off after {} drains ({} bytes in the last); next at {}",
+                    s.client_address.to_string(), s.hand_over_rounds, drained, next ? *next : 0);
+      if (next) {
+        s.hand_over_at = *next;
+        s.hand_over_backed_off = true;
+      } else {
+        s.lazy_splice = false;
+      }
+      break;
+    }
     if (step == lifecycle::HandOverStep::give_up) {
+      spdlog::debug("{}: staying on the relay after {} drains ({} bytes in the last{})",
+                    s.client_address.to_string(), s.hand_over_rounds, drained,
+                    over_limit ? ", over the limit" : source_ended ? ", an end closed" : "");
       s.lazy_splice = false;
       break;
     }
-    if (step == lifecycle::HandOverStep::send_and_retry) break;
+    if (step == lifecycle::HandOverStep::send_and_retry) {
+      // Usually the sinks take it at once and the next drain follows within microseconds,
+      // which is what lets a steady sender's queue be found empty.
+      send_drained_now(s, true);
+      send_drained_now(s, false);
+      if (!s.up.drained.empty() || !s.down.drained.empty()) break;
+      continue;
+    }
     auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
     if (pair) {
       spdlog::debug("{}: handed to the kernel after {} + {} bytes", s.client_address.to_string(), s.up.bytes,
@@ -184,10 +209,12 @@ void Worker::continue_hand_over(Session& s) {
       s.lazy_splice = false;
     }
   }
+  send_drained_now(s, true);
+  send_drained_now(s, false);
   const bool sending = !s.up.drained.empty() || !s.down.drained.empty();
   send_drained(s, true);
   send_drained(s, false);
-  if (!sending && !s.lazy_splice) stay_on_relay(s);
+  if (!sending && (!s.lazy_splice || s.hand_over_backed_off)) back_to_relay(s);
 }
 
 size_t Worker::drain_source(Session& s, bool upstream, bool& over_limit) {
@@ -225,6 +252,27 @@ size_t Worker::drain_source(Session& s, bool upstream, bool& over_limit) {
   return total;
 }
 
+void Worker::send_drained_now(Session& s, bool upstream) {
+  Direction& d = upstream ? s.up : s.down;
+  const int sink = upstream ? s.backend.get() : s.client.get();
+  while (d.drained_sent < d.drained.size()) {
+    const ssize_t n = ::send(sink, d.drained.data() + d.drained_sent, d.drained.size() - d.drained_sent,
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      d.drained_sent += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;  // the rest goes through the ring (send_drained)
+    } else {
+      d.sink_failed = true;
+      break;
+    }
+  }
+  std::vector<uint8_t>().swap(d.drained);
+  d.drained_sent = 0;
+}
+
 void Worker::send_drained(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
   if (d.drained_in_flight || d.drained_sent == d.drained.size()) return;
@@ -247,15 +295,20 @@ void Worker::on_drained_sent(Session& s, bool upstream, int result) {
   std::vector<uint8_t>().swap(d.drained);
   d.drained_sent = 0;
   s.last_activity = Clock::now();
-  if (!s.lazy_splice && s.up.drained.empty() && s.down.drained.empty()) return stay_on_relay(s);
+  if ((!s.lazy_splice || s.hand_over_backed_off) && s.up.drained.empty() && s.down.drained.empty())
+    return back_to_relay(s);
   continue_hand_over(s);
 }
 
-void Worker::stay_on_relay(Session& s) {
+void Worker::back_to_relay(Session& s) {
   if (!s.moving_to_kernel) return;
   s.moving_to_kernel = false;
-  shared_.metrics.spliced_userspace.Increment();
-  shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
+  s.hand_over_backed_off = false;
+  if (!s.lazy_splice) {
+    // For good: it ended up relayed.
+    shared_.metrics.spliced_userspace.Increment();
+    shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
+  }
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
     d.paused = false;  // nothing is pending: the relay's pause has nothing left to wait for

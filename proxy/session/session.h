@@ -147,7 +147,10 @@ struct Session {
   // `moving_to_kernel` from the cancel of the relay's receives until splice() or giving up.
   bool lazy_splice = false;
   bool moving_to_kernel = false;
-  unsigned hand_over_rounds = 0;
+  unsigned hand_over_rounds = 0;    // drains in this attempt
+  unsigned hand_over_attempts = 0;  // attempts that backed off
+  uint64_t hand_over_at = lifecycle::kHandOverBytes;
+  bool hand_over_backed_off = false;  // this attempt ends back on the relay
   std::optional<bpf::SplicedPair> pair;   // destroyed before the fds close (release)
   std::chrono::milliseconds splice_check_interval{0};
   std::optional<Result> result;

@@ -114,9 +114,11 @@ class Worker {
   void begin_hand_over(Session& s);
   void continue_hand_over(Session& s);
   size_t drain_source(Session& s, bool upstream, bool& over_limit);
-  void send_drained(Session& s, bool upstream);
+  void send_drained_now(Session& s, bool upstream);  // what the sink takes without waiting
+  void send_drained(Session& s, bool upstream);       // the rest, through the ring
   void on_drained_sent(Session& s, bool upstream, int result);
-  void stay_on_relay(Session& s);
+  // After the drained bytes are sent: the relay again, for good or until the next attempt.
+  void back_to_relay(Session& s);
 
   // splice (splice.cpp)
   bool try_splice(Session& s);

@@ -146,8 +146,14 @@ TEST_CASE("the hand-over splices once a drain finds nothing, retries a bounded n
   CHECK(after_drain(2, 0, false, false, limits) == HandOverStep::splice);
   CHECK(after_drain(0, 10, false, false, limits) == HandOverStep::send_and_retry);
   CHECK(after_drain(1, 10, false, false, limits) == HandOverStep::send_and_retry);
-  CHECK(after_drain(2, 10, false, false, limits) == HandOverStep::give_up);  // bytes keep coming
-  CHECK(after_drain(0, 10, false, true, limits) == HandOverStep::give_up);   // a bulk backlog
+  CHECK(after_drain(2, 10, false, false, limits) == HandOverStep::back_off);  // bytes keep coming
+  CHECK(after_drain(0, 10, false, true, limits) == HandOverStep::back_off);   // a backlog over the limit
   CHECK(after_drain(0, 0, true, false, limits) == HandOverStep::give_up);    // EOF or an error
   CHECK(after_drain(0, 10, true, false, limits) == HandOverStep::give_up);
+}
+
+TEST_CASE("a hand-over that backed off is tried again after twice the bytes, a bounded number of times") {
+  CHECK(next_hand_over(200, 100, 0, 3) == 400u);
+  CHECK(next_hand_over(100, 300, 2, 3) == 600u);
+  CHECK_FALSE(next_hand_over(100, 300, 3, 3));
 }
