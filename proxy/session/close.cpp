@@ -24,7 +24,7 @@ bool holds_undelivered(const Session& s) {
   if (s.preamble_sent < s.preamble.size()) return true;
   for (bool upstream : {true, false}) {
     const Direction& d = upstream ? s.up : s.down;
-    if (!d.pending.empty() || d.send_in_flight) return true;
+    if (!d.pending.empty() || d.send_in_flight || d.drained_sent < d.drained.size()) return true;
     int source = upstream ? s.client.get() : s.backend.get();
     int unread = 0;
     if (!d.source_failed && source >= 0 && ::ioctl(source, SIOCINQ, &unread) == 0 && unread > 0) return true;
@@ -68,6 +68,12 @@ void Worker::finish(Session& s, Result result, bool abort) {
     case lifecycle::Close::reset: break;
     case lifecycle::Close::reset_if_undelivered: abort = holds_undelivered(s); break;
   }
+  if (s.lazy_splice) {
+    // splice: auto, never handed to the kernel: it ended up relayed.
+    s.lazy_splice = false;
+    shared_.metrics.spliced_userspace.Increment();
+    shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
+  }
   const Phase was = s.phase;
   s.result = result;
   s.abort = abort;
@@ -100,6 +106,7 @@ void Worker::finish(Session& s, Result result, bool abort) {
     const Direction& d = upstream ? s.up : s.down;
     if (d.recv_armed) cancel(upstream ? kRecvUp : kRecvDown);
     if (d.send_in_flight) cancel(upstream ? kSendUp : kSendDown);
+    if (d.drained_in_flight) cancel(upstream ? kDrainedUp : kDrainedDown);
   }
 }
 

@@ -215,8 +215,14 @@ void Worker::start_data_path(Session& s) {
   reset_low_water(s);
   s.hello_queued = false;  // from here the data path owns the queued bytes
   if (try_splice(s)) return;
-  shared_.metrics.spliced_userspace.Increment();
-  shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
+  // splice: auto: counted as what the connection ends up as, at its hand-over or when it
+  // stays on the relay for good (relay.cpp, close.cpp).
+  s.lazy_splice = shared_.splice && s.runtime->config->splice == config::SpliceMode::automatic &&
+                  lifecycle::data_path(true, s.proxy_header_length) == lifecycle::DataPath::splice;
+  if (!s.lazy_splice) {
+    shared_.metrics.spliced_userspace.Increment();
+    shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
+  }
   s.phase = Phase::relaying;
   arm_relay_recv(s, true);
   arm_relay_recv(s, false);

@@ -1,5 +1,7 @@
 #include "session/lifecycle.h"
 
+#include <algorithm>
+
 namespace snisplice::session::lifecycle {
 namespace {
 
@@ -61,6 +63,24 @@ PeekStep after_peek(size_t peeked_before, size_t peeked_now, bool hung_up) {
 
 DataPath data_path(bool kernel_splice, size_t consumed_from_client) {
   return kernel_splice && consumed_from_client == 0 ? DataPath::splice : DataPath::relay;
+}
+
+bool hand_over(uint64_t bytes_up, uint64_t bytes_down, bool any_eof, uint64_t threshold) {
+  return !any_eof && (bytes_up >= threshold || bytes_down >= threshold);
+}
+
+HandOverStep after_drain(unsigned round, size_t drained, bool source_ended, bool over_limit,
+                         HandOverLimits limits) {
+  if (source_ended) return HandOverStep::give_up;
+  if (over_limit) return HandOverStep::back_off;
+  if (drained == 0) return HandOverStep::splice;
+  return round + 1 < limits.rounds ? HandOverStep::send_and_retry : HandOverStep::back_off;
+}
+
+std::optional<uint64_t> next_hand_over(uint64_t bytes_up, uint64_t bytes_down, unsigned attempts,
+                                       unsigned max_attempts) {
+  if (attempts >= max_attempts) return std::nullopt;
+  return 2 * std::max(bytes_up, bytes_down);
 }
 
 Pacing relay_pacing(bool paused, bool receiving, size_t pending, RelayMarks marks) {

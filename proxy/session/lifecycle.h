@@ -69,6 +69,44 @@ PeekStep after_peek(size_t peeked_before, size_t peeked_now, bool hung_up);
 enum class DataPath { splice, relay };
 DataPath data_path(bool kernel_splice, size_t consumed_from_client);
 
+// `splice: auto` relays a connection first and hands it to the kernel once it has proven bulk:
+// this many bytes relayed in one direction. Per connection the splice costs a fixed ~90 us of
+// CPU more than the relay (docs/short-connections.md) and saves per byte; a connection that
+// moved 128 KiB is likely to move much more, while one-exchange connections never get there.
+// A connection open long but moving little costs the relay next to nothing, so time alone
+// does not count. A direction at EOF keeps it on the relay (its socket cannot be inserted).
+inline constexpr uint64_t kHandOverBytes = 128u << 10;
+bool hand_over(uint64_t bytes_up, uint64_t bytes_down, bool any_eof, uint64_t threshold = kHandOverBytes);
+
+// The hand-over reads both sockets until EAGAIN (what the relay received must be sent before
+// the kernel redirects anything behind it) and sends what it read, as often as bytes keep
+// arriving in between, up to a bound: a source that never pauses goes back to the relay and is
+// tried again later (next_hand_over). The drain is synchronous: the byte bound keeps the
+// worker's other connections from waiting long.
+struct HandOverLimits {
+  unsigned rounds;     // drains per connection
+  size_t drain_bytes;  // read in one drain of one socket
+};
+inline constexpr HandOverLimits kHandOverLimits{16, 1u << 20};
+enum class HandOverStep {
+  splice,          // both sockets read to EAGAIN, nothing read is unsent: insert them now
+  send_and_retry,  // send what was drained, then drain again
+  back_off,        // send what was drained, back to the relay; maybe try later (next_hand_over)
+  give_up,         // send what was drained, then stay on the relay for good
+};
+// `round`: drains done before this one; `drained`: bytes this drain read from both sockets;
+// `source_ended`: a socket read EOF or an error, or a sink failed; `over_limit`: a socket had
+// more than limits.drain_bytes queued.
+HandOverStep after_drain(unsigned round, size_t drained, bool source_ended, bool over_limit,
+                         HandOverLimits limits = kHandOverLimits);
+
+// After a hand-over backed off (bytes kept coming): the bytes one direction must have moved
+// before the next try, twice what the busier one moved so far, or nullopt once `attempts`
+// tries have failed: the connection stays on the relay.
+inline constexpr unsigned kHandOverAttempts = 6;
+std::optional<uint64_t> next_hand_over(uint64_t bytes_up, uint64_t bytes_down, unsigned attempts,
+                                       unsigned max_attempts = kHandOverAttempts);
+
 // What a session's deadline means in its phase: the absolute hello deadline, the idle timeout
 // (re-armed from the last activity while there was some), or the splice's periodic check.
 enum class DeadlineAction { none, hello_timeout, idle_timeout, rearm_idle, check_splice };

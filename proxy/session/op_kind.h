@@ -20,6 +20,8 @@ enum OpKind : uint8_t {
   kSplicePollClient,   // POLLIN | POLLRDHUP on a spliced client socket
   kSplicePollBackend,  // the same on its backend socket
   kDnsPoll,            // a c-ares socket; slot: the fd, generation: the watch's serial
+  kDrainedUp,          // a hand-over's drained client bytes, to the backend
+  kDrainedDown,        // a hand-over's drained backend bytes, to the client
 };
 
 }  // namespace snisplice::session

@@ -1,9 +1,13 @@
 // The userspace relay: a multishot receive per direction into the worker's shared buffers,
 // one send in flight per direction, half-closes passed on once flushed, and a direction
-// paused while its sink is slower than its source.
+// paused while its sink is slower than its source. With splice: auto, the hand-over of a
+// connection that proved bulk to the kernel.
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
+
+#include <spdlog/spdlog.h>
 
 #include "session/lifecycle.h"
 #include "session/op_kind.h"
@@ -46,6 +50,7 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
   } else if (result == 0) {
     d.eof = true;
   } else if (result == -ENOBUFS) {
+    if (s.moving_to_kernel) return maybe_finish_relay(s);  // the drain reads what is queued
     // Every shared buffer is waiting to be sent somewhere: retry when one comes back.
     waiting_for_buffers_.push_back(s.slot);
     return;
@@ -56,7 +61,10 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
     return maybe_finish_relay(s);
   }
   if (shut_sink_when_flushed(s, upstream)) return maybe_finish_relay(s);
+  if (s.moving_to_kernel) return maybe_finish_relay(s);
   if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
+  if (s.lazy_splice && lifecycle::hand_over(s.up.bytes, s.down.bytes, s.up.eof || s.down.eof, s.hand_over_at))
+    begin_hand_over(s);
 }
 
 void Worker::send_next(Session& s, bool upstream) {
@@ -89,7 +97,8 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
     while (!waiting_for_buffers_.empty()) {
       uint32_t slot = waiting_for_buffers_.back();
       waiting_for_buffers_.pop_back();
-      if (slot >= slots_.size() || !slots_[slot] || !relaying(*slots_[slot])) continue;
+      if (slot >= slots_.size() || !slots_[slot] || !relaying(*slots_[slot]) || slots_[slot]->moving_to_kernel)
+        continue;
       Session& starved = *slots_[slot];
       for (bool direction : {true, false}) {
         Direction& sd = direction ? starved.up : starved.down;
@@ -100,7 +109,8 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
   }
   s.last_activity = Clock::now();
   send_next(s, upstream);
-  if (lifecycle::relay_pacing(d.paused, d.recv_armed, d.pending.size()) == lifecycle::Pacing::resume) {
+  if (!s.moving_to_kernel &&
+      lifecycle::relay_pacing(d.paused, d.recv_armed, d.pending.size()) == lifecycle::Pacing::resume) {
     d.paused = false;
     if (!d.eof) arm_relay_recv(s, upstream);
   }
@@ -121,9 +131,190 @@ void Worker::maybe_finish_relay(Session& s) {
   // A spliced connection with a direction handed back to the relay: the kernel's directions
   // have their own drain rules.
   if (s.phase == Phase::spliced) return check_splice(s, Clock::now());
+  if (s.moving_to_kernel) return continue_hand_over(s);
   auto end = [](const Direction& d) {
     return lifecycle::DirectionEnd{d.source_failed, d.sink_failed, d.shut, d.pending.empty() && !d.send_in_flight};
   };
   if (auto ending = lifecycle::ending(end(s.up), end(s.down))) end_with(s, *ending);
+}
+
+// ---------------------------------------------------------------- hand-over (splice: auto)
+// The verdict is handed whole skbs, so a socket the relay read from must be read to EAGAIN
+// before its insertion, and every byte read must be in the sink's send queue before the
+// kernel redirects bytes that came after it (proxy/bpf/splice_engine.h, step 1).
+
+void Worker::begin_hand_over(Session& s) {
+  s.moving_to_kernel = true;
+  s.hand_over_rounds = 0;
+  for (bool upstream : {true, false}) {
+    // The final completion of each receive (-ECANCELED, or the bytes it still took) arrives
+    // later; its bytes are sent like any other.
+    if ((upstream ? s.up : s.down).recv_armed)
+      ring_.cancel(io::OpTag{upstream ? kRecvUp : kRecvDown, s.slot, s.generation}, tag_for(s, kCancel));
+  }
+  continue_hand_over(s);
+}
+
+void Worker::continue_hand_over(Session& s) {
+  auto quiet = [](const Direction& d) {
+    return !d.recv_armed && d.pending.empty() && !d.send_in_flight && !d.drained_in_flight;
+  };
+  if (s.phase != Phase::relaying || !s.moving_to_kernel || !quiet(s.up) || !quiet(s.down)) return;
+  auto ended = [](const Direction& d) { return d.eof || d.source_failed || d.sink_failed; };
+  while (s.lazy_splice && !s.hand_over_backed_off) {
+    size_t drained = 0;
+    bool over_limit = false;
+    if (!ended(s.up)) drained += drain_source(s, true, over_limit);
+    if (!ended(s.down)) drained += drain_source(s, false, over_limit);
+    const bool source_ended = ended(s.up) || ended(s.down);
+    const auto step = lifecycle::after_drain(s.hand_over_rounds++, drained, source_ended, over_limit);
+    if (step == lifecycle::HandOverStep::back_off) {
+      // Bytes keep coming: relay on, and try again once the connection moved twice as much.
+      auto next = lifecycle::next_hand_over(s.up.bytes, s.down.bytes, ++s.hand_over_attempts);
+      spdlog::debug("{}: hand-over backed off after {} drains ({} bytes in the last); next at {}",
+                    s.client_address.to_string(), s.hand_over_rounds, drained, next ? *next : 0);
+      if (next) {
+        s.hand_over_at = *next;
+        s.hand_over_backed_off = true;
+      } else {
+        s.lazy_splice = false;
+      }
+      break;
+    }
+    if (step == lifecycle::HandOverStep::give_up) {
+      spdlog::debug("{}: staying on the relay after {} drains ({} bytes in the last{})",
+                    s.client_address.to_string(), s.hand_over_rounds, drained,
+                    over_limit ? ", over the limit" : source_ended ? ", an end closed" : "");
+      s.lazy_splice = false;
+      break;
+    }
+    if (step == lifecycle::HandOverStep::send_and_retry) {
+      // Usually the sinks take it at once and the next drain follows within microseconds,
+      // which is what lets a steady sender's queue be found empty.
+      send_drained_now(s, true);
+      send_drained_now(s, false);
+      if (!s.up.drained.empty() || !s.down.drained.empty()) break;
+      continue;
+    }
+    auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
+    if (pair) {
+      spdlog::debug("{}: handed to the kernel after {} + {} bytes", s.client_address.to_string(), s.up.bytes,
+                    s.down.bytes);
+      return enter_kernel(s, std::move(*pair));
+    }
+    // partly_read: bytes arrived after the drain's EAGAIN; drain them too, within the bound.
+    if (pair.error().failure != bpf::SpliceFailure::partly_read) {
+      spdlog::debug("{}: staying on the relay: {} ({})", s.client_address.to_string(),
+                    bpf::to_string(pair.error().failure), pair.error().message);
+      s.lazy_splice = false;
+    }
+  }
+  send_drained_now(s, true);
+  send_drained_now(s, false);
+  const bool sending = !s.up.drained.empty() || !s.down.drained.empty();
+  send_drained(s, true);
+  send_drained(s, false);
+  if (!sending && (!s.lazy_splice || s.hand_over_backed_off)) back_to_relay(s);
+}
+
+size_t Worker::drain_source(Session& s, bool upstream, bool& over_limit) {
+  Direction& d = upstream ? s.up : s.down;
+  const int source = upstream ? s.client.get() : s.backend.get();
+  size_t total = 0;
+  std::array<uint8_t, 64 * 1024> chunk;
+  for (;;) {
+    if (total >= lifecycle::kHandOverLimits.drain_bytes) {
+      over_limit = true;
+      break;
+    }
+    const ssize_t n = ::recv(source, chunk.data(), chunk.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      d.drained.insert(d.drained.end(), chunk.data(), chunk.data() + n);
+      total += static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      d.eof = true;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      d.eof = true;
+      d.source_failed = true;
+    }
+    break;
+  }
+  if (total > 0) {
+    d.bytes += total;
+    (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
+        .Increment(static_cast<double>(total));
+    s.last_activity = Clock::now();
+  }
+  return total;
+}
+
+void Worker::send_drained_now(Session& s, bool upstream) {
+  Direction& d = upstream ? s.up : s.down;
+  const int sink = upstream ? s.backend.get() : s.client.get();
+  while (d.drained_sent < d.drained.size()) {
+    const ssize_t n = ::send(sink, d.drained.data() + d.drained_sent, d.drained.size() - d.drained_sent,
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      d.drained_sent += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;  // the rest goes through the ring (send_drained)
+    } else {
+      d.sink_failed = true;
+      break;
+    }
+  }
+  std::vector<uint8_t>().swap(d.drained);
+  d.drained_sent = 0;
+}
+
+void Worker::send_drained(Session& s, bool upstream) {
+  Direction& d = upstream ? s.up : s.down;
+  if (d.drained_in_flight || d.drained_sent == d.drained.size()) return;
+  ring_.send(upstream ? s.backend.get() : s.client.get(), std::span(d.drained).subspan(d.drained_sent),
+             tag_for(s, upstream ? kDrainedUp : kDrainedDown));
+  d.drained_in_flight = true;
+}
+
+void Worker::on_drained_sent(Session& s, bool upstream, int result) {
+  Direction& d = upstream ? s.up : s.down;
+  d.drained_in_flight = false;
+  if (s.phase != Phase::relaying) return;
+  if (result < 0) {
+    d.sink_failed = true;
+    d.drained_sent = d.drained.size();
+  } else {
+    d.drained_sent += static_cast<size_t>(result);
+  }
+  if (d.drained_sent < d.drained.size()) return send_drained(s, upstream);
+  std::vector<uint8_t>().swap(d.drained);
+  d.drained_sent = 0;
+  s.last_activity = Clock::now();
+  if ((!s.lazy_splice || s.hand_over_backed_off) && s.up.drained.empty() && s.down.drained.empty())
+    return back_to_relay(s);
+  continue_hand_over(s);
+}
+
+void Worker::back_to_relay(Session& s) {
+  if (!s.moving_to_kernel) return;
+  s.moving_to_kernel = false;
+  s.hand_over_backed_off = false;
+  if (!s.lazy_splice) {
+    // For good: it ended up relayed.
+    shared_.metrics.spliced_userspace.Increment();
+    shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
+  }
+  for (bool upstream : {true, false}) {
+    Direction& d = upstream ? s.up : s.down;
+    d.paused = false;  // nothing is pending: the relay's pause has nothing left to wait for
+    if (!d.recv_armed && !d.eof) arm_relay_recv(s, upstream);
+    shut_sink_when_flushed(s, upstream);
+  }
+  maybe_finish_relay(s);
 }
 }  // namespace snisplice::session

@@ -71,6 +71,11 @@ struct Direction {
   Clock::time_point paced_at{};  // last pause or resume
   uint64_t redirected_counted = 0;
   uint64_t bytes = 0;
+  // A hand-over to the kernel (splice: auto): bytes read from the source until EAGAIN, sent
+  // to the sink before the kernel may redirect anything behind them.
+  std::vector<uint8_t> drained;
+  size_t drained_sent = 0;
+  bool drained_in_flight = false;
 };
 
 class WorkerPools;
@@ -138,6 +143,15 @@ struct Session {
   Direction down;  // backend -> client
 
   bool spliced = false;
+  // splice: auto: relayed until lifecycle::hand_over says the connection is bulk, then handed
+  // to the kernel (relay.cpp). `lazy_splice` while a hand-over may still happen;
+  // `moving_to_kernel` from the cancel of the relay's receives until splice() or giving up.
+  bool lazy_splice = false;
+  bool moving_to_kernel = false;
+  unsigned hand_over_rounds = 0;    // drains in this attempt
+  unsigned hand_over_attempts = 0;  // attempts that backed off
+  uint64_t hand_over_at = lifecycle::kHandOverBytes;
+  bool hand_over_backed_off = false;  // this attempt ends back on the relay
   std::optional<bpf::SplicedPair> pair;   // destroyed before the fds close (release)
   std::chrono::milliseconds splice_check_interval{0};
   std::optional<Result> result;

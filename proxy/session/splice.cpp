@@ -35,7 +35,8 @@ bpf::Direction kernel_direction(bool upstream) {
 }  // namespace
 
 bool Worker::try_splice(Session& s) {
-  const bool kernel_splice = shared_.splice && s.runtime->config->splice != config::SpliceMode::userspace;
+  // splice: sockmap splices from the first byte; auto starts on the relay (relay.cpp).
+  const bool kernel_splice = shared_.splice && s.runtime->config->splice == config::SpliceMode::sockmap;
   if (lifecycle::data_path(kernel_splice, s.proxy_header_length) == lifecycle::DataPath::relay) return false;
   auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
   if (!pair) {
@@ -44,18 +45,26 @@ bool Worker::try_splice(Session& s) {
                   bpf::to_string(pair.error().failure), pair.error().message);
     return false;
   }
-  s.pair.emplace(std::move(*pair));
+  enter_kernel(s, std::move(*pair));
+  return true;
+}
+
+void Worker::enter_kernel(Session& s, bpf::SplicedPair pair) {
+  s.pair.emplace(std::move(pair));
   s.spliced = true;
+  s.lazy_splice = false;
+  s.moving_to_kernel = false;
   s.phase = Phase::spliced;
-  s.up.in_kernel = true;
-  s.down.in_kernel = true;
+  for (Direction* d : {&s.up, &s.down}) {
+    d->in_kernel = true;
+    d->paused = false;  // the relay's pause: its receive is already cancelled
+  }
   shared_.metrics.spliced_sockmap.Increment();
   shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "sockmap"}; });
   arm_splice_poll(s, true);
   arm_splice_poll(s, false);
   s.splice_check_interval = kActiveCheck;
   set_deadline(s, Clock::now() + kActiveCheck);
-  return true;
 }
 
 void Worker::arm_splice_poll(Session& s, bool client_side) {

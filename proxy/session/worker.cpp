@@ -213,6 +213,8 @@ void Worker::dispatch(const io::Completion& done) {
     case kSendUp: on_relay_sent(*s, true, done.result); break;
     case kSendDown: on_relay_sent(*s, false, done.result); break;
     case kCancel: break;
+    case kDrainedUp: on_drained_sent(*s, true, done.result); break;
+    case kDrainedDown: on_drained_sent(*s, false, done.result); break;
     case kSplicePollClient: on_splice_poll(*s, true, done.result); break;
     case kSplicePollBackend: on_splice_poll(*s, false, done.result); break;
     default: break;

@@ -109,9 +109,20 @@ class Worker {
   void on_relay_sent(Session& s, bool upstream, int result);
   bool shut_sink_when_flushed(Session& s, bool upstream);
   void maybe_finish_relay(Session& s);
+  // splice: auto (relay.cpp): stop the relay's receives, flush, drain both sockets to EAGAIN,
+  // then splice; or back to the relay for good.
+  void begin_hand_over(Session& s);
+  void continue_hand_over(Session& s);
+  size_t drain_source(Session& s, bool upstream, bool& over_limit);
+  void send_drained_now(Session& s, bool upstream);  // what the sink takes without waiting
+  void send_drained(Session& s, bool upstream);       // the rest, through the ring
+  void on_drained_sent(Session& s, bool upstream, int result);
+  // After the drained bytes are sent: the relay again, for good or until the next attempt.
+  void back_to_relay(Session& s);
 
   // splice (splice.cpp)
   bool try_splice(Session& s);
+  void enter_kernel(Session& s, bpf::SplicedPair pair);
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);
   void check_splice(Session& s, Clock::time_point now);

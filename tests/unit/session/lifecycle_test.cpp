@@ -129,3 +129,31 @@ TEST_CASE("data path: spliced only when the kernel splice is on and nothing was 
   CHECK(data_path(false, 0) == DataPath::relay);   // splice: userspace, or no engine
   CHECK(data_path(false, 16) == DataPath::relay);
 }
+
+TEST_CASE("splice: auto hands a connection to the kernel once one direction moved enough") {
+  CHECK_FALSE(hand_over(0, 0, false));
+  CHECK_FALSE(hand_over(64, 64, false));  // one short exchange stays on the relay
+  CHECK_FALSE(hand_over(kHandOverBytes - 1, kHandOverBytes - 1, false));
+  CHECK(hand_over(kHandOverBytes, 0, false));
+  CHECK(hand_over(0, kHandOverBytes, false));
+  CHECK_FALSE(hand_over(kHandOverBytes, kHandOverBytes, true));  // a half-closed socket cannot be inserted
+  CHECK(hand_over(10, 10, false, 10));
+}
+
+TEST_CASE("the hand-over splices once a drain finds nothing, retries a bounded number of times") {
+  const HandOverLimits limits{3, 1000};
+  CHECK(after_drain(0, 0, false, false, limits) == HandOverStep::splice);
+  CHECK(after_drain(2, 0, false, false, limits) == HandOverStep::splice);
+  CHECK(after_drain(0, 10, false, false, limits) == HandOverStep::send_and_retry);
+  CHECK(after_drain(1, 10, false, false, limits) == HandOverStep::send_and_retry);
+  CHECK(after_drain(2, 10, false, false, limits) == HandOverStep::back_off);  // bytes keep coming
+  CHECK(after_drain(0, 10, false, true, limits) == HandOverStep::back_off);   // a backlog over the limit
+  CHECK(after_drain(0, 0, true, false, limits) == HandOverStep::give_up);    // EOF or an error
+  CHECK(after_drain(0, 10, true, false, limits) == HandOverStep::give_up);
+}
+
+TEST_CASE("a hand-over that backed off is tried again after twice the bytes, a bounded number of times") {
+  CHECK(next_hand_over(200, 100, 0, 3) == 400u);
+  CHECK(next_hand_over(100, 300, 2, 3) == 600u);
+  CHECK_FALSE(next_hand_over(100, 300, 3, 3));
+}
