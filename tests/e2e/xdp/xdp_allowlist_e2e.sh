@@ -51,8 +51,8 @@ trap cleanup EXIT
 
 # RFC 5737 TEST-NET-2 must not be routed on this host already, or the result would mean
 # nothing (and traffic might leave the namespaces).
-# (grep reads all its input here: `cmd | grep -q` under pipefail fails when grep exits early and
-# cmd dies of SIGPIPE.)
+# (grep without -q reads all its input: under pipefail, a quiet grep that exits at the first match
+# can kill the command feeding it with SIGPIPE and fail the pipeline.)
 if ip route show | grep "^$NET4\." >/dev/null || ip -6 route show | grep "^$NET6:" >/dev/null; then
   skip "$NET4.0/24 or $NET6::/48 is already routed on this host"
 fi
