@@ -5,9 +5,11 @@
 #include <string>
 #include <string_view>
 
+#include "base/json_string.h"
+
 namespace snisplice::events {
 
-void append_json_string(std::string& out, std::string_view value);
+using snisplice::append_json_string;
 
 // Appends `"name":value` pairs to `out`, opening the object on construction; close() ends it.
 class JsonObject {

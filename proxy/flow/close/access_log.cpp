@@ -9,29 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "base/json_string.h"
+
 namespace snisplice::close {
-namespace {
-
-// JSON string escaping (RFC 8259 section 7): client-supplied names may contain anything the
-// parser let through, so escape every control character.
-void append_json_string(std::string& out, std::string_view value) {
-  out += '"';
-  for (unsigned char c : value) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
-
-}  // namespace
 
 std::string format_access_record(const AccessRecord& r) {
   std::string out = "{\"time\":";
