@@ -6,17 +6,46 @@ runner prints how many tests ran, passed, skipped (each with its reason) and fai
 
 usage: run_module.py MODULE   (from tests/e2e, as ctest runs it)
 """
+import os
+import signal
 import sys
 import unittest
 
 SKIPPED = 77
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    module = sys.argv[1]
+def children():
+    """(pid, command line) of every process whose parent is this one."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if parent != me:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                found.append((int(entry), cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def stop_children(module, out):
+    """A child left running after the tests (a daemon, a DNS server) may hold ctest's output
+    pipe, and ctest waits for that pipe to close: the module would end in a ctest timeout long
+    after its tests passed. Name and kill any such child."""
+    for pid, command in children():
+        print(f"{module}: a child outlived the tests, killed: {pid} {command}", file=out)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run(module):
     suite = unittest.defaultTestLoader.loadTestsFromName(module)
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     skipped = len(result.skipped)
@@ -33,6 +62,20 @@ def main():
     if failed:
         return 1
     return SKIPPED if skipped == result.testsRun else 0
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    module = sys.argv[1]
+    code = run(module)
+    stop_children(module, sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No interpreter shutdown: it would wait on the tests' leftover threads, and the result is
+    # already printed.
+    os._exit(code)
 
 
 if __name__ == "__main__":
