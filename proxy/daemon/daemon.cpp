@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "events/bus.h"
 #include "events/status_server.h"
 #include "flow/accept/admission.h"
+#include "flow/accept/cpu_placement.h"
 #include "flow/resolve/dns_cache.h"
 #include "metrics/metrics.h"
 #include "session/worker.h"
@@ -44,16 +46,16 @@ spdlog::level::level_enum spdlog_level(config::LogLevel level) {
   return spdlog::level::info;
 }
 
-unsigned worker_count(const config::Config& config) {
-  if (config.workers > 0) return config.workers;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 std::string listen_signature(const config::Config& config) {
   std::string out;
   for (const auto& listener : config.listeners) {
-    out += listener.name + (listener.transparent ? " T" : " ");
-    for (const auto& address : listener.listen) out += " " + address.to_string();
+    // Appended piece by piece: GCC 12's -Wrestrict misreads `a + b` temporaries here.
+    out += listener.name;
+    out += listener.transparent ? " T" : " ";
+    for (const auto& address : listener.listen) {
+      out += ' ';
+      out += address.to_string();
+    }
     out += ";";
   }
   return out;
@@ -177,9 +179,10 @@ int run(const std::string& config_path, config::Config initial) {
   open_dns_cache(*config);
   if (*splice) shared.splice.emplace(runtime::SpliceUse{**splice, kSpliceBudgetBytes});
 
+  auto placement = accept::place_workers(accept::allowed_cpus(), config->workers);
   std::vector<std::unique_ptr<session::Worker>> workers;
-  for (unsigned i = 0; i < worker_count(*config); ++i) {
-    auto worker = session::Worker::create(shared, i);
+  for (unsigned i = 0; i < placement.workers; ++i) {
+    auto worker = session::Worker::create(shared, i, placement.steer_by_cpu);
     if (!worker) {
       spdlog::error("worker setup: {}", worker.error().message());
       return 1;
@@ -212,7 +215,19 @@ int run(const std::string& config_path, config::Config initial) {
   checker.configure(*config);
 
   std::vector<std::thread> threads;
-  for (auto& worker : workers) threads.emplace_back([&worker] { worker->run(); });
+  for (size_t i = 0; i < workers.size(); ++i) {
+    std::optional<int> cpu;
+    if (i < placement.worker_cpus.size()) cpu = placement.worker_cpus[i];
+    threads.emplace_back([&worker = workers[i], cpu] {
+      // A failed pin leaves the worker to the scheduler: slower, never wrong.
+      if (cpu) {
+        if (auto pinned = accept::pin_current_thread(*cpu); !pinned) spdlog::warn("{}", pinned.error().message());
+      }
+      worker->run();
+    });
+  }
+  if (!placement.worker_cpus.empty())
+    spdlog::info("workers pinned one per CPU{}", placement.steer_by_cpu ? "; new connections go to the worker on their CPU" : "");
   spdlog::info("snisplice {} ready: {} workers, {} listeners, data path: {}", SNISPLICE_VERSION, workers.size(),
                config->listeners.size(), shared.splice ? "in-kernel splice (sockmap)" : "userspace relay");
   notify("READY=1\nSTATUS=serving");

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "flow/accept/cpu_placement.h"
 #include "flow/accept/listener_socket.h"
 #include "session/lifecycle.h"
 #include "session/op_kind.h"
@@ -23,7 +24,8 @@ constexpr auto kLingerPoll = std::chrono::milliseconds(10);
 
 // ---------------------------------------------------------------- setup
 
-tl::expected<std::unique_ptr<Worker>, Error> Worker::create(WorkerShared& shared, unsigned index) {
+tl::expected<std::unique_ptr<Worker>, Error> Worker::create(WorkerShared& shared, unsigned index,
+                                                             bool steer_by_cpu) {
   auto ring = io::Ring::create(kRingEntries);
   if (!ring) return tl::unexpected(ring.error());
   UniqueFd wake_fd(::eventfd(0, EFD_CLOEXEC));
@@ -33,7 +35,7 @@ tl::expected<std::unique_ptr<Worker>, Error> Worker::create(WorkerShared& shared
   auto buffers = io::BufferRing::create(worker->ring_, kBufferGroup, kBufferCount, kBufferSize);
   if (!buffers) return tl::unexpected(buffers.error());
   worker->buffers_.emplace(std::move(*buffers));
-  if (auto bound = worker->bind_listeners(); !bound) return tl::unexpected(bound.error());
+  if (auto bound = worker->bind_listeners(steer_by_cpu); !bound) return tl::unexpected(bound.error());
   return worker;
 }
 
@@ -46,12 +48,16 @@ Worker::Worker(WorkerShared& shared, unsigned index, io::Ring ring, UniqueFd wak
 
 Worker::~Worker() = default;
 
-tl::expected<void, Error> Worker::bind_listeners() {
+tl::expected<void, Error> Worker::bind_listeners(bool steer_by_cpu) {
   const auto& config = *published_.runtime->config;
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     for (const auto& address : config.listeners[i].listen) {
       auto fd = accept::open_listener_socket(address, config.listeners[i].transparent);
       if (!fd) return tl::unexpected(Error{"listener " + config.listeners[i].name + ": " + fd.error()});
+      if (steer_by_cpu && index_ == 0) {
+        if (auto steered = accept::steer_by_cpu(fd->get()); !steered)
+          return tl::unexpected(Error{"listener " + config.listeners[i].name + ": " + steered.error().message()});
+      }
       listeners_.push_back({config.listeners[i].name, std::move(*fd)});
     }
   }

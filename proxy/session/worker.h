@@ -55,8 +55,11 @@ class WorkerPools {
 
 class Worker {
  public:
-  // A worker with its ring, its buffers and its own SO_REUSEPORT listener sockets.
-  static tl::expected<std::unique_ptr<Worker>, Error> create(WorkerShared& shared, unsigned index);
+  // A worker with its ring, its buffers and its own SO_REUSEPORT listener sockets. Workers are
+  // created in index order, so worker i owns the i-th socket of every listening group;
+  // `steer_by_cpu` (accept/cpu_placement.h) makes worker 0 attach the steering program.
+  static tl::expected<std::unique_ptr<Worker>, Error> create(WorkerShared& shared, unsigned index,
+                                                             bool steer_by_cpu);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -66,7 +69,7 @@ class Worker {
 
  private:
   Worker(WorkerShared& shared, unsigned index, io::Ring ring, UniqueFd wake_fd);
-  tl::expected<void, Error> bind_listeners();
+  tl::expected<void, Error> bind_listeners(bool steer_by_cpu);
 
   struct ListenerSocket {
     std::string listener;  // its name: indexes change when a reload edits the list

@@ -341,5 +341,71 @@ class IdleTimeout(ProxyTest):
         wait_until(lambda: proxy.metric("snisplice_connections_total", result="idle_timeout") == 1, what="idle_timeout")
 
 
+def pinned_threads(pid):
+    """{thread id: CPU} of the process's threads allowed on exactly one CPU: its workers under
+    `workers: auto` (no other thread is pinned)."""
+    pinned = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as status:
+            allowed = next(line.split(":", 1)[1].strip() for line in status if line.startswith("Cpus_allowed_list"))
+        if allowed.isdigit():
+            pinned[int(tid)] = int(allowed)
+    return pinned
+
+
+def time_on_cpu(pid, tid):
+    """Nanoseconds the thread has run (schedstat: exact, unlike the tick-based stat fields)."""
+    with open(f"/proc/{pid}/task/{tid}/schedstat") as schedstat:
+        return int(schedstat.read().split()[0])
+
+
+class WorkerPlacement(ProxyTest):
+    CONNECTIONS = 200   # per CPU
+
+    def test_auto_pins_one_worker_per_cpu_and_each_serves_what_its_cpu_received(self):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest(f"one CPU ({cpus}): nothing to place")
+        if cpus != list(range(len(cpus))):
+            self.skipTest(f"CPUs {cpus} are not 0..n-1: connections are left to the kernel's hash")
+        backend = self.backend(echo)
+        port = free_port()
+        proxy = self.proxy(one_route_config(port, backend.address, free_port(), workers="auto", log_level="info",
+                                            access_log="off"))
+        self.assertIn("workers pinned one per CPU; new connections go to the worker on their CPU", proxy.output())
+        workers = pinned_threads(proxy.proc.pid)
+        self.assertEqual(sorted(workers.values()), cpus, f"one worker pinned to each CPU: {workers}")
+        hello = client_hello("x.test")
+
+        def connect_from_cpu(cpu, failures):
+            os.sched_setaffinity(0, {cpu})   # this thread only: its SYNs are processed on `cpu`
+            try:
+                for _ in range(self.CONNECTIONS):
+                    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                        c.sendall(hello)
+                        recv_exact(c, len(hello))
+            except OSError as error:
+                failures.append(error)
+
+        for cpu in cpus:
+            before = {tid: time_on_cpu(proxy.proc.pid, tid) for tid in workers}
+            failures = []
+            client = threading.Thread(target=connect_from_cpu, args=(cpu, failures))
+            client.start()
+            client.join(60)
+            self.assertFalse(client.is_alive(), "the clients finished")
+            self.assertEqual(failures, [])
+            spent = {workers[tid]: time_on_cpu(proxy.proc.pid, tid) - before[tid] for tid in workers}
+            # The worker on the clients' CPU accepted and served them; the others only ticked.
+            self.assertGreater(spent[cpu], 0.8 * sum(spent.values()),
+                               f"run time of the workers by CPU (ns) for clients on CPU {cpu}: {spent}")
+
+    def test_a_fixed_worker_count_is_not_pinned(self):
+        port = free_port()
+        backend = self.backend(echo)
+        proxy = self.proxy(one_route_config(port, backend.address, free_port(), workers=2))
+        self.assertEqual(pinned_threads(proxy.proc.pid), {})
+
+
 if __name__ == "__main__":
     unittest.main()
