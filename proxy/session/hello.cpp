@@ -10,7 +10,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "flow/accept/listener_socket.h"
 #include "flow/proxy_protocol/proxy_header.h"
 #include "session/op_kind.h"
 #include "session/worker.h"
@@ -60,7 +59,7 @@ void Worker::on_accept(size_t socket_index, int result, bool more) {
   auto& l = listeners_[socket_index];
   if (!more) l.accept_armed = false;
   if (result >= 0) {
-    start_session(l.listener, UniqueFd(result));
+    start_session(l, UniqueFd(result));
   } else if (result == -EMFILE || result == -ENFILE || result == -ENOBUFS || result == -ENOMEM) {
     // Out of descriptors or memory: pause accepting instead of spinning (sniproxy #89).
     spdlog::warn("worker {}: accept: {}; pausing accepts for {} ms", index_, std::strerror(-result),
@@ -73,7 +72,7 @@ void Worker::on_accept(size_t socket_index, int result, bool more) {
   if (!l.accept_armed && stopping_) l.fd.reset();
 }
 
-void Worker::start_session(const std::string& listener_name, UniqueFd client) {
+void Worker::start_session(const ListenerSocket& listener_socket, UniqueFd client) {
   Published now_published = shared_.current();
   if (now_published.runtime != published_.runtime) {
     published_ = std::move(now_published);
@@ -83,18 +82,18 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
   Session& s = new_session();
   s.runtime = published_.runtime;
   s.pools = pools_;
-  s.listener_name = listener_name;
+  s.listener_name = listener_socket.listener;
   s.client = std::move(client);
   s.peer_address = socket_name(s.client.get(), true);
   s.client_address = s.peer_address;
-  s.local_address = socket_name(s.client.get(), false);
+  s.local_address = listener_socket.local_address ? *listener_socket.local_address : socket_name(s.client.get(), false);
   s.started = Clock::now();
   s.started_wall = std::chrono::system_clock::now();
   s.last_activity = s.started;
 
   const auto& config = *s.runtime->config;
   auto found = std::find_if(config.listeners.begin(), config.listeners.end(),
-                            [&](const config::Listener& l) { return l.name == listener_name; });
+                            [&](const config::Listener& l) { return l.name == s.listener_name; });
   // A reload removed the listener (its sockets stay until a restart): nothing routes it.
   if (found == config.listeners.end()) return finish(s, Result::no_route, false);
   const config::Listener& listener = *found;
@@ -105,8 +104,7 @@ void Worker::start_session(const std::string& listener_name, UniqueFd client) {
     spdlog::debug("{}: refusing {}: connection limit", listener.name, s.peer_address.to_string());
     return finish(s, Result::limit_exceeded, false);  // a plain FIN, no bytes read
   }
-  s.admitted = true;
-  accept::tune_connection_socket(s.client.get());
+  s.admitted = true;  // TCP_NODELAY: inherited from the listening socket
   s.parser = std::make_unique<hello::PrereadParser>(wire_protocol(listener.protocol), listener.client_hello_max_bytes);
   s.proxy_header_done = !trusted_for_proxy_header(listener, s.peer_address.ip);
   s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));

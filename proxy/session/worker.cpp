@@ -58,7 +58,10 @@ tl::expected<void, Error> Worker::bind_listeners(bool steer_by_cpu) {
         if (auto steered = accept::steer_by_cpu(fd->get()); !steered)
           return tl::unexpected(Error{"listener " + config.listeners[i].name + ": " + steered.error().message()});
       }
-      listeners_.push_back({config.listeners[i].name, std::move(*fd)});
+      bool wildcard = address.ip == IpAddress{address.ip.family, {}};
+      std::optional<SocketAddress> local;
+      if (!wildcard && !config.listeners[i].transparent && address.port != 0) local = address;
+      listeners_.push_back({config.listeners[i].name, std::move(*fd), local});
     }
   }
   return {};

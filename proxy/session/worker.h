@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -74,6 +75,9 @@ class Worker {
   struct ListenerSocket {
     std::string listener;  // its name: indexes change when a reload edits the list
     UniqueFd fd;
+    // The address every connection it accepts arrives on, when there is only one (a specific
+    // address, not transparent): spares a getsockname() per connection.
+    std::optional<SocketAddress> local_address;
     bool accept_armed = false;
     std::chrono::steady_clock::time_point retry_at{};  // accept back-off after EMFILE
   };
@@ -83,7 +87,7 @@ class Worker {
   // accept and hello (hello.cpp)
   void arm_accept(size_t socket_index);
   void on_accept(size_t socket_index, int result, bool more);
-  void start_session(const std::string& listener, UniqueFd client);
+  void start_session(const ListenerSocket& listener, UniqueFd client);
   // The hello is peeked (MSG_PEEK) into s.inbound after the consumed PROXY header; to wait
   // for more than was peeked, SO_RCVLOWAT is raised and the socket polled.
   void arm_hello_recv(Session& s);

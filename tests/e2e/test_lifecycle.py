@@ -407,5 +407,56 @@ class WorkerPlacement(ProxyTest):
         self.assertEqual(pinned_threads(proxy.proc.pid), {})
 
 
+def sockets_of(pid):
+    """Duplicates of the process's TCP sockets (pidfd_getfd), as socket objects."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    found = []
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            copy = libc.syscall(438, pidfd, int(fd), 0)   # pidfd_getfd
+            if copy < 0:
+                continue
+            sock = socket.socket(fileno=copy)
+            if sock.type == socket.SOCK_STREAM and sock.family in (socket.AF_INET, socket.AF_INET6):
+                found.append(sock)
+            else:
+                sock.close()
+    finally:
+        os.close(pidfd)
+    return found
+
+
+class SocketOptions(ProxyTest):
+    def test_both_sockets_of_a_proxied_connection_have_nodelay(self):
+        if os.geteuid() != 0:
+            self.skipTest("not root: pidfd_getfd needs ptrace rights over the daemon")
+        backend = self.backend(echo)
+        port = free_port()
+        proxy = self.proxy(one_route_config(port, backend.address, free_port()))
+        hello = client_hello("x.test")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(hello)
+            recv_exact(c, len(hello))
+            peers = {}
+            for sock in sockets_of(proxy.proc.pid):
+                with sock:
+                    try:
+                        peer = sock.getpeername()[:2]
+                    except OSError:
+                        continue   # a listener
+                    peers[peer] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            client_side, backend_side = c.getsockname()[:2], ("127.0.0.1", int(backend.address.rsplit(":", 1)[1]))
+            # Small writes must not wait for Nagle's algorithm on either leg (sniproxy #289).
+            self.assertEqual(peers.get(client_side), 1, f"client-side socket: {peers}")
+            self.assertEqual(peers.get(backend_side), 1, f"backend-side socket: {peers}")
+
+
 if __name__ == "__main__":
     unittest.main()
