@@ -54,8 +54,8 @@ void Worker::route(Session& s) {
       return finish(s, Result::rejected, false);
     case config::RouteAction::original_dst:
       // The address the client dialled (TPROXY); the address policy still applies.
-      s.dial.push_back({s.local_address, std::nullopt});
-      s.policy_checked = true;
+      s.dialing.targets.push_back({s.local_address, std::nullopt});
+      s.dialing.policy_checked = true;
       s.phase = Phase::connecting;
       return connect_next(s);
     case config::RouteAction::resolve:
@@ -68,7 +68,7 @@ void Worker::route(Session& s) {
   if (!pool) return finish(s, Result::connect_error, false);
   const config::Backend* backend = runtime.config->find_backend(route.backend);
   for (size_t server : pool->candidates(s.client_address.ip, Clock::now()))
-    s.dial.push_back({backend->servers[server], server});
+    s.dialing.targets.push_back({backend->servers[server], server});
   s.phase = Phase::connecting;
   connect_next(s);
 }
@@ -80,7 +80,7 @@ void Worker::resolve_route(Session& s, const config::Route& route) {
   if (!resolver_) return finish(s, Result::resolve_error, false);
   uint16_t port = route.resolve.port.value_or(s.local_address.port);
   s.phase = Phase::resolving;
-  s.policy_checked = true;
+  s.dialing.policy_checked = true;
   uint32_t slot = s.slot;
   uint32_t generation = s.generation;
   // The answer always comes later, from the loop (never inside resolve()).
@@ -109,7 +109,7 @@ void Worker::on_resolved(Session& s, const resolve::Answer& answer, uint16_t por
                   resolve::to_string(answer.status));
     return finish(s, Result::resolve_error, false);
   }
-  for (const auto& address : answer.addresses) s.dial.push_back({SocketAddress{address, port}, std::nullopt});
+  for (const auto& address : answer.addresses) s.dialing.targets.push_back({SocketAddress{address, port}, std::nullopt});
   s.phase = Phase::connecting;
   connect_next(s);
 }
@@ -120,20 +120,20 @@ void Worker::connect_next(Session& s) {
   const auto& runtime = *s.runtime;
   // Every address actually dialled is checked, so an answer that changes between lookup and
   // connect (DNS rebinding) cannot reach a refused range.
-  while (s.candidate < s.dial.size() && s.policy_checked) {
-    const auto& target = s.dial[s.candidate].address;
+  while (s.dialing.candidate < s.dialing.targets.size() && s.dialing.policy_checked) {
+    const auto& target = s.dialing.targets[s.dialing.candidate].address;
     size_t table_index = runtime.listener_table[s.listener];
     auto verdict = runtime.route_policies[table_index][s.route].check(target);
     if (verdict.allowed) break;
     spdlog::warn("{}: refusing to dial {} for \"{}\": {}{}{}", runtime.config->listeners[s.listener].name,
                  target.to_string(), s.hello.host, verdict.reason, verdict.embedded_in.empty() ? "" : " via ",
                  verdict.embedded_in);
-    s.denied_any = true;
-    ++s.candidate;
+    s.dialing.denied_any = true;
+    ++s.dialing.candidate;
   }
-  if (s.candidate >= s.dial.size())
-    return finish(s, s.denied_any ? Result::denied_address : Result::connect_error, false);
-  s.backend_address = s.dial[s.candidate].address;
+  if (s.dialing.candidate >= s.dialing.targets.size())
+    return finish(s, s.dialing.denied_any ? Result::denied_address : Result::connect_error, false);
+  s.backend_address = s.dialing.targets[s.dialing.candidate].address;
   sockaddr_storage storage;
   socklen_t length = s.backend_address.to_sockaddr(storage);
   // Blocking sockets: io_uring would hand -EAGAIN back for O_NONBLOCK ones instead of waiting.
@@ -147,26 +147,26 @@ void Worker::connect_next(Session& s) {
     return finish(s, Result::connect_error, false);
   }
   accept::tune_connection_socket(s.backend.get());
-  s.connect_started = Clock::now();
+  s.dialing.connect_started = Clock::now();
   const config::Backend* backend = runtime.config->find_backend(s.backend_name);
   auto timeout = backend ? backend->connect_timeout : config::Backend{}.connect_timeout;
-  s.connect_timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
-  s.connect_timeout.tv_nsec =
+  s.dialing.connect_timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  s.dialing.connect_timeout.tv_nsec =
       std::chrono::duration_cast<std::chrono::nanoseconds>(timeout % std::chrono::seconds(1)).count();
   io::OpTag connect_tag = tag_for(s, kConnect);
-  ring_.connect(s.backend.get(), storage, length, s.connect_timeout, connect_tag, tag_for(s, kConnectTimeout));
+  ring_.connect(s.backend.get(), storage, length, s.dialing.connect_timeout, connect_tag, tag_for(s, kConnectTimeout));
 }
 
 void Worker::on_connect(Session& s, int result) {
   if (s.phase != Phase::connecting) return;
-  auto server = s.dial[s.candidate].server;
+  auto server = s.dialing.targets[s.dialing.candidate].server;
   connect::BackendPool* pool = server ? s.pools->pool(s.backend_name) : nullptr;
   if (result < 0) {
     spdlog::debug("{} {}: connect: {}", s.backend_name.empty() ? s.hello.host : s.backend_name,
                   s.backend_address.to_string(), result == -ECANCELED ? "timed out" : std::strerror(-result));
     if (pool) pool->report_failure(*server, Clock::now());
     s.backend.reset();
-    ++s.candidate;
+    ++s.dialing.candidate;
     return connect_next(s);
   }
   if (pool) {
@@ -175,9 +175,9 @@ void Worker::on_connect(Session& s, int result) {
   }
   s.connected = true;
   s.connected_server = server;
-  std::vector<Session::DialTarget>().swap(s.dial);
+  std::vector<Dialing::Target>().swap(s.dialing.targets);
   shared_.metrics.connect_duration.Observe(
-      std::chrono::duration<double>(Clock::now() - s.connect_started).count());
+      std::chrono::duration<double>(Clock::now() - s.dialing.connect_started).count());
   send_preamble(s);
 }
 
@@ -186,7 +186,7 @@ void Worker::on_connect(Session& s, int result) {
 void Worker::send_preamble(Session& s) {
   // The hello is not part of it: it is still queued on the client socket, and the data path
   // forwards (and counts) it with whatever the client sent behind it.
-  std::vector<uint8_t>().swap(s.inbound);  // an idle connection keeps no hello buffer
+  std::vector<uint8_t>().swap(s.preread.inbound);  // an idle connection keeps no hello buffer
   s.last_activity = Clock::now();
   set_deadline(s, s.last_activity + s.runtime->config->timeouts.idle);
   const config::Backend* backend = s.runtime->config->find_backend(s.backend_name);
@@ -213,12 +213,12 @@ void Worker::on_preamble_sent(Session& s, int result) {
 void Worker::start_data_path(Session& s) {
   s.last_activity = Clock::now();
   reset_low_water(s);
-  s.hello_queued = false;  // from here the data path owns the queued bytes
+  s.preread.hello_queued = false;  // from here the data path owns the queued bytes
   if (try_splice(s)) return;
   // splice: auto: counted as what the connection ends up as, at its hand-over or when it
   // stays on the relay for good (relay.cpp, close.cpp).
   s.lazy_splice = shared_.splice && s.runtime->config->splice == config::SpliceMode::automatic &&
-                  lifecycle::data_path(true, s.proxy_header_length) == lifecycle::DataPath::splice;
+                  lifecycle::data_path(true, s.preread.proxy_header_length) == lifecycle::DataPath::splice;
   if (!s.lazy_splice) {
     shared_.metrics.spliced_userspace.Increment();
     shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });

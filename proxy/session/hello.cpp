@@ -105,9 +105,9 @@ void Worker::start_session(const ListenerSocket& listener_socket, UniqueFd clien
     return finish(s, Result::limit_exceeded, false);  // a plain FIN, no bytes read
   }
   s.admitted = true;  // TCP_NODELAY: inherited from the listening socket
-  s.parser = std::make_unique<hello::PrereadParser>(wire_protocol(listener.protocol), listener.client_hello_max_bytes);
-  s.proxy_header_done = !trusted_for_proxy_header(listener, s.peer_address.ip);
-  s.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
+  s.preread.parser = std::make_unique<hello::PrereadParser>(wire_protocol(listener.protocol), listener.client_hello_max_bytes);
+  s.preread.proxy_header_done = !trusted_for_proxy_header(listener, s.peer_address.ip);
+  s.preread.inbound.resize(std::min<size_t>(kInitialHelloBuffer, listener.client_hello_max_bytes));
   shared_.metrics.active(listener.name).Increment();
   s.counted_active = true;
   shared_.event_bus.emit([&] { return events::Accepted{listener.name, s.peer_address}; });
@@ -121,47 +121,47 @@ void Worker::start_session(const ListenerSocket& listener_socket, UniqueFd clien
 // The hello is peeked, not read: it stays queued on the client socket, and the kernel's splice
 // (or the relay) forwards it with everything the client sent behind it.
 void Worker::arm_hello_recv(Session& s) {
-  ring_.peek(s.client.get(), std::span(s.inbound).subspan(s.proxy_header_length), tag_for(s, kHelloRecv));
+  ring_.peek(s.client.get(), std::span(s.preread.inbound).subspan(s.preread.proxy_header_length), tag_for(s, kHelloRecv));
 }
 
 void Worker::wait_for_more_hello(Session& s) {
   // A repeated peek would return the same bytes at once: poll until the queue holds more than
   // was peeked (TCP's poll honours SO_RCVLOWAT), or the client shuts down or resets. Bytes
   // already queued beyond a full buffer meet the mark at once.
-  int low_water = static_cast<int>(s.inbound_length - s.proxy_header_length + 1);
+  int low_water = static_cast<int>(s.preread.inbound_length - s.preread.proxy_header_length + 1);
   if (::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water) != 0)
     return finish(s, Result::client_closed, true);
-  s.low_water_raised = true;
+  s.preread.low_water_raised = true;
   ring_.poll(s.client.get(), POLLIN | POLLRDHUP, tag_for(s, kHelloPoll));
 }
 
 void Worker::on_hello_poll(Session& s, int result) {
   if (s.phase != Phase::hello) return;
   if (result < 0) return finish(s, Result::client_closed, true);
-  s.hello_hung_up = static_cast<unsigned>(result) & (POLLRDHUP | POLLHUP | POLLERR);
+  s.preread.hello_hung_up = static_cast<unsigned>(result) & (POLLRDHUP | POLLHUP | POLLERR);
   arm_hello_recv(s);
 }
 
 void Worker::reset_low_water(Session& s) {
-  if (!s.low_water_raised) return;
+  if (!s.preread.low_water_raised) return;
   int low_water = 1;
   ::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVLOWAT, &low_water, sizeof low_water);
-  s.low_water_raised = false;
+  s.preread.low_water_raised = false;
 }
 
 void Worker::discard_peeked_hello(Session& s) {
-  if (!s.hello_queued || !s.client) return;
-  s.hello_queued = false;
+  if (!s.preread.hello_queued || !s.client) return;
+  s.preread.hello_queued = false;
   // MSG_TRUNC drops TCP bytes without copying them.
-  ::recv(s.client.get(), nullptr, s.inbound_length - s.proxy_header_length, MSG_DONTWAIT | MSG_TRUNC);
+  ::recv(s.client.get(), nullptr, s.preread.inbound_length - s.preread.proxy_header_length, MSG_DONTWAIT | MSG_TRUNC);
 }
 
 void Worker::on_hello_recv(Session& s, int result) {
   if (s.phase != Phase::hello) return;
   if (result < 0) return finish(s, Result::client_closed, true);
   const config::Listener& listener = s.runtime->config->listeners[s.listener];
-  switch (lifecycle::after_peek(s.inbound_length - s.proxy_header_length, static_cast<size_t>(result),
-                                s.hello_hung_up)) {
+  switch (lifecycle::after_peek(s.preread.inbound_length - s.preread.proxy_header_length, static_cast<size_t>(result),
+                                s.preread.hello_hung_up)) {
     case lifecycle::PeekStep::parse: break;
     case lifecycle::PeekStep::client_closed: return finish(s, Result::client_closed, false);
     case lifecycle::PeekStep::buffer_full: {
@@ -169,22 +169,22 @@ void Worker::on_hello_recv(Session& s, int result) {
       // closed on an incomplete hello (a large hello in small segments). Make room for the
       // largest allowed one, once: this stops autotuning for this connection only.
       spdlog::debug("{}: {}: receive buffer full after {} hello bytes{}", listener.name, s.peer_address.to_string(),
-                    result, s.receive_buffer_raised ? "" : "; raising it");
-      if (s.receive_buffer_raised) return finish(s, Result::client_hello_error, false);
-      s.receive_buffer_raised = true;
-      int room = static_cast<int>(2 * (s.proxy_header_length + listener.client_hello_max_bytes));
+                    result, s.preread.receive_buffer_raised ? "" : "; raising it");
+      if (s.preread.receive_buffer_raised) return finish(s, Result::client_hello_error, false);
+      s.preread.receive_buffer_raised = true;
+      int room = static_cast<int>(2 * (s.preread.proxy_header_length + listener.client_hello_max_bytes));
       ::setsockopt(s.client.get(), SOL_SOCKET, SO_RCVBUF, &room, sizeof room);  // doubled by the kernel
       return wait_for_more_hello(s);
     }
   }
-  s.inbound_length = s.proxy_header_length + static_cast<size_t>(result);
-  s.hello_queued = true;
-  std::span<const uint8_t> received(s.inbound.data(), s.inbound_length);
+  s.preread.inbound_length = s.preread.proxy_header_length + static_cast<size_t>(result);
+  s.preread.hello_queued = true;
+  std::span<const uint8_t> received(s.preread.inbound.data(), s.preread.inbound_length);
 
-  if (!s.proxy_header_done) {
+  if (!s.preread.proxy_header_done) {
     auto outcome = proxy_protocol::parse(received);
     if (std::holds_alternative<proxy_protocol::NeedMore>(outcome)) {
-      if (s.inbound_length == s.inbound.size()) s.inbound.resize(s.inbound.size() * 2);
+      if (s.preread.inbound_length == s.preread.inbound.size()) s.preread.inbound.resize(s.preread.inbound.size() * 2);
       return wait_for_more_hello(s);
     }
     if (auto* done = std::get_if<proxy_protocol::Done>(&outcome)) {
@@ -192,9 +192,9 @@ void Worker::on_hello_recv(Session& s, int result) {
       if (done->destination) s.local_address = *done->destination;
       // The header is consumed (the backend must not see it); the hello behind it stays
       // queued. The bytes are already in the buffer, the same ones the peek copied.
-      ssize_t consumed = ::recv(s.client.get(), s.inbound.data(), done->consumed, MSG_DONTWAIT);
+      ssize_t consumed = ::recv(s.client.get(), s.preread.inbound.data(), done->consumed, MSG_DONTWAIT);
       if (consumed != static_cast<ssize_t>(done->consumed)) return finish(s, Result::client_closed, true);
-      s.proxy_header_length = done->consumed;
+      s.preread.proxy_header_length = done->consumed;
     } else if (std::get<proxy_protocol::Rejected>(outcome).reason !=
                proxy_protocol::RejectReason::bad_signature) {
       spdlog::debug("{}: {}: bad PROXY header: {}", listener.name, s.peer_address.to_string(),
@@ -202,8 +202,8 @@ void Worker::on_hello_recv(Session& s, int result) {
       return finish(s, Result::proxy_protocol_error, false);
     }
     // A trusted source may also connect without a header.
-    s.proxy_header_done = true;
-  } else if (s.proxy_header_length == 0) {
+    s.preread.proxy_header_done = true;
+  } else if (s.preread.proxy_header_length == 0) {
     switch (proxy_protocol::proxy_header_presence(received)) {
       case proxy_protocol::HeaderPresence::present:
         spdlog::debug("{}: {} sent a PROXY header but is not in proxy_protocol_from", listener.name,
@@ -216,15 +216,15 @@ void Worker::on_hello_recv(Session& s, int result) {
     }
   }
 
-  auto outcome = s.parser->feed(received.subspan(s.proxy_header_length));
+  auto outcome = s.preread.parser->feed(received.subspan(s.preread.proxy_header_length));
   switch (outcome.state) {
     case hello::Outcome::State::need_more: {
-      size_t limit = s.proxy_header_length + listener.client_hello_max_bytes;
-      if (s.inbound_length == s.inbound.size()) {
+      size_t limit = s.preread.proxy_header_length + listener.client_hello_max_bytes;
+      if (s.preread.inbound_length == s.preread.inbound.size()) {
         // The parser rejects a hello over the limit itself; the +1 lets it see that byte.
-        s.inbound.resize(std::min(s.inbound.size() * 2, limit + 1));
+        s.preread.inbound.resize(std::min(s.preread.inbound.size() * 2, limit + 1));
       }
-      if (s.inbound_length == s.inbound.size()) return finish(s, Result::client_hello_error, false);
+      if (s.preread.inbound_length == s.preread.inbound.size()) return finish(s, Result::client_hello_error, false);
       return wait_for_more_hello(s);
     }
     case hello::Outcome::State::rejected:
@@ -240,7 +240,7 @@ void Worker::on_hello_recv(Session& s, int result) {
 
 void Worker::on_hello_complete(Session& s) {
   set_deadline(s, {});
-  s.parser.reset();  // its state is no longer needed; the Hello holds what routing uses
+  s.preread.parser.reset();  // its state is no longer needed; the Hello holds what routing uses
   route(s);
 }
 }  // namespace snisplice::session

@@ -78,6 +78,38 @@ struct Direction {
   bool drained_in_flight = false;
 };
 
+// The hello phase (hello.cpp): a trusted inbound PROXY header (read from the socket, not
+// replayed), then the hello as last peeked: the hello and everything behind it stay queued on
+// the client socket until the kernel or the relay forwards them.
+struct Preread {
+  std::vector<uint8_t> inbound;
+  size_t inbound_length = 0;
+  size_t proxy_header_length = 0;    // bytes consumed from the client socket
+  bool proxy_header_done = false;
+  bool hello_queued = false;         // peeked bytes sit on the client socket, unread
+  bool low_water_raised = false;     // SO_RCVLOWAT is above 1 while waiting for more hello
+  bool hello_hung_up = false;        // the last hello poll saw a FIN, a reset or an error
+  bool receive_buffer_raised = false;  // SO_RCVBUF set to hold the largest allowed hello
+  // On the heap and only during the hello: an idle connection should not carry its ~220 bytes.
+  std::unique_ptr<hello::PrereadParser> parser;
+};
+
+// From route to connect (dial.cpp): what to dial, in order (a backend's servers with their pool
+// index, or the addresses a resolve / original_dst route found: no pool index, checked against
+// the route's policy), and the connect under way.
+struct Dialing {
+  struct Target {
+    SocketAddress address;
+    std::optional<size_t> server;
+  };
+  std::vector<Target> targets;
+  size_t candidate = 0;
+  bool policy_checked = false;  // targets of resolve / original_dst routes
+  bool denied_any = false;
+  Clock::time_point connect_started;
+  __kernel_timespec connect_timeout{};
+};
+
 class WorkerPools;
 
 struct Session {
@@ -102,39 +134,16 @@ struct Session {
   Clock::time_point deadline;         // hello, connect or idle deadline: see Worker::on_deadline
   Clock::time_point last_activity;
 
-  // A trusted inbound PROXY header (read from the socket, not replayed), then the hello as
-  // last peeked: the hello and everything behind it stay queued on the client socket until the
-  // kernel or the relay forwards them.
-  std::vector<uint8_t> inbound;
-  size_t inbound_length = 0;
-  size_t proxy_header_length = 0;    // bytes consumed from the client socket
-  bool proxy_header_done = false;
-  bool hello_queued = false;         // peeked bytes sit on the client socket, unread
-  bool low_water_raised = false;     // SO_RCVLOWAT is above 1 while waiting for more hello
-  bool hello_hung_up = false;        // the last hello poll saw a FIN, a reset or an error
-  bool receive_buffer_raised = false;  // SO_RCVBUF set to hold the largest allowed hello
-  // On the heap and only during the hello: an idle connection should not carry its ~220 bytes.
-  std::unique_ptr<hello::PrereadParser> parser;
+  Preread preread;  // the hello phase (hello.cpp)
   hello::Hello hello;
 
   uint32_t route = 0;
   bool routed = false;
   std::string backend_name;
-  // What to dial, in order: a backend's servers (with their pool index) or the addresses a
-  // resolve / original_dst route found (no pool index; checked against the route's policy).
-  struct DialTarget {
-    SocketAddress address;
-    std::optional<size_t> server;
-  };
-  std::vector<DialTarget> dial;
-  size_t candidate = 0;
-  bool policy_checked = false;  // dial targets of resolve / original_dst routes
-  bool denied_any = false;
+  Dialing dialing;  // route to connect (dial.cpp)
   bool connected = false;
   std::optional<size_t> connected_server;
   SocketAddress backend_address;
-  Clock::time_point connect_started;
-  __kernel_timespec connect_timeout{};
 
   std::vector<uint8_t> preamble;
   size_t preamble_sent = 0;

@@ -37,7 +37,7 @@ bpf::Direction kernel_direction(bool upstream) {
 bool Worker::try_splice(Session& s) {
   // splice: sockmap splices from the first byte; auto starts on the relay (relay.cpp).
   const bool kernel_splice = shared_.splice && s.runtime->config->splice == config::SpliceMode::sockmap;
-  if (lifecycle::data_path(kernel_splice, s.proxy_header_length) == lifecycle::DataPath::relay) return false;
+  if (lifecycle::data_path(kernel_splice, s.preread.proxy_header_length) == lifecycle::DataPath::relay) return false;
   auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
   if (!pair) {
     // Per connection, not per process: e.g. a client that half-closed right after its hello.

@@ -88,7 +88,7 @@ class Worker {
   void arm_accept(size_t socket_index);
   void on_accept(size_t socket_index, int result, bool more);
   void start_session(const ListenerSocket& listener, UniqueFd client);
-  // The hello is peeked (MSG_PEEK) into s.inbound after the consumed PROXY header; to wait
+  // The hello is peeked (MSG_PEEK) into s.preread.inbound after the consumed PROXY header; to wait
   // for more than was peeked, SO_RCVLOWAT is raised and the socket polled.
   void arm_hello_recv(Session& s);
   void on_hello_recv(Session& s, int result);
