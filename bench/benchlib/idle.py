@@ -18,6 +18,8 @@ import selectors
 import socket
 import time
 
+from .procfs import rss_kib
+
 SCENARIOS = ("waiting-cold", "waiting-warm", "stalled-cold", "stalled-warm")
 STALL_BYTES = 16384
 CLIENT_RCVBUF = 4096
@@ -113,31 +115,3 @@ def hold(address, count, hello, stalled, pids_of, while_held=None):
         "tcp_mem_kib_per_idle": (tcp_held - tcp_before) / count,
         "while_held": during,
     }
-
-
-def rss_kib(pids):
-    """VmRSS summed over processes, in KiB."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            continue   # a process that ended (or a kernel thread) holds nothing
-    return total
-
-
-def session_pids(leader):
-    """The processes of the session `leader` started (every proxy runs in its own)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                text = f.read()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2:].split()[3]) == leader:
-            pids.append(int(entry))
-    return pids
