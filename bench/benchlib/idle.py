@@ -18,7 +18,7 @@ import selectors
 import socket
 import time
 
-from .procfs import rss_kib
+from .procfs import rss_kib   # not the harness's: a proxy's process may end between listing and reading
 
 SCENARIOS = ("waiting-cold", "waiting-warm", "stalled-cold", "stalled-warm")
 STALL_BYTES = 16384
@@ -37,7 +37,13 @@ def kernel_memory_kib():
 
 def open_connections(address, count, hello, stalled, timeout=120.0, in_flight=256):
     """`count` connections to address (host, port), each sending `hello` and reading its echo; a
-    stalled one then sends STALL_BYTES and never reads again. Returns the open sockets."""
+    stalled one then sends STALL_BYTES and never reads again. Returns the open sockets.
+
+    tests/e2e/harness.py's open_echoed_connections (bench/idle-memory already imports that
+    harness) does the waiting half, but it has no way to shrink a socket's receive buffer before
+    connect(), which a stalled client needs (the window it offers in its SYN must already be
+    small, or the stall lands in the client instead of the proxy), nor to send after the echo;
+    sharing it needs that function to take a receive buffer size and an after-echo payload."""
     selector = selectors.DefaultSelector()
     done, received, started = [], {}, 0
     deadline = time.monotonic() + timeout

@@ -53,6 +53,8 @@ metrics:
   listen: "{metrics}"
 access_log: "off"
 log_level: warn
+timeouts:
+  shutdown_grace: 2s   # stopped when the run is over: well inside Processes.TERM_SECONDS
 """
 
 
