@@ -68,13 +68,13 @@ class Namespaces:
         "proxy": {"prx-c": "198.51.100.2/30", "prx-s": "198.51.100.5/30"},
         "backend": {"srv0": "198.51.100.6/30"},
     }
-    # Set in every namespace. Each path's connections leave their ports in TIME_WAIT for 60 s (the
-    # proxies close towards the backend first, all from 198.51.100.5 to the one backend address
-    # and port), and the kernel's default tcp_tw_reuse (2) reuses such ports for loopback only:
-    # behind the veths the paths measured later in a round found tens of thousands of ports taken,
-    # and connect()'s port search walked past them for every new connection (nginx's reconnect
-    # rate fell from 3,500/s when measured third to 480/s when fifth). With reuse on, and a port
-    # range above every port the run listens on, the namespaces treat all paths as loopback does.
+    # Set in every namespace. Each reconnect leaves a port in TIME_WAIT for 60 s; the proxies close
+    # towards the backend first, all from 198.51.100.5 to the one backend address and port, and
+    # the kernel's default tcp_tw_reuse (2) reuses such ports for loopback only. connect() tries
+    # the even ports first: once TIME_WAIT held nearly all 14,116 even ports of the default range,
+    # each upstream connect walked all of them, and the paths measured late in a round fell to
+    # about 200 connections/s (docs/benchmarks.md). With reuse on and a range above every port
+    # the run listens on, the namespaces treat every path as loopback does.
     SYSCTLS = {"net.ipv4.tcp_tw_reuse": "1", "net.ipv4.ip_local_port_range": "20000 65535"}
     # role -> (destination, expected device, expected gateway or None)
     ROUTES = {
