@@ -63,7 +63,6 @@ def run_topology(name, args, paths, chosen_workloads):
     procs = peers.Processes(workdir)
     wargs = workloads.arguments(args.seconds, args.connections, args.paced_mbit, args.reconnect_concurrency)
     raw = {path: {w: [] for w in chosen_workloads} for path in paths}
-    stopped = {}
     try:
         topo.setup()
         targets = start_paths(topo, procs, paths, args.snisplice, args.load, workdir)

@@ -9,7 +9,8 @@ veth pairs, so every segment crosses a device and a receive softirq as from a NI
 
 Only 198.51.100.0/24 (TEST-NET-2) is used, each namespace routes exactly these /30s, and the
 routes are checked with `ip route get` before anything runs. RPS (receive packet steering) is
-switched off or on for the proxy namespace's two devices. Namespaces are deleted on close, which
+switched off or on for the proxy namespace's two devices; every namespace reuses ports in
+TIME_WAIT as loopback does (Namespaces.SYSCTLS says why). Namespaces are deleted on close, which
 also deletes their veths; namespaces a killed earlier run left behind (its pid gone) are deleted
 on setup."""
 import contextlib
