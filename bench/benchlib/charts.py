@@ -30,7 +30,8 @@ def _direct_line(data, metric):
 
 def specs(data):
     """A peers run -> list of chart specs: name, title, y label, categories (paths), series
-    (topology -> values aligned with categories, None where missing), caption lines."""
+    (topology -> values aligned with categories, None where missing), invalid (topology -> True
+    where the run's figure was invalid and dropped: results.drop_invalid), caption lines."""
     topologies = list(data["topologies"])
     paths = []
     for t in data["topologies"].values():
@@ -40,6 +41,8 @@ def specs(data):
         label, unit, higher_is_better = METRICS[metric]
         series = {topo: [data["topologies"][topo]["ratios"].get(p, {}).get(metric) for p in paths]
                   for topo in topologies}
+        invalid = {topo: [metric in data["topologies"][topo].get("invalid", {}).get(p, {}) for p in paths]
+                   for topo in topologies}
         if not any(v is not None for values in series.values() for v in values):
             continue
         out.append({
@@ -48,6 +51,7 @@ def specs(data):
             "ylabel": "ratio to direct (direct = 1.0)",
             "categories": paths,
             "series": series,
+            "invalid": invalid,
             "reference": 1.0,
             "caption": [caption(data), _direct_line(data, metric)],
         })
@@ -84,14 +88,17 @@ def draw(spec, outdir):
     import matplotlib.pyplot as plt
 
     categories, series = spec["categories"], spec["series"]
+    invalid = spec.get("invalid", {})
     fig, ax = plt.subplots(figsize=(10, 5.2))
     width = 0.8 / max(1, len(series))
     for i, (label, values) in enumerate(series.items()):
         xs = [c + (i - (len(series) - 1) / 2) * width for c in range(len(categories))]
         heights = [v if v is not None else 0 for v in values]
         bars = ax.bar(xs, heights, width, label=label)
-        for bar, v in zip(bars, values):
-            ax.annotate("n/a" if v is None else f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        flags = invalid.get(label, [False] * len(values))
+        for bar, v, bad in zip(bars, values, flags):
+            text = "invalid" if bad else "n/a" if v is None else f"{v:.2f}"
+            ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
     if spec["reference"] is not None:
         ax.axhline(spec["reference"], color="black", linewidth=0.8, linestyle="--")

@@ -130,6 +130,14 @@ def compare_idle(old, new, noise):
     return rows
 
 
+def invalid_lines(run):
+    """One line per figure results.drop_invalid dropped from a peers run."""
+    return [f"{topo} | {path} | {metric} = {value:.3f} (below zero: the attributed CPU accounting bug of "
+            f"runs before it was made per process)"
+            for topo, t in run.get("topologies", {}).items()
+            for path, bad in t.get("invalid", {}).items() for metric, value in bad.items()]
+
+
 def format_rows(rows, ratio_label="ratio to direct"):
     lines = [f"| topology | path | metric | old {ratio_label} | new | change | noise | verdict |",
              "|---|---|---|---|---|---|---|---|"]

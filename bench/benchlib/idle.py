@@ -18,6 +18,8 @@ import selectors
 import socket
 import time
 
+from .procfs import rss_kib   # not the harness's: a proxy's process may end between listing and reading
+
 SCENARIOS = ("waiting-cold", "waiting-warm", "stalled-cold", "stalled-warm")
 STALL_BYTES = 16384
 CLIENT_RCVBUF = 4096
@@ -35,7 +37,13 @@ def kernel_memory_kib():
 
 def open_connections(address, count, hello, stalled, timeout=120.0, in_flight=256):
     """`count` connections to address (host, port), each sending `hello` and reading its echo; a
-    stalled one then sends STALL_BYTES and never reads again. Returns the open sockets."""
+    stalled one then sends STALL_BYTES and never reads again. Returns the open sockets.
+
+    tests/e2e/harness.py's open_echoed_connections (bench/idle-memory already imports that
+    harness) does the waiting half, but it has no way to shrink a socket's receive buffer before
+    connect(), which a stalled client needs (the window it offers in its SYN must already be
+    small, or the stall lands in the client instead of the proxy), nor to send after the echo;
+    sharing it needs that function to take a receive buffer size and an after-echo payload."""
     selector = selectors.DefaultSelector()
     done, received, started = [], {}, 0
     deadline = time.monotonic() + timeout
@@ -113,31 +121,3 @@ def hold(address, count, hello, stalled, pids_of, while_held=None):
         "tcp_mem_kib_per_idle": (tcp_held - tcp_before) / count,
         "while_held": during,
     }
-
-
-def rss_kib(pids):
-    """VmRSS summed over processes, in KiB."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            continue   # a process that ended (or a kernel thread) holds nothing
-    return total
-
-
-def session_pids(leader):
-    """The processes of the session `leader` started (every proxy runs in its own)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                text = f.read()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2:].split()[3]) == leader:
-            pids.append(int(entry))
-    return pids

@@ -53,6 +53,8 @@ metrics:
   listen: "{metrics}"
 access_log: "off"
 log_level: warn
+timeouts:
+  shutdown_grace: 2s   # stopped when the run is over: well inside Processes.TERM_SECONDS
 """
 
 
@@ -127,8 +129,12 @@ def peer_commands(workdir):
 
 
 class Processes:
-    """Every process a run starts, each in its own session, stopped (SIGTERM, then SIGKILL) by its
-    own pid at the end."""
+    """Every process a run starts, each in its own session (and process group), stopped by its own
+    pid at the end: SIGTERM, a bounded wait, then SIGKILL to its process group. A process that
+    outlives even that (stuck in the kernel) is reported and left, so the run never hangs on it."""
+
+    TERM_SECONDS = 10   # for all of them together to exit after SIGTERM
+    KILL_SECONDS = 5    # for each to go after SIGKILL
 
     def __init__(self, workdir):
         self.workdir = workdir
@@ -144,18 +150,40 @@ class Processes:
         return {proc.pid for _, proc, _ in self.procs}
 
     def stop_all(self):
-        for _, proc, _ in reversed(self.procs):
+        """Stops every process; returns name -> how it ended: "exited" (before SIGTERM), "SIGTERM",
+        "SIGKILL" (ignored SIGTERM), "stuck" (pid N still there after SIGKILL). All but the first
+        two are also printed."""
+        outcome = {}
+        for name, proc, _ in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+                outcome[name] = "SIGTERM"
+            else:
+                outcome[name] = "exited"
+        deadline = time.monotonic() + self.TERM_SECONDS
         for name, proc, log in reversed(self.procs):
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                print(f"# {name} ignored SIGTERM; killing pid {proc.pid}", file=sys.stderr)
-                proc.kill()
-                proc.wait()
+                outcome[name] = self._kill(name, proc)
             log.close()
         self.procs = []
+        return outcome
+
+    def _kill(self, name, proc):
+        print(f"# {name} (pid {proc.pid}) did not exit {self.TERM_SECONDS} s after SIGTERM; "
+              f"sending SIGKILL to its process group", file=sys.stderr, flush=True)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)   # its group is its own: started in a new session
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=self.KILL_SECONDS)
+            return "SIGKILL"
+        except subprocess.TimeoutExpired:
+            print(f"# {name} (pid {proc.pid}) is still there {self.KILL_SECONDS} s after SIGKILL "
+                  f"(stuck in the kernel?); left behind", file=sys.stderr, flush=True)
+            return f"stuck (pid {proc.pid})"
 
 
 def wait_listening(address, proc, what, timeout=10.0):

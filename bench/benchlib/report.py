@@ -42,6 +42,9 @@ def topology_table(name, topo, args):
     if interfaces:
         moved = ", ".join(f"{dev} rx {c['rx_bytes'] / 1e9:.2f} GB" for dev, c in sorted(interfaces.items()))
         lines.append(f"- bytes received by the veth ends over the run: {moved}")
+    forced = {name: how for name, how in topo.get("stopped", {}).items() if how != "SIGTERM"}
+    if forced:
+        lines.append("- not ended by the SIGTERM at the end: " + ", ".join(f"{name} ({how})" for name, how in forced.items()))
     lines.append("")
     return "\n".join(lines)
 

@@ -127,9 +127,37 @@ def load(path):
         return normalize(json.load(f))
 
 
+def invalid_figures(summary):
+    """path -> {metric: value} for figures no run can produce: below zero. Runs before the
+    attributed CPU accounting was made per process have some (a kernel thread that ended during a
+    measurement took its whole past CPU time out of the sum: docs/benchmarks.md)."""
+    invalid = {}
+    for path, s in summary.items():
+        bad = {m: s[m] for m in METRICS if isinstance(s.get(m), (int, float)) and s[m] < 0}
+        if bad:
+            invalid[path] = bad
+    return invalid
+
+
+def drop_invalid(topo):
+    """Removes a topology's invalid figures from its summary (recording them under `invalid`) and
+    recomputes its ratios, so compare and chart never use them: a path's ratio is void where its
+    own figure or direct's is."""
+    invalid = invalid_figures(topo["summary"])
+    if not invalid:
+        return topo
+    topo = dict(topo, summary={p: dict(s) for p, s in topo["summary"].items()}, invalid=invalid)
+    for path, bad in invalid.items():
+        for metric in bad:
+            topo["summary"][path][metric] = None
+    topo["ratios"] = ratios(topo["summary"])
+    return topo
+
+
 def normalize(data):
     """A results file's content; the first format (one loopback run, no topologies) is read as
-    loopback; idle-memory runs are returned as they are."""
+    loopback; figures below zero are dropped (drop_invalid); idle-memory runs are returned as
+    they are."""
     if "kind" not in data and "summary" in data:
         args = data.get("args", {})
         data = {
@@ -138,6 +166,8 @@ def normalize(data):
                      "loadavg": {k: [float(x) for x in v] for k, v in args.get("loadavg", {}).items()}},
             "topologies": {"loopback": {"summary": data["summary"], "ratios": ratios(data["summary"])}},
         }
+    if data.get("kind") == "peers":
+        data = dict(data, topologies={name: drop_invalid(t) for name, t in data["topologies"].items()})
     return data
 
 

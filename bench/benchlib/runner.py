@@ -83,10 +83,10 @@ def run_topology(name, args, paths, chosen_workloads):
                           file=sys.stderr, flush=True)
         interfaces = topologies.interface_delta(interfaces_start, topo.interface_bytes()) if interfaces_start else None
     finally:
-        procs.stop_all()
+        stopped = procs.stop_all()
         topo.close()
         if args.keep_workdir:
             print(f"# {name}: logs and configs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    return {"topology": topo.describe(), "raw": raw, "interfaces": interfaces}
+    return {"topology": topo.describe(), "raw": raw, "interfaces": interfaces, "stopped": stopped}

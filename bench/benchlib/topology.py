@@ -9,7 +9,8 @@ veth pairs, so every segment crosses a device and a receive softirq as from a NI
 
 Only 198.51.100.0/24 (TEST-NET-2) is used, each namespace routes exactly these /30s, and the
 routes are checked with `ip route get` before anything runs. RPS (receive packet steering) is
-switched off or on for the proxy namespace's two devices. Namespaces are deleted on close, which
+switched off or on for the proxy namespace's two devices; every namespace reuses ports in
+TIME_WAIT as loopback does (Namespaces.SYSCTLS says why). Namespaces are deleted on close, which
 also deletes their veths; namespaces a killed earlier run left behind (its pid gone) are deleted
 on setup."""
 import contextlib
@@ -68,6 +69,14 @@ class Namespaces:
         "proxy": {"prx-c": "198.51.100.2/30", "prx-s": "198.51.100.5/30"},
         "backend": {"srv0": "198.51.100.6/30"},
     }
+    # Set in every namespace. Each reconnect leaves a port in TIME_WAIT for 60 s; the proxies close
+    # towards the backend first, all from 198.51.100.5 to the one backend address and port, and
+    # the kernel's default tcp_tw_reuse (2) reuses such ports for loopback only. connect() tries
+    # the even ports first: once TIME_WAIT held nearly all 14,116 even ports of the default range,
+    # each upstream connect walked all of them, and the paths measured late in a round fell to
+    # about 200 connections/s (docs/benchmarks.md). With reuse on and a range above every port
+    # the run listens on, the namespaces treat every path as loopback does.
+    SYSCTLS = {"net.ipv4.tcp_tw_reuse": "1", "net.ipv4.ip_local_port_range": "20000 65535"}
     # role -> (destination, expected device, expected gateway or None)
     ROUTES = {
         "client": [("198.51.100.2", "cli0", None), ("198.51.100.6", "cli0", "198.51.100.2")],
@@ -85,7 +94,8 @@ class Namespaces:
 
     def describe(self):
         return {"name": self.name, "description": self.description + (", RPS on" if self.rps else ", RPS off"),
-                "namespaces": self.netns, "devices": self.DEVICES, "rps_cpus": self.rps_mask() if self.rps else "0"}
+                "namespaces": self.netns, "devices": self.DEVICES, "rps_cpus": self.rps_mask() if self.rps else "0",
+                "sysctls": self.SYSCTLS}
 
     @staticmethod
     def rps_mask():
@@ -98,6 +108,8 @@ class Namespaces:
                 _ip("netns", "add", name)
                 self.created.append(name)
                 _ip("link", "set", "lo", "up", netns=name)
+                for key, value in self.SYSCTLS.items():
+                    self._sysctl(name, key, value)
             cli, prx, srv = self.netns["client"], self.netns["proxy"], self.netns["backend"]
             _ip("link", "add", "prx-c", "type", "veth", "peer", "name", "cli0", "netns", cli, netns=prx)
             _ip("link", "add", "prx-s", "type", "veth", "peer", "name", "srv0", "netns", srv, netns=prx)

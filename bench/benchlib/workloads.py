@@ -46,11 +46,11 @@ def measure(topology, load, argv, target, metrics, sessions):
             return peers.snisplice_counters(peers.scrape(metrics))
 
     counters0 = counters() if metrics else None
-    cpu0, own0 = cpu.busy_seconds(), cpu.attributed_seconds(sessions)
+    cpu0, own0 = cpu.busy_seconds(), cpu.attributed_sample(sessions)
     with topology.inside("client"):
         result = run_load(load, argv + ["--target", target, "--sni", peers.SNI])
     result["cpu_busy_seconds"] = cpu.busy_seconds() - cpu0
-    result["cpu_attributed_seconds"] = cpu.attributed_seconds(sessions) - own0
+    result["cpu_attributed_seconds"] = cpu.attributed_between(own0, cpu.attributed_sample(sessions))
     if metrics:
         counters1 = counters()
         result.update({k: counters1[k] - counters0[k] for k in counters0})

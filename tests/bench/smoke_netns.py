@@ -2,7 +2,8 @@
 both snisplice modes and one peer (nginx) next to direct; checks that every path produced numbers
 for every workload, that each snisplice instance took the data path it is configured for, that
 the traffic really crossed the veth pairs (interface counters against the bytes measured), and
-that the namespaces are gone afterwards.
+that the namespaces are gone afterwards; that no attributed CPU figure is negative and every
+process ended by the SIGTERM at the end.
 
   smoke_netns.py SNISPLICE_BINARY SNISPLICE_LOAD_BINARY    (as root; exit 77 = skipped)
 """
@@ -92,6 +93,16 @@ class NamespaceSmoke(unittest.TestCase):
                         self.assertGreaterEqual(sample["interfaces"][device]["rx_bytes"], sample[key],
                                                 f"{path} {workload}: {device} {sample['interfaces']}")
         self.assertEqual(self.topo["topology"]["rps_cpus"], "0")
+
+    def test_attributed_cpu_is_never_negative(self):
+        for path in PATHS:
+            for workload in WORKLOADS:
+                for sample in self.topo["raw"][path][workload]:
+                    self.assertGreaterEqual(sample["cpu_attributed_seconds"], 0, f"{path} {workload}: {sample}")
+
+    def test_every_process_ended_by_the_sigterm_at_the_end(self):
+        self.assertEqual(set(self.topo["stopped"].values()), {"SIGTERM"}, self.topo["stopped"])
+        self.assertEqual(len(self.topo["stopped"]), len(PATHS))   # the backend and the three proxies
 
     def test_namespaces_are_removed(self):
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -45,6 +45,16 @@ class SpecTest(unittest.TestCase):
             self.assertIn(text, caption)
         self.assertIn("direct = 1.0: loopback", self.specs["rtt-p50"]["caption"][1])
 
+    def test_invalid_figures_are_flagged_not_drawn(self):
+        broken = results.load(os.path.join(REPO, "bench", "results", "2026-12-06T2325Z.json"))
+        spec = {s["name"]: s for s in charts.specs(broken)}["cpu-per-gb-paced"]
+        auto = spec["categories"].index("snisplice auto")
+        self.assertIsNone(spec["series"]["loopback"][auto])
+        self.assertTrue(spec["invalid"]["loopback"][auto])
+        self.assertFalse(spec["invalid"]["netns"][auto])
+        self.assertGreater(spec["series"]["netns"][auto], 0)
+        self.assertFalse(any(flag for flags in self.specs["bulk-up"]["invalid"].values() for flag in flags))
+
     def test_idle_memory_chart(self):
         spec = charts.idle_spec(results.load(os.path.join(DATA, "idle.json")))
         self.assertIn("snisplice sockmap", spec["categories"])
@@ -70,6 +80,14 @@ class DrawTest(unittest.TestCase):
                 width, height = struct.unpack(">II", header[16:24])
                 self.assertGreater(width, 500)
                 self.assertGreater(height, 300)
+
+    def test_a_run_with_invalid_figures_is_drawn(self):
+        with tempfile.TemporaryDirectory() as out:
+            proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "chart"), "--out", out,
+                                   os.path.join(REPO, "bench", "results", "2026-12-06T2325Z.json")],
+                                  capture_output=True, text=True, timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("cpu-per-gb-paced.png", os.listdir(out))
 
 
 if __name__ == "__main__":

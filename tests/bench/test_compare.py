@@ -114,6 +114,37 @@ class CompareTest(unittest.TestCase):
         self.assertAlmostEqual(old["topologies"]["loopback"]["ratios"]["direct"]["up_gbit"], 1.0)
 
 
+class InvalidFiguresTest(unittest.TestCase):
+    """Runs made before the attributed CPU accounting was per process hold negative CPU figures;
+    they are dropped on load, never compared."""
+    BROKEN = os.path.join(REPO, "bench", "results", "2026-12-06T2325Z.json")
+
+    def test_negative_figures_of_a_recorded_run_are_dropped_and_named(self):
+        run = results.load(self.BROKEN)
+        loopback = run["topologies"]["loopback"]
+        self.assertEqual(set(loopback["invalid"]), {"snisplice auto", "haproxy splice-auto"})
+        self.assertAlmostEqual(loopback["invalid"]["snisplice auto"]["paced_own_cpu_s_per_gb"], -14.855, places=3)
+        self.assertIsNone(loopback["summary"]["snisplice auto"]["paced_own_cpu_s_per_gb"])
+        self.assertIsNone(loopback["ratios"]["snisplice auto"]["paced_own_cpu_s_per_gb"])
+        self.assertIsNotNone(loopback["ratios"]["snisplice sockmap"]["paced_own_cpu_s_per_gb"])
+        self.assertNotIn("invalid", run["topologies"]["netns"])
+        self.assertEqual(len(compare.invalid_lines(run)), 3)
+
+    def test_compare_leaves_them_out(self):
+        old, new = recorded("peers-a.json"), results.load(self.BROKEN)
+        rows = compare.compare(new, new, None)
+        self.assertFalse([r for r in rows if r["path"] == "snisplice auto" and r["topology"] == "loopback"
+                          and r["metric"] == "paced_own_cpu_s_per_gb"])
+        self.assertTrue([r for r in rows if r["metric"] == "paced_own_cpu_s_per_gb"])
+        self.assertFalse([r for r in rows if r["old"] is not None and r["old"] < 0])
+        self.assertEqual(compare.invalid_lines(old), [])
+
+    def test_noise_ignores_them(self):
+        run = results.load(self.BROKEN)
+        noise = compare.measure_noise([run, copy.deepcopy(run)])
+        self.assertNotIn("snisplice auto", noise["loopback"]["paced_own_cpu_s_per_gb"])
+
+
 class IdleCompareTest(unittest.TestCase):
     def test_idle_memory_change_beyond_noise_is_flagged(self):
         old = recorded("idle.json")
@@ -160,6 +191,28 @@ class CommandTest(unittest.TestCase):
             same = self.run_compare(old, old, "--noise", noise.name, "--fail-on-worse")
             self.assertEqual(same.returncode, 0, same.stdout + same.stderr)
             self.assertIn("0 of ", same.stdout)
+
+    def test_invalid_figures_are_said(self):
+        with open(InvalidFiguresTest.BROKEN) as f:
+            broken = json.load(f)
+        out = self.run_compare(broken, broken, "--noise", "/nonexistent/noise.json")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("new run: INVALID, left out: loopback | snisplice auto | paced_own_cpu_s_per_gb = -14.855",
+                      out.stdout)
+
+    def test_noise_from_fewer_than_three_runs_is_said(self):
+        old = recorded("peers-a.json")
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as noise:
+            json.dump(dict(noise_file(0.2), runs=2), noise)
+            noise.flush()
+            out = self.run_compare(old, old, "--noise", noise.name)
+        self.assertIn("from 2 runs only", out.stdout)
+
+    def test_measure_noise_needs_three_runs(self):
+        out = subprocess.run([sys.executable, os.path.join(REPO, "bench", "measure-noise"), "--runs", "2",
+                              "--output", "/nonexistent/noise.json"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--runs must be 3..10", out.stderr)
 
     def test_missing_noise_file_is_reported(self):
         old = recorded("peers-a.json")
