@@ -51,7 +51,7 @@ tl::expected<void, Error> Worker::bind_listeners() {
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     for (const auto& address : config.listeners[i].listen) {
       auto fd = accept::open_listener_socket(address, config.listeners[i].transparent);
-      if (!fd) return tl::unexpected(Error{"listener " + config.listeners[i].name + ": " + fd.error()});
+      if (!fd) return tl::unexpected(fd.error().within("listener " + config.listeners[i].name));
       listeners_.push_back({config.listeners[i].name, std::move(*fd)});
     }
   }
