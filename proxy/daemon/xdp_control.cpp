@@ -26,7 +26,7 @@ tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
     if (reader)
       events_ = std::move(*reader);
     else
-      spdlog::warn("xdp: no live xdp events: {}", reader.error());
+      spdlog::warn("xdp: no live xdp events: {}", reader.error().message());
   } else if (auto moved = allowlist_->set_interfaces(xdp.interfaces, xdp.mode); !moved) {
     return tl::unexpected(Error{"xdp: " + moved.error()});
   }

@@ -196,7 +196,7 @@ TEST_CASE("XdpEventReader publishes records as xdp events on the bus, and stops"
   REQUIRE(subscription);
   {
     auto reader = snisplice::bpf::XdpEventReader::start(loaded.allowlist.event_ring_fd(), bus);
-    REQUIRE_MESSAGE(reader.has_value(), (reader ? "" : reader.error()));
+    REQUIRE_MESSAGE(reader.has_value(), (reader ? "" : reader.error().message()));
     CHECK(run(loaded.allowlist, syn("203.0.113.9")).action == XDP_DROP);
     std::string seen;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
