@@ -57,20 +57,20 @@ int main(int argc, char** argv) {
 
   auto allowlist = snisplice::bpf::XdpAllowlist::open(pin_path, interfaces, mode);
   if (!allowlist) {
-    std::fprintf(stderr, "%s\n", allowlist.error().c_str());
+    std::fprintf(stderr, "%s\n", allowlist.error().message().c_str());
     return 1;
   }
   if (auto ok = allowlist->set_ports(ports); !ok) {
-    std::fprintf(stderr, "%s\n", ok.error().c_str());
+    std::fprintf(stderr, "%s\n", ok.error().message().c_str());
     return 1;
   }
   auto synced = allowlist->sync_allow(allow);
   if (!synced) {
-    std::fprintf(stderr, "%s\n", synced.error().c_str());
+    std::fprintf(stderr, "%s\n", synced.error().message().c_str());
     return 1;
   }
   if (auto ok = allowlist->set_policy(policy); !ok) {
-    std::fprintf(stderr, "%s\n", ok.error().c_str());
+    std::fprintf(stderr, "%s\n", ok.error().message().c_str());
     return 1;
   }
   for (const auto& attachment : allowlist->attachments())

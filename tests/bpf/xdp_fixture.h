@@ -38,7 +38,7 @@ inline void put16(Bytes& out, uint16_t value) {
 
 inline XdpCounters read_counters(const XdpAllowlist& allowlist) {
   auto counters = allowlist.counters();
-  REQUIRE_MESSAGE(counters.has_value(), (counters ? "" : counters.error()));
+  REQUIRE_MESSAGE(counters.has_value(), (counters ? "" : counters.error().message()));
   return *counters;
 }
 
@@ -95,7 +95,7 @@ inline Outcome expect(const XdpAllowlist& allowlist, const Bytes& frame, allowli
 
 inline XdpAllowlist open_allowlist(const std::string& pin_path) {
   auto opened = XdpAllowlist::open(pin_path, {}, config::XdpMode::automatic);
-  if (!opened) FAIL(opened.error());
+  if (!opened) FAIL(opened.error().message());
   return std::move(*opened);
 }
 
@@ -117,9 +117,10 @@ inline int run_tests(int argc, char** argv, const char* test_name, const char* n
   {
     TempPinDir probe{pin_part};
     auto opened = XdpAllowlist::open(probe.path(), {}, config::XdpMode::automatic);
-    if (!opened && (opened.error().find("Operation not permitted") != std::string::npos ||
-                    opened.error().find("Permission denied") != std::string::npos)) {
-      std::printf("SKIP: cannot load BPF here: %s\n", opened.error().c_str());
+    const std::string why = opened ? "" : opened.error().message();
+    if (why.find("Operation not permitted") != std::string::npos ||
+        why.find("Permission denied") != std::string::npos) {
+      std::printf("SKIP: cannot load BPF here: %s\n", why.c_str());
       return 77;
     }
   }

@@ -157,7 +157,7 @@ struct Loaded : LoadedProgram {
     REQUIRE(allowlist.sync_allow({cidr("192.0.2.0/24"), cidr("2001:db8::/32")}).has_value());
     REQUIRE(allowlist.set_policy(policy).has_value());
     auto set = allowlist.set_rate_limit(rate);
-    REQUIRE_MESSAGE(set.has_value(), (set ? "" : set.error()));
+    REQUIRE_MESSAGE(set.has_value(), (set ? "" : set.error().message()));
     REQUIRE(allowlist.set_syncookie(cookie).has_value());
   }
 };

@@ -178,7 +178,7 @@ struct Loaded : LoadedProgram {
       : LoadedProgram("test") {
     REQUIRE(allowlist.set_ports({kFilteredPort, 443}).has_value());
     auto synced = allowlist.sync_allow(allow);
-    REQUIRE_MESSAGE(synced.has_value(), (synced ? "" : synced.error()));
+    REQUIRE_MESSAGE(synced.has_value(), (synced ? "" : synced.error().message()));
     REQUIRE(allowlist.set_policy(policy).has_value());
   }
 };
@@ -535,7 +535,7 @@ TEST_CASE("attach: auto falls back to generic; set_interfaces attaches, detaches
     {
       // lo has no native XDP: native alone fails, and says so.
       auto native_only = XdpAllowlist::open(pins.path(), {"lo"}, XdpMode::native);
-      if (native_only || native_only.error().find("native") == std::string::npos) return 1;
+      if (native_only || native_only.error().message().find("native") == std::string::npos) return 1;
     }
     auto opened = XdpAllowlist::open(pins.path(), {"lo"}, XdpMode::automatic);
     if (!opened) return 2;
@@ -592,14 +592,14 @@ TEST_CASE("an unknown interface is a clear error") {
   auto opened = XdpAllowlist::open(pins.path(), {"snisplice-no-such0"},
                                    snisplice::config::XdpMode::automatic);
   REQUIRE_FALSE(opened.has_value());
-  CHECK(opened.error().find("snisplice-no-such0") != std::string::npos);
+  CHECK(opened.error().message().find("snisplice-no-such0") != std::string::npos);
 }
 
 TEST_CASE("a pin path outside any bpffs is refused with a reason") {
   auto opened = XdpAllowlist::open("/tmp/snisplice-not-bpffs/pins", {},
                                    snisplice::config::XdpMode::automatic);
   REQUIRE_FALSE(opened.has_value());
-  CHECK(opened.error().find("not on a BPF filesystem") != std::string::npos);
+  CHECK(opened.error().message().find("not on a BPF filesystem") != std::string::npos);
 }
 
 TEST_CASE("pin dir: mounts bpffs on /sys/fs/bpf when a fresh machine has none") {
@@ -626,7 +626,7 @@ TEST_CASE("pin dir: mounts bpffs on /sys/fs/bpf when a fresh machine has none") 
 }
 
 TEST_CASE("pin dir: relative paths and existing non-directories are refused") {
-  CHECK(snisplice::bpf::ensure_pin_dir("sys/fs/bpf/x").error().find("absolute") != std::string::npos);
+  CHECK(snisplice::bpf::ensure_pin_dir("sys/fs/bpf/x").error().message().find("absolute") != std::string::npos);
   TempPinDir pins;
   REQUIRE(snisplice::bpf::ensure_pin_dir(pins.path()).has_value());
   REQUIRE(snisplice::bpf::ensure_pin_dir(pins.path()).has_value());  // idempotent
