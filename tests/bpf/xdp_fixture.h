@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bpf/xdp_allowlist.h"
+#include "bpf_test_main.h"
 #include "temp_pin_dir.h"
 
 namespace snisplice::test::xdp {
@@ -110,22 +110,9 @@ struct LoadedProgram {
 
 // main() of an XDP test: skips, saying why, without root or where loading BPF is refused.
 inline int run_tests(int argc, char** argv, const char* test_name, const char* needs, const char* pin_part) {
-  if (::geteuid() != 0) {
-    std::printf("SKIP: %s needs root (%s)\n", test_name, needs);
-    return 77;
-  }
-  {
-    TempPinDir probe{pin_part};
-    auto opened = XdpAllowlist::open(probe.path(), {}, config::XdpMode::automatic);
-    const std::string why = opened ? "" : opened.error().message();
-    if (why.find("Operation not permitted") != std::string::npos ||
-        why.find("Permission denied") != std::string::npos) {
-      std::printf("SKIP: cannot load BPF here: %s\n", why.c_str());
-      return 77;
-    }
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
+  return run_bpf_tests(argc, argv, test_name, needs, "load BPF", pin_part, [](const std::string& pin_path) {
+    return XdpAllowlist::open(pin_path, {}, config::XdpMode::automatic);
+  });
 }
 
 }  // namespace snisplice::test::xdp
