@@ -10,24 +10,13 @@
  * bpftool; see docs/allowlist.md, docs/syn-flood.md and docs/live-view.md. */
 #include "parse_l3.h"
 #include "xdp_abi.h"
+#include "xdp_prefix_trie.h"
 #include "xdp_rate_limit.h"
 #include "xdp_syncookie.h"
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __type(key, struct allow_v4_key);
-  __type(value, __u32);
-  __uint(max_entries, ALLOWLIST_MAX_ENTRIES);
-  __uint(map_flags, BPF_F_NO_PREALLOC); /* required for LPM tries */
-} allow_v4 SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __type(key, struct allow_v6_key);
-  __type(value, __u32);
-  __uint(max_entries, ALLOWLIST_MAX_ENTRIES);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-} allow_v6 SEC(".maps");
+/* Sources allowed through (docs/allowlist.md). */
+XDP_PREFIX_TRIE(allow_v4, struct allow_v4_key);
+XDP_PREFIX_TRIE(allow_v6, struct allow_v6_key);
 
 /* Filtered TCP destination ports, host order; the value is unused. */
 struct {

@@ -3,22 +3,11 @@
  * in a shared LRU hash, sources in the rate_exempt tries never limited. BPF C only. */
 #include "parse_l3.h"
 #include "xdp_abi.h"
+#include "xdp_prefix_trie.h"
 
-struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __type(key, struct allow_v4_key);
-  __type(value, __u32);
-  __uint(max_entries, ALLOWLIST_MAX_ENTRIES);
-  __uint(map_flags, BPF_F_NO_PREALLOC); /* required for LPM tries */
-} rate_exempt_v4 SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __type(key, struct allow_v6_key);
-  __type(value, __u32);
-  __uint(max_entries, ALLOWLIST_MAX_ENTRIES);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-} rate_exempt_v6 SEC(".maps");
+/* Sources the rate limit never limits (docs/syn-flood.md). */
+XDP_PREFIX_TRIE(rate_exempt_v4, struct allow_v4_key);
+XDP_PREFIX_TRIE(rate_exempt_v6, struct allow_v6_key);
 
 /* Why one shared LRU hash with a compare-and-swap, and not a per-CPU map: a per-CPU bucket
  * gives each CPU a whole budget, so a source whose SYNs the NIC spreads over N queues (every

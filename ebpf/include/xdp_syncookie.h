@@ -99,6 +99,20 @@ static __always_inline void syncookie_tcp_fill(struct syncookie_tcp *out, const 
   out->mss = bpf_htons(mss);
 }
 
+/* The end of syncookie_answer, alike for both families: the TCP checksum from the
+ * pseudo-header's sum, the frame resized to the SYN-ACK, then its swapped Ethernet addresses
+ * (12 bytes), its IP header (ip_len bytes at l3) and its TCP header (at l4) written. */
+static __always_inline int syncookie_emit(struct xdp_md *ctx, __s64 old_len, __u32 new_len,
+                                          __u8 *swapped, __u32 l3, void *ip, __u32 ip_len, __u32 l4,
+                                          struct syncookie_tcp *reply, __s64 pseudo_sum) {
+  reply->th.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)reply, sizeof *reply, pseudo_sum));
+  if (bpf_xdp_adjust_tail(ctx, (int)((__s64)new_len - old_len))) return -1;
+  if (bpf_xdp_store_bytes(ctx, 0, swapped, 12) || bpf_xdp_store_bytes(ctx, l3, ip, ip_len) ||
+      bpf_xdp_store_bytes(ctx, l4, reply, sizeof *reply))
+    return -1;
+  return 0;
+}
+
 /* Rewrites the SYN in ctx into the SYN-ACK carrying a cookie, in place: swapped Ethernet
  * addresses (VLAN tags kept), a fresh bare IP header, the TCP header above. Returns 0 when the
  * frame is ready for XDP_TX, -1 when the SYN cannot be answered (it is then passed). The
@@ -145,15 +159,8 @@ static __always_inline int syncookie_answer(struct xdp_md *ctx,
       __u8 zero, protocol;
       __be16 length;
     } pseudo = {out.saddr, out.daddr, 0, IPPROTO_TCP, bpf_htons(SYNCOOKIE_TCP_LEN)};
-    __s64 sum = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof pseudo, 0);
-    reply.th.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&reply, sizeof reply, sum));
-
-    if (bpf_xdp_adjust_tail(ctx, (int)((__s64)new_len - old_len))) return -1;
-    if (bpf_xdp_store_bytes(ctx, 0, swapped, sizeof swapped) ||
-        bpf_xdp_store_bytes(ctx, l3, &out, sizeof out) ||
-        bpf_xdp_store_bytes(ctx, l4, &reply, sizeof reply))
-      return -1;
-    return 0;
+    const __s64 sum = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof pseudo, 0);
+    return syncookie_emit(ctx, old_len, new_len, swapped, l3, &out, sizeof out, l4, &reply, sum);
   }
 
   struct ipv6hdr ip6;
@@ -172,15 +179,8 @@ static __always_inline int syncookie_answer(struct xdp_md *ctx,
     __u8 zero[3];
     __u8 next;
   } pseudo = {out.saddr, out.daddr, bpf_htonl(SYNCOOKIE_TCP_LEN), {}, IPPROTO_TCP};
-  __s64 sum = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof pseudo, 0);
-  reply.th.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&reply, sizeof reply, sum));
-
-  if (bpf_xdp_adjust_tail(ctx, (int)((__s64)new_len - old_len))) return -1;
-  if (bpf_xdp_store_bytes(ctx, 0, swapped, sizeof swapped) ||
-      bpf_xdp_store_bytes(ctx, l3, &out, sizeof out) ||
-      bpf_xdp_store_bytes(ctx, l4, &reply, sizeof reply))
-    return -1;
-  return 0;
+  const __s64 sum = bpf_csum_diff(0, 0, (__be32 *)&pseudo, sizeof pseudo, 0);
+  return syncookie_emit(ctx, old_len, new_len, swapped, l3, &out, sizeof out, l4, &reply, sum);
 }
 
 /* An ACK conntrack does not know: 1 when it completes a handshake whose SYN-ACK carried a

@@ -72,7 +72,7 @@ size_t DnsCacheMap::entries() const {
 tl::expected<DnsCacheMap, Error> DnsCacheMap::open(const std::string& pin_path,
                                                          uint32_t max_entries) {
   if (max_entries == 0) return tl::unexpected(Error{"dns cache size must be at least 1"});
-  if (auto dir = ensure_pin_dir(pin_path); !dir) return tl::unexpected(Error{dir.error()});
+  if (auto dir = ensure_pin_dir(pin_path); !dir) return tl::unexpected(dir.error());
 
   std::unique_ptr<::dns_cache, SkeletonDeleter> skeleton(dns_cache__open());
   if (!skeleton) return tl::unexpected(failure("opening the DNS cache object", errno));
@@ -88,7 +88,7 @@ tl::expected<DnsCacheMap, Error> DnsCacheMap::open(const std::string& pin_path,
   wanted.max_entries = max_entries;
   wanted.map_flags = bpf_map__map_flags(map);
   auto removed = remove_incompatible_pin(file, wanted);
-  if (!removed) return tl::unexpected(Error{removed.error()});
+  if (!removed) return tl::unexpected(removed.error());
   const bool reused = ::access(file.c_str(), F_OK) == 0;
 
   if (const int err = bpf_map__set_pin_path(map, file.c_str()); err != 0)

@@ -18,6 +18,8 @@
 namespace snisplice::bpf {
 namespace {
 
+// libbpf returns negative errno values, the system calls set errno.
+Error failure(std::string what, int err) { return Error::from_errno(std::move(what), err < 0 ? -err : err); }
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 bpf_map_info wanted_info(const bpf_map* map) {
@@ -48,8 +50,8 @@ Key trie_key(const Cidr& cidr) {
 
 // Brings the config-owned entries of one trie in line with `desired`.
 template <typename Key>
-tl::expected<void, std::string> sync_trie(int map_fd, const char* map_name,
-                                          const KeySet<Key>& desired, AllowSync& result) {
+tl::expected<void, Error> sync_trie(int map_fd, const char* map_name, const KeySet<Key>& desired,
+                                    AllowSync& result) {
   KeySet<Key> present, owned;
   Key key{}, next{};
   const Key* previous = nullptr;
@@ -57,7 +59,7 @@ tl::expected<void, std::string> sync_trie(int map_fd, const char* map_name,
   for (unsigned i = 0; i <= ALLOWLIST_MAX_ENTRIES; ++i) {
     if (::bpf_map_get_next_key(map_fd, previous, &next) != 0) {
       if (errno == ENOENT) break;
-      return tl::unexpected(std::string("listing ") + map_name + ": " + errno_text(errno));
+      return tl::unexpected(failure(std::string("listing ") + map_name, errno));
     }
     __u32 value = 0;
     if (::bpf_map_lookup_elem(map_fd, &next, &value) == 0) {
@@ -75,23 +77,22 @@ tl::expected<void, std::string> sync_trie(int map_fd, const char* map_name,
     const __u32 value = ALLOWLIST_VALUE_FROM_CONFIG;
     if (::bpf_map_update_elem(map_fd, &wanted, &value, BPF_NOEXIST) != 0) {
       if (errno == EEXIST) continue;  // an operator added it just now: theirs
-      return tl::unexpected(std::string("adding to ") + map_name + ": " + errno_text(errno));
+      return tl::unexpected(failure(std::string("adding to ") + map_name, errno));
     }
     ++result.added;
   }
   for (const Key& stale : owned) {
     if (desired.count(stale)) continue;
     if (::bpf_map_delete_elem(map_fd, &stale) != 0 && errno != ENOENT)
-      return tl::unexpected(std::string("deleting from ") + map_name + ": " + errno_text(errno));
+      return tl::unexpected(failure(std::string("deleting from ") + map_name, errno));
     ++result.removed;
   }
   return {};
 }
 
 // Both tries of one family pair (allow_v4/_v6 or rate_exempt_v4/_v6) in line with `cidrs`.
-tl::expected<AllowSync, std::string> sync_tries(int fd_v4, const char* name_v4, int fd_v6,
-                                                const char* name_v6,
-                                                const std::vector<Cidr>& cidrs) {
+tl::expected<AllowSync, Error> sync_tries(int fd_v4, const char* name_v4, int fd_v6, const char* name_v6,
+                                          const std::vector<Cidr>& cidrs) {
   KeySet<allow_v4_key> desired_v4;
   KeySet<allow_v6_key> desired_v6;
   for (const Cidr& cidr : cidrs) {
@@ -117,10 +118,11 @@ __u32 rate_limit_mode(config::RateLimitMode mode) {
   return RATE_LIMIT_OFF;
 }
 
-tl::expected<UniqueFd, std::string> attach_link(int prog_fd, unsigned ifindex, __u32 flags) {
+// The errno on failure: the caller words one error for both modes it tried.
+tl::expected<UniqueFd, int> attach_link(int prog_fd, unsigned ifindex, __u32 flags) {
   LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
   const int fd = ::bpf_link_create(prog_fd, static_cast<int>(ifindex), BPF_XDP, &opts);
-  if (fd < 0) return tl::unexpected(errno_text(errno));
+  if (fd < 0) return tl::unexpected(errno);
   return UniqueFd(fd);
 }
 
@@ -192,13 +194,13 @@ XdpAllowlist::XdpAllowlist(XdpAllowlist&&) noexcept = default;
 XdpAllowlist& XdpAllowlist::operator=(XdpAllowlist&&) noexcept = default;
 XdpAllowlist::~XdpAllowlist() = default;
 
-tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
+tl::expected<XdpAllowlist, Error> XdpAllowlist::open(
     const std::string& pin_path, const std::vector<std::string>& interfaces,
     config::XdpMode mode) {
   if (auto dir = ensure_pin_dir(pin_path); !dir) return tl::unexpected(dir.error());
 
   std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton(xdp_allowlist__open());
-  if (!skeleton) return tl::unexpected("opening the XDP allowlist object: " + errno_text(errno));
+  if (!skeleton) return tl::unexpected(failure("opening the XDP allowlist object", errno));
 
   struct Pinned {
     bpf_map* map;
@@ -220,14 +222,14 @@ tl::expected<XdpAllowlist, std::string> XdpAllowlist::open(
         return tl::unexpected(removed.error());
     }
     if (const int err = bpf_map__set_pin_path(entry.map, file.c_str()); err != 0)
-      return tl::unexpected("pinning " + file + ": " + errno_text(err));
+      return tl::unexpected(failure("pinning " + file, err));
   }
   if (const int err = xdp_allowlist__load(skeleton.get()); err != 0) {
-    return tl::unexpected("loading the XDP allowlist with maps pinned under " + pin_path + ": " +
-                          errno_text(err) +
-                          (err == -EINVAL ? " (a pinned allow_v4/allow_v6 with another layout? "
-                                            "move it aside)"
-                                          : ""));
+    Error loading = failure("loading the XDP allowlist with maps pinned under " + pin_path, err);
+    // The hint follows the errno's text, so the context says it all.
+    if (err == -EINVAL)
+      loading = Error{loading.message() + " (a pinned allow_v4/allow_v6 with another layout? move it aside)"};
+    return tl::unexpected(std::move(loading));
   }
 
   XdpAllowlist allowlist(std::move(skeleton), pin_path);
@@ -244,8 +246,8 @@ std::vector<XdpAttachment> XdpAllowlist::attachments() const {
   return out;
 }
 
-tl::expected<void, std::string> XdpAllowlist::set_interfaces(
-    const std::vector<std::string>& interfaces, config::XdpMode mode) {
+tl::expected<void, Error> XdpAllowlist::set_interfaces(const std::vector<std::string>& interfaces,
+                                                       config::XdpMode mode) {
   auto mode_accepted = [mode](XdpAttachMode used) {
     return mode == config::XdpMode::automatic ||
            (mode == config::XdpMode::native) == (used == XdpAttachMode::native);
@@ -263,24 +265,25 @@ tl::expected<void, std::string> XdpAllowlist::set_interfaces(
       continue;
     const unsigned ifindex = ::if_nametoindex(name.c_str());
     if (ifindex == 0)
-      return tl::unexpected("xdp interface " + name + ": " + errno_text(errno));
-    tl::expected<UniqueFd, std::string> link = tl::unexpected(std::string());
+      return tl::unexpected(failure("xdp interface " + name, errno));
+    tl::expected<UniqueFd, int> link = tl::unexpected(0);
     XdpAttachMode used = XdpAttachMode::native;
     std::string native_error;
     if (mode != config::XdpMode::generic) {
       link = attach_link(prog_fd, ifindex, XDP_FLAGS_DRV_MODE);
-      if (!link) native_error = link.error();
+      if (!link) native_error = errno_text(link.error());
     }
     if (!link && mode != config::XdpMode::native) {
       used = XdpAttachMode::generic;
       link = attach_link(prog_fd, ifindex, XDP_FLAGS_SKB_MODE);
     }
     if (!link) {
-      return tl::unexpected("attaching XDP to " + name + ": " +
-                            (native_error.empty() ? "" : "native: " + native_error) +
-                            (mode == config::XdpMode::native ? ""
-                             : native_error.empty()          ? "generic: " + link.error()
-                                                             : "; generic: " + link.error()));
+      const std::string generic_error = errno_text(link.error());
+      return tl::unexpected(Error{"attaching XDP to " + name + ": " +
+                                  (native_error.empty() ? "" : "native: " + native_error) +
+                                  (mode == config::XdpMode::native ? ""
+                                   : native_error.empty()          ? "generic: " + generic_error
+                                                                   : "; generic: " + generic_error)});
     }
     links_.push_back({{name, ifindex, used}, std::move(*link)});
   }
@@ -291,31 +294,29 @@ int XdpAllowlist::program_fd() const {
   return bpf_program__fd(skeleton_->progs.xdp_allowlist_filter);
 }
 
-tl::expected<AllowSync, std::string> XdpAllowlist::sync_allow(
-    const std::vector<Cidr>& config_allow) {
+tl::expected<AllowSync, Error> XdpAllowlist::sync_allow(const std::vector<Cidr>& config_allow) {
   return sync_tries(bpf_map__fd(skeleton_->maps.allow_v4), ALLOWLIST_MAP_V4,
                     bpf_map__fd(skeleton_->maps.allow_v6), ALLOWLIST_MAP_V6, config_allow);
 }
 
-tl::expected<AllowSync, std::string> XdpAllowlist::set_rate_limit(
-    const config::XdpRateLimit& limit) {
+tl::expected<AllowSync, Error> XdpAllowlist::set_rate_limit(const config::XdpRateLimit& limit) {
   auto exempt = sync_tries(bpf_map__fd(skeleton_->maps.rate_exempt_v4), RATE_EXEMPT_MAP_V4,
                            bpf_map__fd(skeleton_->maps.rate_exempt_v6), RATE_EXEMPT_MAP_V6,
                            limit.exempt);
   if (!exempt) return exempt;
-  auto updated = update_settings([&](allowlist_settings& settings) {
+  auto updated = update_settings("setting the SYN rate limit", [&](allowlist_settings& settings) {
     settings.rate_mode = rate_limit_mode(limit.mode);
     settings.rate_interval_ns = rate_interval_ns(limit.syn_per_second);
     settings.rate_burst_ns = settings.rate_interval_ns * std::max<uint64_t>(limit.burst, 1);
     settings.rate_prefix_v4 = limit.prefix_v4;
     settings.rate_prefix_v6 = limit.prefix_v6;
   });
-  if (!updated) return tl::unexpected("setting the SYN rate limit: " + updated.error());
+  if (!updated) return tl::unexpected(updated.error());
   return exempt;
 }
 
-tl::expected<void, std::string> XdpAllowlist::set_syncookie(const config::XdpSyncookie& cookie) {
-  auto updated = update_settings([&](allowlist_settings& settings) {
+tl::expected<void, Error> XdpAllowlist::set_syncookie(const config::XdpSyncookie& cookie) {
+  auto updated = update_settings("setting the SYN cookie mode", [&](allowlist_settings& settings) {
     switch (cookie.mode) {
       case config::SyncookieMode::off: settings.syncookie_mode = SYNCOOKIE_OFF; break;
       case config::SyncookieMode::automatic: settings.syncookie_mode = SYNCOOKIE_AUTO; break;
@@ -323,56 +324,50 @@ tl::expected<void, std::string> XdpAllowlist::set_syncookie(const config::XdpSyn
     }
     settings.syn_threshold = cookie.syn_threshold;
   });
-  if (!updated) return tl::unexpected("setting the SYN cookie mode: " + updated.error());
-  return {};
+  return updated;
 }
 
-tl::expected<void, std::string> XdpAllowlist::update_settings(
-    const std::function<void(allowlist_settings&)>& change) {
+tl::expected<void, Error> XdpAllowlist::update_settings(const char* what,
+                                                       const std::function<void(allowlist_settings&)>& change) {
   const int fd = bpf_map__fd(skeleton_->maps.xdp_settings);
   const __u32 key = 0;
   allowlist_settings settings{};
-  if (::bpf_map_lookup_elem(fd, &key, &settings) != 0) return tl::unexpected(errno_text(errno));
+  if (::bpf_map_lookup_elem(fd, &key, &settings) != 0) return tl::unexpected(failure(what, errno));
   change(settings);
-  if (::bpf_map_update_elem(fd, &key, &settings, BPF_ANY) != 0)
-    return tl::unexpected(errno_text(errno));
+  if (::bpf_map_update_elem(fd, &key, &settings, BPF_ANY) != 0) return tl::unexpected(failure(what, errno));
   return {};
 }
 
-tl::expected<void, std::string> XdpAllowlist::set_event_rate(uint32_t per_cpu_second) {
-  auto updated = update_settings(
-      [&](allowlist_settings& settings) { settings.events_per_second = per_cpu_second; });
-  if (!updated) return tl::unexpected("setting the XDP event rate: " + updated.error());
-  return {};
+tl::expected<void, Error> XdpAllowlist::set_event_rate(uint32_t per_cpu_second) {
+  return update_settings("setting the XDP event rate",
+                         [&](allowlist_settings& settings) { settings.events_per_second = per_cpu_second; });
 }
 
 int XdpAllowlist::event_ring_fd() const { return bpf_map__fd(skeleton_->maps.xdp_events); }
 
-tl::expected<void, std::string> XdpAllowlist::set_policy(config::XdpPolicy policy) {
-  auto updated = update_settings([&](allowlist_settings& settings) {
+tl::expected<void, Error> XdpAllowlist::set_policy(config::XdpPolicy policy) {
+  return update_settings("setting the XDP policy", [&](allowlist_settings& settings) {
     switch (policy) {
       case config::XdpPolicy::off: settings.policy = ALLOWLIST_POLICY_OFF; break;
       case config::XdpPolicy::monitor: settings.policy = ALLOWLIST_POLICY_MONITOR; break;
       case config::XdpPolicy::enforce: settings.policy = ALLOWLIST_POLICY_ENFORCE; break;
     }
   });
-  if (!updated) return tl::unexpected("setting the XDP policy: " + updated.error());
-  return {};
 }
 
-tl::expected<void, std::string> XdpAllowlist::set_ports(const std::vector<uint16_t>& ports) {
+tl::expected<void, Error> XdpAllowlist::set_ports(const std::vector<uint16_t>& ports) {
   const int fd = bpf_map__fd(skeleton_->maps.xdp_ports);
   const std::set<uint16_t> desired(ports.begin(), ports.end());
   if (desired.size() > ALLOWLIST_PORTS_MAX_ENTRIES)
-    return tl::unexpected("too many XDP ports: " + std::to_string(desired.size()) + " (at most " +
-                          std::to_string(ALLOWLIST_PORTS_MAX_ENTRIES) + ")");
+    return tl::unexpected(Error{"too many XDP ports: " + std::to_string(desired.size()) + " (at most " +
+                                std::to_string(ALLOWLIST_PORTS_MAX_ENTRIES) + ")"});
   std::vector<uint16_t> stale;
   __u16 key = 0, next = 0;
   const __u16* previous = nullptr;
   for (unsigned i = 0; i <= ALLOWLIST_PORTS_MAX_ENTRIES; ++i) {
     if (::bpf_map_get_next_key(fd, previous, &next) != 0) {
       if (errno == ENOENT) break;
-      return tl::unexpected("listing XDP ports: " + errno_text(errno));
+      return tl::unexpected(failure("listing XDP ports", errno));
     }
     if (!desired.count(next)) stale.push_back(next);
     key = next;
@@ -382,25 +377,23 @@ tl::expected<void, std::string> XdpAllowlist::set_ports(const std::vector<uint16
   for (const uint16_t port : desired) {
     const __u16 port_key = port;
     if (::bpf_map_update_elem(fd, &port_key, &value, BPF_ANY) != 0)
-      return tl::unexpected("adding XDP port " + std::to_string(port) + ": " + errno_text(errno));
+      return tl::unexpected(failure("adding XDP port " + std::to_string(port), errno));
   }
   for (const uint16_t port : stale) {
     const __u16 port_key = port;
     if (::bpf_map_delete_elem(fd, &port_key) != 0 && errno != ENOENT)
-      return tl::unexpected("removing XDP port " + std::to_string(port) + ": " +
-                            errno_text(errno));
+      return tl::unexpected(failure("removing XDP port " + std::to_string(port), errno));
   }
   return {};
 }
 
-tl::expected<XdpCounters, std::string> XdpAllowlist::counters() const {
+tl::expected<XdpCounters, Error> XdpAllowlist::counters() const {
   const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return tl::unexpected("counting possible CPUs: " + errno_text(cpus));
+  if (cpus <= 0) return tl::unexpected(failure("counting possible CPUs", cpus));
   std::vector<__u64> per_cpu(static_cast<size_t>(cpus));
-  auto sum = [&](const bpf_map* map, __u32 key, uint64_t& out) -> tl::expected<void, std::string> {
+  auto sum = [&](const bpf_map* map, __u32 key, uint64_t& out) -> tl::expected<void, Error> {
     if (::bpf_map_lookup_elem(bpf_map__fd(map), &key, per_cpu.data()) != 0)
-      return tl::unexpected(std::string("reading ") + bpf_map__name(map) + ": " +
-                            errno_text(errno));
+      return tl::unexpected(failure(std::string("reading ") + bpf_map__name(map), errno));
     out = 0;
     for (const __u64 value : per_cpu) out += value;
     return {};
@@ -416,7 +409,7 @@ tl::expected<XdpCounters, std::string> XdpAllowlist::counters() const {
   const __u32 zero = 0;
   if (::bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.xdp_event_budget), &zero,
                             budgets.data()) != 0)
-    return tl::unexpected("reading xdp_event_budget: " + errno_text(errno));
+    return tl::unexpected(failure("reading xdp_event_budget", errno));
   for (const xdp_event_budget& budget : budgets) {
     counters.events_sampled_out += budget.sampled_out;
     counters.events_ring_full += budget.ring_full;

@@ -28,6 +28,7 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
 #include "base/net_address.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
@@ -83,9 +84,9 @@ class XdpAllowlist {
   // starts as it was left in the pinned xdp_settings map (off on first start): call
   // set_ports, sync_allow, then set_policy. The live-event budget starts at
   // XDP_EVENTS_DEFAULT_PER_SECOND.
-  static tl::expected<XdpAllowlist, std::string> open(const std::string& pin_path,
-                                                      const std::vector<std::string>& interfaces,
-                                                      config::XdpMode mode);
+  static tl::expected<XdpAllowlist, Error> open(const std::string& pin_path,
+                                                const std::vector<std::string>& interfaces,
+                                                config::XdpMode mode);
 
   XdpAllowlist(XdpAllowlist&&) noexcept;
   XdpAllowlist& operator=(XdpAllowlist&&) noexcept;
@@ -99,36 +100,36 @@ class XdpAllowlist {
   // Attaches to every interface in `interfaces` and detaches from the others (e.g. on reload).
   // An interface attached in a mode `mode` does not accept is re-attached; automatic accepts
   // either. On error, interfaces attached before the call stay attached.
-  tl::expected<void, std::string> set_interfaces(const std::vector<std::string>& interfaces,
-                                                 config::XdpMode mode);
+  tl::expected<void, Error> set_interfaces(const std::vector<std::string>& interfaces,
+                                           config::XdpMode mode);
 
   // Makes the config-owned entries of allow_v4 / allow_v6 equal `config_allow`: inserts the
   // missing ones (marked ALLOWLIST_VALUE_FROM_CONFIG), deletes config-owned entries no longer
   // listed, and never touches entries an operator added with bpftool (any other value), even
   // when the config lists the same CIDR. An operator's delete of a config entry is undone by
   // the next sync: remove it from the config to remove it for good.
-  tl::expected<AllowSync, std::string> sync_allow(const std::vector<Cidr>& config_allow);
+  tl::expected<AllowSync, Error> sync_allow(const std::vector<Cidr>& config_allow);
 
-  tl::expected<void, std::string> set_policy(config::XdpPolicy policy);
+  tl::expected<void, Error> set_policy(config::XdpPolicy policy);
 
   // The per-source SYN rate limit (mode, rate, burst, prefix lengths) takes effect at once;
   // the config-owned entries of rate_exempt_v4 / _v6 follow `limit.exempt` with the same
   // ownership rules as sync_allow (operator entries are never touched).
-  tl::expected<AllowSync, std::string> set_rate_limit(const config::XdpRateLimit& limit);
+  tl::expected<AllowSync, Error> set_rate_limit(const config::XdpRateLimit& limit);
 
   // SYN cookie mode and threshold, at once. Needs conntrack and the netfilter SYNPROXY on the
   // filtered ports to complete handshakes (docs/syn-flood.md).
-  tl::expected<void, std::string> set_syncookie(const config::XdpSyncookie& cookie);
+  tl::expected<void, Error> set_syncookie(const config::XdpSyncookie& cookie);
 
   // The TCP destination ports that are judged; all other ports pass. The caller resolves the
   // config's "empty: every listener port" before calling. Empty: nothing is filtered.
-  tl::expected<void, std::string> set_ports(const std::vector<uint16_t>& ports);
+  tl::expected<void, Error> set_ports(const std::vector<uint16_t>& ports);
 
   // Records of dropped packets each CPU may put in the xdp_events ring per second (also the
   // burst); 0 records none. At once.
-  tl::expected<void, std::string> set_event_rate(uint32_t per_cpu_second);
+  tl::expected<void, Error> set_event_rate(uint32_t per_cpu_second);
 
-  tl::expected<XdpCounters, std::string> counters() const;
+  tl::expected<XdpCounters, Error> counters() const;
 
   // The xdp_events ring buffer (struct xdp_event records), for XdpEventReader.
   int event_ring_fd() const;
@@ -142,9 +143,10 @@ class XdpAllowlist {
     void operator()(::xdp_allowlist* skeleton) const;
   };
   XdpAllowlist(std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton, std::string pin_path);
-  // Read-modify-write of the single xdp_settings entry, so each setter changes its own fields.
-  tl::expected<void, std::string> update_settings(
-      const std::function<void(allowlist_settings&)>& change);
+  // Read-modify-write of the single xdp_settings entry, so each setter changes its own fields;
+  // an error names `what` was being set.
+  tl::expected<void, Error> update_settings(const char* what,
+                                            const std::function<void(allowlist_settings&)>& change);
 
   std::unique_ptr<::xdp_allowlist, SkeletonDeleter> skeleton_;
   std::string pin_path_;

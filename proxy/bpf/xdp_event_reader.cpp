@@ -34,12 +34,12 @@ std::optional<events::XdpVerdict> decode_xdp_event(const xdp_event& record,
 
 void XdpEventReader::RingDeleter::operator()(::ring_buffer* ring) const { ring_buffer__free(ring); }
 
-tl::expected<std::unique_ptr<XdpEventReader>, std::string> XdpEventReader::start(
+tl::expected<std::unique_ptr<XdpEventReader>, Error> XdpEventReader::start(
     int ring_fd, events::EventBus& bus) {
   std::unique_ptr<XdpEventReader> reader(new XdpEventReader(bus));
   reader->ring_.reset(ring_buffer__new(ring_fd, &XdpEventReader::on_record, reader.get(), nullptr));
   if (!reader->ring_)
-    return tl::unexpected(std::string("reading the XDP event ring: ") + std::strerror(errno));
+    return tl::unexpected(Error::from_errno("reading the XDP event ring", errno));
   reader->thread_ = std::thread([raw = reader.get()] { raw->run(); });
   return reader;
 }

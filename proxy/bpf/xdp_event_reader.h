@@ -14,6 +14,7 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
 #include "events/bus.h"
 #include "events/event.h"
 #include "xdp_abi.h"
@@ -30,7 +31,7 @@ std::optional<events::XdpVerdict> decode_xdp_event(const xdp_event& record,
 class XdpEventReader {
  public:
   // Reads the ring buffer map `ring_fd` (which must outlive the reader) into `bus`.
-  static tl::expected<std::unique_ptr<XdpEventReader>, std::string> start(int ring_fd,
+  static tl::expected<std::unique_ptr<XdpEventReader>, Error> start(int ring_fd,
                                                                           events::EventBus& bus);
   ~XdpEventReader();  // stops and joins the thread
   XdpEventReader(const XdpEventReader&) = delete;

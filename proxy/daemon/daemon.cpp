@@ -192,7 +192,7 @@ int run(const std::string& config_path, config::Config initial) {
   if (config->metrics_listen) {
     auto started = events::StatusServer::start(*config->metrics_listen, metrics.registry(), bus, config->events);
     if (!started) {
-      spdlog::error("{}", started.error());
+      spdlog::error("{}", started.error().message());
       return 1;
     }
     status = std::move(*started);
@@ -278,7 +278,7 @@ int run(const std::string& config_path, config::Config initial) {
       // Read before anything changes, so that a bad token file leaves the old settings in force.
       auto access = events::StatusServer::read_access(next_config->events);
       if (!access) {
-        refuse({access.error()});
+        refuse({access.error().message()});
         continue;
       }
       if (auto attached = xdp.apply(*next_config); !attached) {

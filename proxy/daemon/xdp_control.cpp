@@ -13,7 +13,7 @@ tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
   }
   if (!allowlist_) {
     auto opened = bpf::XdpAllowlist::open(config.bpf_pin_path, xdp.interfaces, xdp.mode);
-    if (!opened) return tl::unexpected(Error{"xdp: " + opened.error()});
+    if (!opened) return tl::unexpected(opened.error().within("xdp"));
     allowlist_.emplace(std::move(*opened));
     // The counters live in pinned maps and outlast a restart: export only what grows from now.
     if (auto counters = allowlist_->counters()) exported_ = counters->verdicts;
@@ -26,20 +26,20 @@ tl::expected<void, Error> XdpControl::apply(const config::Config& config) {
     if (reader)
       events_ = std::move(*reader);
     else
-      spdlog::warn("xdp: no live xdp events: {}", reader.error());
+      spdlog::warn("xdp: no live xdp events: {}", reader.error().message());
   } else if (auto moved = allowlist_->set_interfaces(xdp.interfaces, xdp.mode); !moved) {
-    return tl::unexpected(Error{"xdp: " + moved.error()});
+    return tl::unexpected(moved.error().within("xdp"));
   }
   if (auto ports = allowlist_->set_ports(bpf::filtered_ports(config)); !ports)
-    return tl::unexpected(Error{"xdp.ports: " + ports.error()});
+    return tl::unexpected(ports.error().within("xdp.ports"));
   auto synced = allowlist_->sync_allow(xdp.allow);
-  if (!synced) return tl::unexpected(Error{"xdp.allow: " + synced.error()});
+  if (!synced) return tl::unexpected(synced.error().within("xdp.allow"));
   if (auto policy = allowlist_->set_policy(xdp.policy); !policy)
-    return tl::unexpected(Error{"xdp.policy: " + policy.error()});
+    return tl::unexpected(policy.error().within("xdp.policy"));
   if (auto limit = allowlist_->set_rate_limit(xdp.rate_limit); !limit)
-    return tl::unexpected(Error{"xdp.rate_limit: " + limit.error()});
+    return tl::unexpected(limit.error().within("xdp.rate_limit"));
   if (auto cookie = allowlist_->set_syncookie(xdp.syncookie); !cookie)
-    return tl::unexpected(Error{"xdp.syncookie: " + cookie.error()});
+    return tl::unexpected(cookie.error().within("xdp.syncookie"));
   clear_attached();
   for (const auto& attachment : allowlist_->attachments()) {
     spdlog::info("xdp: {} attached in {} mode, policy {}", attachment.interface, bpf::to_string(attachment.mode),

@@ -67,13 +67,13 @@ struct WebSocketClient {
 
 }  // namespace
 
-tl::expected<std::string, std::string> read_token_file(const std::string& path) {
+tl::expected<std::string, Error> read_token_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return tl::unexpected("metrics.token_file: cannot read " + path);
+  if (!in) return tl::unexpected(Error{"metrics.token_file: cannot read " + path});
   std::string line;
   std::getline(in, line);
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-  if (line.empty()) return tl::unexpected("metrics.token_file: " + path + " has an empty first line");
+  if (line.empty()) return tl::unexpected(Error{"metrics.token_file: " + path + " has an empty first line"});
   return line;
 }
 
@@ -104,7 +104,7 @@ void websocket_close_thunk(const mg_connection* conn, void* self) {
   static_cast<StatusServer*>(self)->websocket_close(conn);
 }
 
-tl::expected<std::unique_ptr<StatusServer>, std::string> StatusServer::start(
+tl::expected<std::unique_ptr<StatusServer>, Error> StatusServer::start(
     const SocketAddress& address, std::shared_ptr<prometheus::Registry> registry, EventBus& bus,
     const config::Events& settings) {
   auto access = read_access(settings);
@@ -130,7 +130,7 @@ tl::expected<std::unique_ptr<StatusServer>, std::string> StatusServer::start(
   unsigned error_code = 0;
   mg_error_data error{&error_code, error_text, sizeof error_text};
   server->context_ = mg_start2(&init, &error);
-  if (!server->context_) return tl::unexpected("metrics.listen " + ports + ": " + error_text);
+  if (!server->context_) return tl::unexpected(Error{"metrics.listen " + ports + ": " + error_text});
 
   mg_context* context = server->context_;
   mg_set_request_handler(context, "/metrics$", handle<&StatusServer::serve_metrics>, server.get());
@@ -161,7 +161,7 @@ StatusServer::~StatusServer() {
   mg_exit_library();
 }
 
-tl::expected<StatusServer::Access, std::string> StatusServer::read_access(const config::Events& settings) {
+tl::expected<StatusServer::Access, Error> StatusServer::read_access(const config::Events& settings) {
   Access access;
   access.max_subscribers = settings.max_subscribers;
   if (!settings.token_file.empty()) {

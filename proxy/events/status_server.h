@@ -15,6 +15,7 @@
 #include <prometheus/registry.h>
 #include <tl/expected.hpp>
 
+#include "base/error.h"
 #include "base/net_address.h"
 #include "config/config.h"
 #include "events/bus.h"
@@ -27,7 +28,7 @@ namespace snisplice::events {
 class StatusServer {
  public:
   // Listens on `address` (the token file read first); an error says why it cannot.
-  static tl::expected<std::unique_ptr<StatusServer>, std::string> start(
+  static tl::expected<std::unique_ptr<StatusServer>, Error> start(
       const SocketAddress& address, std::shared_ptr<prometheus::Registry> registry, EventBus& bus,
       const config::Events& settings);
   ~StatusServer();
@@ -40,7 +41,7 @@ class StatusServer {
     std::string token;  // empty: no token asked for
     uint32_t max_subscribers = 0;
   };
-  static tl::expected<Access, std::string> read_access(const config::Events& settings);
+  static tl::expected<Access, Error> read_access(const config::Events& settings);
   // A note (non-empty) when part of it waits for a restart.
   std::string apply(Access access);
 
@@ -77,7 +78,7 @@ class StatusServer {
 
 // The first line of a token file, trailing blanks removed; an error for a missing,
 // unreadable or empty file.
-tl::expected<std::string, std::string> read_token_file(const std::string& path);
+tl::expected<std::string, Error> read_token_file(const std::string& path);
 
 // "Bearer <token>" compared in time independent of where it differs.
 bool bearer_matches(std::string_view authorization, std::string_view token);

@@ -18,7 +18,7 @@ void Worker::refresh_resolver(const config::Dns& dns) {
     watch_dns(*owner, fd, read, write);
   });
   if (!created) {
-    spdlog::error("worker {}: DNS resolver: {}; resolve routes will fail", index_, created.error());
+    spdlog::error("worker {}: DNS resolver: {}; resolve routes will fail", index_, created.error().message());
     return;
   }
   resolver_ = std::move(*created);

@@ -53,10 +53,10 @@ tl::expected<void, Error> Worker::bind_listeners(bool steer_by_cpu) {
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     for (const auto& address : config.listeners[i].listen) {
       auto fd = accept::open_listener_socket(address, config.listeners[i].transparent);
-      if (!fd) return tl::unexpected(Error{"listener " + config.listeners[i].name + ": " + fd.error()});
+      if (!fd) return tl::unexpected(fd.error().within("listener " + config.listeners[i].name));
       if (steer_by_cpu && index_ == 0) {
         if (auto steered = accept::steer_by_cpu(fd->get()); !steered)
-          return tl::unexpected(Error{"listener " + config.listeners[i].name + ": " + steered.error().message()});
+          return tl::unexpected(steered.error().within("listener " + config.listeners[i].name));
       }
       bool wildcard = address.ip == IpAddress{address.ip.family, {}};
       std::optional<SocketAddress> local;

@@ -1,22 +1,18 @@
 # XDP allowlist and DNS cache map: BPF tests (exit 77 = skipped without privileges) and the
 # end-to-end network-namespace test.
-add_executable(xdp_test ${CMAKE_CURRENT_LIST_DIR}/xdp_test.cpp)
-target_link_libraries(xdp_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
-target_include_directories(xdp_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
-add_test(NAME bpf_xdp_allowlist COMMAND xdp_test)
-set_tests_properties(bpf_xdp_allowlist PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
 
-add_executable(xdp_rate_limit_test ${CMAKE_CURRENT_LIST_DIR}/xdp_rate_limit_test.cpp)
-target_link_libraries(xdp_rate_limit_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
-target_include_directories(xdp_rate_limit_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
-add_test(NAME bpf_xdp_rate_limit COMMAND xdp_rate_limit_test)
-set_tests_properties(bpf_xdp_rate_limit PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
+# One doctest binary tests/bpf/<source>.cpp linked with `library`, run as ctest test `test`.
+function(snisplice_bpf_doctest source test library timeout)
+  add_executable(${source} ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/${source}.cpp)
+  target_link_libraries(${source} PRIVATE ${library} doctest::doctest)
+  target_include_directories(${source} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
+  add_test(NAME ${test} COMMAND ${source})
+  set_tests_properties(${test} PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT ${timeout})
+endfunction()
 
-add_executable(dns_cache_test ${CMAKE_CURRENT_LIST_DIR}/dns_cache_test.cpp)
-target_link_libraries(dns_cache_test PRIVATE snisplice_bpf_dns_cache doctest::doctest)
-target_include_directories(dns_cache_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
-add_test(NAME bpf_dns_cache COMMAND dns_cache_test)
-set_tests_properties(bpf_dns_cache PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 60)
+snisplice_bpf_doctest(xdp_test bpf_xdp_allowlist snisplice_bpf_allowlist 120)
+snisplice_bpf_doctest(xdp_rate_limit_test bpf_xdp_rate_limit snisplice_bpf_allowlist 120)
+snisplice_bpf_doctest(dns_cache_test bpf_dns_cache snisplice_bpf_dns_cache 60)
 
 # End to end: a veth pair between two network namespaces, the allowlist attached through
 # this tool, real TCP connections, bpftool edits of the pinned tries.
@@ -41,11 +37,7 @@ add_test(NAME e2e_syn_flood
 set_tests_properties(e2e_syn_flood PROPERTIES LABELS e2e SKIP_RETURN_CODE 77 TIMEOUT 300 RUN_SERIAL TRUE
   ENVIRONMENT "SNISPLICE_BIN=$<TARGET_FILE:snisplice>;PYTHONDONTWRITEBYTECODE=1")
 
-add_executable(xdp_events_test ${CMAKE_CURRENT_LIST_DIR}/xdp_events_test.cpp)
-target_link_libraries(xdp_events_test PRIVATE snisplice_bpf_allowlist doctest::doctest)
-target_include_directories(xdp_events_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
-add_test(NAME bpf_xdp_events COMMAND xdp_events_test)
-set_tests_properties(bpf_xdp_events PROPERTIES LABELS bpf SKIP_RETURN_CODE 77 TIMEOUT 120)
+snisplice_bpf_doctest(xdp_events_test bpf_xdp_events snisplice_bpf_allowlist 120)
 
 # End to end: an XDP drop from a client namespace in /events.ndjson within a second
 # (tests/e2e/test_xdp_events.py; exits 77 without root).

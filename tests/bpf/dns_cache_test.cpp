@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "address_literal.h"
+#include "bpf_test_main.h"
 #include "temp_pin_dir.h"
 
 #include <unistd.h>
@@ -175,20 +176,7 @@ TEST_CASE("a pin path outside any bpffs is refused with a reason") {
 }
 
 int main(int argc, char** argv) {
-  if (::geteuid() != 0) {
-    std::puts("SKIP: dns_cache_test needs root (CAP_BPF, CAP_SYS_ADMIN for bpffs)");
-    return 77;
-  }
-  {
-    TempPinDir probe;
-    auto opened = DnsCacheMap::open(probe.path(), 1);
-    const std::string why = opened ? "" : opened.error().message();
-    if (why.find("Operation not permitted") != std::string::npos ||
-        why.find("Permission denied") != std::string::npos) {
-      std::printf("SKIP: cannot create BPF maps here: %s\n", why.c_str());
-      return 77;
-    }
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
+  return snisplice::test::run_bpf_tests(argc, argv, "dns_cache_test", "CAP_BPF, CAP_SYS_ADMIN for bpffs",
+                                        "create BPF maps", "test",
+                                        [](const std::string& pin_path) { return DnsCacheMap::open(pin_path, 1); });
 }

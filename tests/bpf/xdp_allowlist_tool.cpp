@@ -55,24 +55,16 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  auto failed = [](const snisplice::Error& error) {
+    std::fprintf(stderr, "%s\n", error.message().c_str());
+    return 1;
+  };
   auto allowlist = snisplice::bpf::XdpAllowlist::open(pin_path, interfaces, mode);
-  if (!allowlist) {
-    std::fprintf(stderr, "%s\n", allowlist.error().c_str());
-    return 1;
-  }
-  if (auto ok = allowlist->set_ports(ports); !ok) {
-    std::fprintf(stderr, "%s\n", ok.error().c_str());
-    return 1;
-  }
+  if (!allowlist) return failed(allowlist.error());
+  if (auto ok = allowlist->set_ports(ports); !ok) return failed(ok.error());
   auto synced = allowlist->sync_allow(allow);
-  if (!synced) {
-    std::fprintf(stderr, "%s\n", synced.error().c_str());
-    return 1;
-  }
-  if (auto ok = allowlist->set_policy(policy); !ok) {
-    std::fprintf(stderr, "%s\n", ok.error().c_str());
-    return 1;
-  }
+  if (!synced) return failed(synced.error());
+  if (auto ok = allowlist->set_policy(policy); !ok) return failed(ok.error());
   for (const auto& attachment : allowlist->attachments())
     std::printf("attached %s %s\n", attachment.interface.c_str(),
                 snisplice::bpf::to_string(attachment.mode));

@@ -6,7 +6,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "temp_pin_dir.h"
+#include "xdp_fixture.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -29,23 +29,9 @@
 
 namespace {
 
-using snisplice::Cidr;
-using snisplice::bpf::XdpAllowlist;
-using snisplice::bpf::XdpCounters;
-using Bytes = std::vector<uint8_t>;
+using namespace snisplice::test::xdp;
 
 constexpr uint16_t kPort = 8443;
-
-Cidr cidr(const char* text) {
-  auto parsed = Cidr::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
-
-void put16(Bytes& out, uint16_t value) {
-  out.push_back(static_cast<uint8_t>(value >> 8));
-  out.push_back(static_cast<uint8_t>(value));
-}
 
 // Ethernet + bare IPv4 or IPv6 + a 20-byte TCP SYN from `source` to `port`. No checksums:
 // the allowlist and the rate limit never look at them.
@@ -71,38 +57,13 @@ Bytes syn(const char* source, uint16_t port = kPort) {
   return frame;
 }
 
-struct Run {
-  uint32_t action;
-  uint32_t duration_ns;  // mean per repetition, as the kernel measured it
-};
-
-Run run(const XdpAllowlist& allowlist, const Bytes& frame, uint32_t repeat = 1) {
-  Bytes out(frame.size() + 256);
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-              .data_size_in = static_cast<__u32>(frame.size()),
-              .data_size_out = static_cast<__u32>(out.size()),
-              .repeat = static_cast<int>(repeat));
-  REQUIRE_MESSAGE(bpf_prog_test_run_opts(allowlist.program_fd(), &opts) == 0,
-                  "bpf_prog_test_run_opts: " << std::strerror(errno));
-  return {opts.retval, opts.duration};
-}
-
 // A loaded, unattached program judging kPort: 192.0.2.0/24 and 2001:db8::/32 allowed.
-struct Loaded {
-  TempPinDir pins{"events"};
-  XdpAllowlist allowlist;
-
+struct Loaded : LoadedProgram {
   explicit Loaded(snisplice::config::XdpPolicy policy = snisplice::config::XdpPolicy::enforce)
-      : allowlist(open(pins.path())) {
+      : LoadedProgram("events") {
     REQUIRE(allowlist.set_ports({kPort}).has_value());
     REQUIRE(allowlist.sync_allow({cidr("192.0.2.0/24"), cidr("2001:db8::/32")}).has_value());
     REQUIRE(allowlist.set_policy(policy).has_value());
-  }
-
-  static XdpAllowlist open(const std::string& path) {
-    auto opened = XdpAllowlist::open(path, {}, snisplice::config::XdpMode::automatic);
-    if (!opened) FAIL(opened.error());
-    return std::move(*opened);
   }
 };
 
@@ -121,12 +82,6 @@ std::vector<xdp_event> drain(int ring_fd) {
   CHECK(ring_buffer__consume(ring) >= 0);
   ring_buffer__free(ring);
   return records;
-}
-
-XdpCounters counters(const XdpAllowlist& allowlist) {
-  auto read = allowlist.counters();
-  REQUIRE_MESSAGE(read.has_value(), (read ? "" : read.error()));
-  return *read;
 }
 
 }  // namespace
@@ -199,9 +154,9 @@ TEST_CASE("past the per-CPU budget records stop and sampled_out counts the rest"
   // 50 and gets no token back. One run stays on one CPU, whose bucket starts full.
   REQUIRE(loaded.allowlist.set_event_rate(50).has_value());
   drain(ring);
-  const XdpCounters before = counters(loaded.allowlist);
+  const XdpCounters before = read_counters(loaded.allowlist);
   CHECK(run(loaded.allowlist, syn("203.0.113.7"), 2000).action == XDP_DROP);
-  const XdpCounters after = counters(loaded.allowlist);
+  const XdpCounters after = read_counters(loaded.allowlist);
   const size_t recorded = drain(ring).size();
   const uint64_t sampled_out = after.events_sampled_out - before.events_sampled_out;
   CHECK(recorded >= 49);
@@ -212,7 +167,7 @@ TEST_CASE("past the per-CPU budget records stop and sampled_out counts the rest"
   REQUIRE(loaded.allowlist.set_event_rate(0).has_value());
   CHECK(run(loaded.allowlist, syn("203.0.113.7"), 10).action == XDP_DROP);
   CHECK(drain(ring).empty());
-  CHECK(counters(loaded.allowlist).events_sampled_out - after.events_sampled_out == 10);
+  CHECK(read_counters(loaded.allowlist).events_sampled_out - after.events_sampled_out == 10);
 }
 
 TEST_CASE("a full ring counts ring_full, never blocks the verdict") {
@@ -221,9 +176,9 @@ TEST_CASE("a full ring counts ring_full, never blocks the verdict") {
   drain(ring);
   // A budget larger than the ring holds (256 KiB / 40-byte slots: ~6,500 records).
   REQUIRE(loaded.allowlist.set_event_rate(1'000'000).has_value());
-  const XdpCounters before = counters(loaded.allowlist);
+  const XdpCounters before = read_counters(loaded.allowlist);
   CHECK(run(loaded.allowlist, syn("203.0.113.7"), 10000).action == XDP_DROP);
-  const XdpCounters after = counters(loaded.allowlist);
+  const XdpCounters after = read_counters(loaded.allowlist);
   const size_t recorded = drain(ring).size();
   const uint64_t ring_full = after.events_ring_full - before.events_ring_full;
   const uint64_t sampled_out = after.events_sampled_out - before.events_sampled_out;
@@ -241,7 +196,7 @@ TEST_CASE("XdpEventReader publishes records as xdp events on the bus, and stops"
   REQUIRE(subscription);
   {
     auto reader = snisplice::bpf::XdpEventReader::start(loaded.allowlist.event_ring_fd(), bus);
-    REQUIRE_MESSAGE(reader.has_value(), (reader ? "" : reader.error()));
+    REQUIRE_MESSAGE(reader.has_value(), (reader ? "" : reader.error().message()));
     CHECK(run(loaded.allowlist, syn("203.0.113.9")).action == XDP_DROP);
     std::string seen;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -281,19 +236,5 @@ TEST_CASE("cost per packet (printed; not asserted: the machine is shared)") {
 }
 
 int main(int argc, char** argv) {
-  if (::geteuid() != 0) {
-    std::puts("SKIP: xdp_events_test needs root (CAP_BPF, CAP_NET_ADMIN, bpffs)");
-    return 77;
-  }
-  {
-    TempPinDir probe{"events-probe"};
-    auto opened = XdpAllowlist::open(probe.path(), {}, snisplice::config::XdpMode::automatic);
-    if (!opened && (opened.error().find("Operation not permitted") != std::string::npos ||
-                    opened.error().find("Permission denied") != std::string::npos)) {
-      std::printf("SKIP: cannot load BPF here: %s\n", opened.error().c_str());
-      return 77;
-    }
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
+  return run_tests(argc, argv, "xdp_events_test", "CAP_BPF, CAP_NET_ADMIN, bpffs", "events-probe");
 }

@@ -6,7 +6,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "temp_pin_dir.h"
+#include "xdp_fixture.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -17,7 +17,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -27,32 +26,20 @@
 
 namespace {
 
+using namespace snisplice::test::xdp;
 using snisplice::Cidr;
-using snisplice::bpf::XdpAllowlist;
-using snisplice::bpf::XdpCounters;
 using snisplice::config::RateLimitMode;
 using snisplice::config::SyncookieMode;
 using snisplice::config::XdpRateLimit;
 using snisplice::config::XdpSyncookie;
-using Bytes = std::vector<uint8_t>;
 
 constexpr uint16_t kPort = 8443;
 constexpr uint16_t kClientPort = 40000;
 constexpr uint32_t kClientSeq = 0x12345678;
 constexpr uint8_t kSyn = 0x02, kAck = 0x10;
 
-Cidr cidr(const char* text) {
-  auto parsed = Cidr::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
-
 // ---- frames with valid checksums ------------------------------------------------------
 
-void put16(Bytes& out, uint16_t value) {
-  out.push_back(static_cast<uint8_t>(value >> 8));
-  out.push_back(static_cast<uint8_t>(value));
-}
 void put32(Bytes& out, uint32_t value) {
   put16(out, static_cast<uint16_t>(value >> 16));
   put16(out, static_cast<uint16_t>(value));
@@ -148,63 +135,6 @@ Bytes segment(const Segment& spec) {
   return frame;
 }
 
-// ---- running the program --------------------------------------------------------------
-
-XdpCounters read_counters(const XdpAllowlist& allowlist) {
-  auto counters = allowlist.counters();
-  REQUIRE_MESSAGE(counters.has_value(), (counters ? "" : counters.error()));
-  return *counters;
-}
-
-struct Outcome {
-  uint32_t action;
-  Bytes out;  // the frame as the program left it
-  XdpCounters delta;
-};
-
-Outcome run(const XdpAllowlist& allowlist, const Bytes& frame, uint32_t repeat = 1) {
-  const XdpCounters before = read_counters(allowlist);
-  Bytes out(frame.size() + 512);
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-              .data_size_in = static_cast<__u32>(frame.size()),
-              .data_size_out = static_cast<__u32>(out.size()),
-              .repeat = static_cast<int>(repeat));
-  REQUIRE_MESSAGE(bpf_prog_test_run_opts(allowlist.program_fd(), &opts) == 0,
-                  "bpf_prog_test_run_opts: " << std::strerror(errno));
-  out.resize(opts.data_size_out);
-  const XdpCounters after = read_counters(allowlist);
-  Outcome outcome{opts.retval, out, {}};
-  for (size_t i = 0; i < after.verdicts.size(); ++i)
-    outcome.delta.verdicts[i] = after.verdicts[i] - before.verdicts[i];
-  for (size_t i = 0; i < after.reasons.size(); ++i)
-    outcome.delta.reasons[i] = after.reasons[i] - before.reasons[i];
-  return outcome;
-}
-
-uint32_t action_of(allowlist_verdict verdict) {
-  switch (verdict) {
-    case ALLOWLIST_VERDICT_DROP:
-    case ALLOWLIST_VERDICT_RATE_LIMITED:
-    case ALLOWLIST_VERDICT_SYNCOOKIE_BAD: return XDP_DROP;
-    case ALLOWLIST_VERDICT_SYNCOOKIE_SENT: return XDP_TX;
-    default: return XDP_PASS;
-  }
-}
-
-// One run: the action, and exactly one verdict and one reason counted.
-Outcome expect(const XdpAllowlist& allowlist, const Bytes& frame, allowlist_verdict verdict,
-               allowlist_reason reason) {
-  Outcome outcome = run(allowlist, frame);
-  CHECK(outcome.action == action_of(verdict));
-  for (int v = 0; v < ALLOWLIST_VERDICT_COUNT; ++v)
-    CHECK_MESSAGE(outcome.delta.verdicts[v] == (v == verdict ? 1u : 0u),
-                  "verdict " << snisplice::bpf::verdict_label(static_cast<allowlist_verdict>(v)));
-  for (int r = 0; r < ALLOWLIST_REASON_COUNT; ++r)
-    CHECK_MESSAGE(outcome.delta.reasons[r] == (r == reason ? 1u : 0u),
-                  "reason " << snisplice::bpf::reason_label(static_cast<allowlist_reason>(r)));
-  return outcome;
-}
-
 XdpRateLimit limit(RateLimitMode mode, uint32_t per_second, uint32_t burst,
                    std::vector<Cidr> exempt = {}, uint8_t prefix_v4 = 32, uint8_t prefix_v6 = 64) {
   XdpRateLimit out;
@@ -218,25 +148,16 @@ XdpRateLimit limit(RateLimitMode mode, uint32_t per_second, uint32_t burst,
 }
 
 // A loaded, unattached program: port kPort filtered, the allowlist off unless asked.
-struct Loaded {
-  TempPinDir pins{"rate"};
-  XdpAllowlist allowlist;
-
+struct Loaded : LoadedProgram {
   explicit Loaded(const XdpRateLimit& rate, const XdpSyncookie& cookie = {},
                   snisplice::config::XdpPolicy policy = snisplice::config::XdpPolicy::off)
-      : allowlist(open(pins.path())) {
+      : LoadedProgram("rate") {
     REQUIRE(allowlist.set_ports({kPort}).has_value());
     REQUIRE(allowlist.sync_allow({cidr("192.0.2.0/24"), cidr("2001:db8::/32")}).has_value());
     REQUIRE(allowlist.set_policy(policy).has_value());
     auto set = allowlist.set_rate_limit(rate);
-    REQUIRE_MESSAGE(set.has_value(), (set ? "" : set.error()));
+    REQUIRE_MESSAGE(set.has_value(), (set ? "" : set.error().message()));
     REQUIRE(allowlist.set_syncookie(cookie).has_value());
-  }
-
-  static XdpAllowlist open(const std::string& path) {
-    auto opened = XdpAllowlist::open(path, {}, snisplice::config::XdpMode::automatic);
-    if (!opened) FAIL(opened.error());
-    return std::move(*opened);
   }
 };
 
@@ -523,19 +444,5 @@ TEST_CASE("rate_interval_ns: one token's time, never zero") {
 }
 
 int main(int argc, char** argv) {
-  if (::geteuid() != 0) {
-    std::puts("SKIP: xdp_rate_limit_test needs root (CAP_BPF, CAP_NET_ADMIN, bpffs)");
-    return 77;
-  }
-  {
-    TempPinDir probe{"rate-probe"};
-    auto opened = XdpAllowlist::open(probe.path(), {}, snisplice::config::XdpMode::automatic);
-    if (!opened && (opened.error().find("Operation not permitted") != std::string::npos ||
-                    opened.error().find("Permission denied") != std::string::npos)) {
-      std::printf("SKIP: cannot load BPF here: %s\n", opened.error().c_str());
-      return 77;
-    }
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
+  return run_tests(argc, argv, "xdp_rate_limit_test", "CAP_BPF, CAP_NET_ADMIN, bpffs", "rate-probe");
 }

@@ -4,7 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "temp_pin_dir.h"
+#include "xdp_fixture.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -33,26 +32,13 @@
 
 namespace {
 
+using namespace snisplice::test::xdp;
 using snisplice::Cidr;
-using snisplice::bpf::XdpAllowlist;
-using snisplice::bpf::XdpCounters;
-using Bytes = std::vector<uint8_t>;
 
 constexpr uint16_t kFilteredPort = 8443;
 constexpr uint16_t kSshPort = 22;
 
-Cidr cidr(const char* text) {
-  auto parsed = Cidr::parse(text);
-  REQUIRE_MESSAGE(parsed.has_value(), text);
-  return *parsed;
-}
-
 // ---- frame building -------------------------------------------------------------------
-
-void put16(Bytes& out, uint16_t value) {
-  out.push_back(static_cast<uint8_t>(value >> 8));
-  out.push_back(static_cast<uint8_t>(value));
-}
 
 struct FrameSpec {
   std::vector<uint16_t> vlan_tpids{};  // outer first: {0x88a8, 0x8100} is QinQ
@@ -181,68 +167,18 @@ Bytes arp_frame() {
   return frame;
 }
 
-// ---- running the program --------------------------------------------------------------
-
-struct Outcome {
-  uint32_t action;  // XDP_PASS / XDP_DROP
-  XdpCounters delta;
-};
-
-XdpCounters read_counters(const XdpAllowlist& allowlist) {
-  auto counters = allowlist.counters();
-  REQUIRE_MESSAGE(counters.has_value(), (counters ? "" : counters.error()));
-  return *counters;
-}
-
-Outcome run(const XdpAllowlist& allowlist, const Bytes& frame) {
-  const XdpCounters before = read_counters(allowlist);
-  Bytes out(frame.size() + 256);
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-              .data_size_in = static_cast<__u32>(frame.size()),
-              .data_size_out = static_cast<__u32>(out.size()), .repeat = 1);
-  const int err = bpf_prog_test_run_opts(allowlist.program_fd(), &opts);
-  REQUIRE_MESSAGE(err == 0, "bpf_prog_test_run_opts: " << std::strerror(errno));
-  const XdpCounters after = read_counters(allowlist);
-  Outcome outcome{opts.retval, {}};
-  for (size_t i = 0; i < after.verdicts.size(); ++i)
-    outcome.delta.verdicts[i] = after.verdicts[i] - before.verdicts[i];
-  for (size_t i = 0; i < after.reasons.size(); ++i)
-    outcome.delta.reasons[i] = after.reasons[i] - before.reasons[i];
-  return outcome;
-}
-
-// Checks the action and that exactly one verdict and one reason counter moved, by one.
-void expect(const XdpAllowlist& allowlist, const Bytes& frame, allowlist_verdict verdict,
-            allowlist_reason reason) {
-  const Outcome outcome = run(allowlist, frame);
-  CHECK(outcome.action == (verdict == ALLOWLIST_VERDICT_DROP ? XDP_DROP : XDP_PASS));
-  for (int v = 0; v < ALLOWLIST_VERDICT_COUNT; ++v)
-    CHECK_MESSAGE(outcome.delta.verdicts[v] == (v == verdict ? 1u : 0u),
-                  "verdict " << snisplice::bpf::verdict_label(static_cast<allowlist_verdict>(v)));
-  for (int r = 0; r < ALLOWLIST_REASON_COUNT; ++r)
-    CHECK_MESSAGE(outcome.delta.reasons[r] == (r == reason ? 1u : 0u),
-                  "reason " << snisplice::bpf::reason_label(static_cast<allowlist_reason>(r)));
-}
+// ---- the loaded program ---------------------------------------------------------------
 
 // A loaded, unattached allowlist under a temporary pin dir with policy, ports and allow set.
-struct Loaded {
-  TempPinDir pins;
-  XdpAllowlist allowlist;
-
+struct Loaded : LoadedProgram {
   explicit Loaded(snisplice::config::XdpPolicy policy = snisplice::config::XdpPolicy::enforce,
                   std::vector<Cidr> allow = {cidr("10.1.0.0/16"), cidr("192.0.2.10/32"),
                                              cidr("2001:db8:1::/48")})
-      : allowlist(open(pins.path())) {
+      : LoadedProgram("test") {
     REQUIRE(allowlist.set_ports({kFilteredPort, 443}).has_value());
     auto synced = allowlist.sync_allow(allow);
-    REQUIRE_MESSAGE(synced.has_value(), (synced ? "" : synced.error()));
+    REQUIRE_MESSAGE(synced.has_value(), (synced ? "" : synced.error().message()));
     REQUIRE(allowlist.set_policy(policy).has_value());
-  }
-
-  static XdpAllowlist open(const std::string& path) {
-    auto opened = XdpAllowlist::open(path, {}, snisplice::config::XdpMode::automatic);
-    if (!opened) FAIL(opened.error());
-    return std::move(*opened);
   }
 };
 
@@ -467,30 +403,24 @@ std::optional<uint32_t> trie_value(int fd, const Cidr& cidr) {
   return value;
 }
 
-// An exact-prefix lookup in an LPM trie returns the longest match, so look at the keys.
-bool has_exact(int fd, const Cidr& cidr) {
-  auto value = trie_value(fd, cidr);
-  if (!value) return false;
-  if (cidr.network.is_v4()) {
-    allow_v4_key key{}, next{};
-    const void* previous = nullptr;
-    while (bpf_map_get_next_key(fd, previous, &next) == 0) {
-      if (next.prefixlen == cidr.prefix_len && std::memcmp(next.addr, cidr.network.bytes.data(), 4) == 0)
-        return true;
-      key = next;
-      previous = &key;
-    }
-  } else {
-    allow_v6_key key{}, next{};
-    const void* previous = nullptr;
-    while (bpf_map_get_next_key(fd, previous, &next) == 0) {
-      if (next.prefixlen == cidr.prefix_len && std::memcmp(next.addr, cidr.network.bytes.data(), 16) == 0)
-        return true;
-      key = next;
-      previous = &key;
-    }
+// Whether the trie holds a key of exactly this prefix, walking keys of type Key.
+template <typename Key>
+bool has_key(int fd, const Cidr& cidr) {
+  Key key{}, next{};
+  const void* previous = nullptr;
+  while (bpf_map_get_next_key(fd, previous, &next) == 0) {
+    if (next.prefixlen == cidr.prefix_len && std::memcmp(next.addr, cidr.network.bytes.data(), sizeof next.addr) == 0)
+      return true;
+    key = next;
+    previous = &key;
   }
   return false;
+}
+
+// An exact-prefix lookup in an LPM trie returns the longest match, so look at the keys.
+bool has_exact(int fd, const Cidr& cidr) {
+  if (!trie_value(fd, cidr)) return false;
+  return cidr.network.is_v4() ? has_key<allow_v4_key>(fd, cidr) : has_key<allow_v6_key>(fd, cidr);
 }
 
 void operator_add_v4(int fd, const Cidr& cidr) {
@@ -540,14 +470,14 @@ TEST_CASE("sync_allow changes only config-owned entries; operator entries surviv
 TEST_CASE("a restart reuses the pinned allowlist, operator entries and policy included") {
   TempPinDir pins;
   {
-    XdpAllowlist first = Loaded::open(pins.path());
+    XdpAllowlist first = open_allowlist(pins.path());
     REQUIRE(first.sync_allow({cidr("10.1.0.0/16")}).has_value());
     REQUIRE(first.set_policy(snisplice::config::XdpPolicy::enforce).has_value());
     REQUIRE(first.set_ports({kFilteredPort}).has_value());
     snisplice::UniqueFd v4(pinned_fd(pins.path(), "allow_v4"));
     operator_add_v4(v4.get(), cidr("203.0.113.0/24"));
   }
-  XdpAllowlist second = Loaded::open(pins.path());
+  XdpAllowlist second = open_allowlist(pins.path());
   expect(second, ipv4_frame({.source = "203.0.113.9"}), ALLOWLIST_VERDICT_PASS,
          ALLOWLIST_REASON_ALLOWED);
   expect(second, ipv4_frame({.source = "10.1.2.3"}), ALLOWLIST_VERDICT_PASS,
@@ -604,7 +534,7 @@ TEST_CASE("attach: auto falls back to generic; set_interfaces attaches, detaches
     {
       // lo has no native XDP: native alone fails, and says so.
       auto native_only = XdpAllowlist::open(pins.path(), {"lo"}, XdpMode::native);
-      if (native_only || native_only.error().find("native") == std::string::npos) return 1;
+      if (native_only || native_only.error().message().find("native") == std::string::npos) return 1;
     }
     auto opened = XdpAllowlist::open(pins.path(), {"lo"}, XdpMode::automatic);
     if (!opened) return 2;
@@ -661,14 +591,14 @@ TEST_CASE("an unknown interface is a clear error") {
   auto opened = XdpAllowlist::open(pins.path(), {"snisplice-no-such0"},
                                    snisplice::config::XdpMode::automatic);
   REQUIRE_FALSE(opened.has_value());
-  CHECK(opened.error().find("snisplice-no-such0") != std::string::npos);
+  CHECK(opened.error().message().find("snisplice-no-such0") != std::string::npos);
 }
 
 TEST_CASE("a pin path outside any bpffs is refused with a reason") {
   auto opened = XdpAllowlist::open("/tmp/snisplice-not-bpffs/pins", {},
                                    snisplice::config::XdpMode::automatic);
   REQUIRE_FALSE(opened.has_value());
-  CHECK(opened.error().find("not on a BPF filesystem") != std::string::npos);
+  CHECK(opened.error().message().find("not on a BPF filesystem") != std::string::npos);
 }
 
 TEST_CASE("pin dir: mounts bpffs on /sys/fs/bpf when a fresh machine has none") {
@@ -695,7 +625,7 @@ TEST_CASE("pin dir: mounts bpffs on /sys/fs/bpf when a fresh machine has none") 
 }
 
 TEST_CASE("pin dir: relative paths and existing non-directories are refused") {
-  CHECK(snisplice::bpf::ensure_pin_dir("sys/fs/bpf/x").error().find("absolute") != std::string::npos);
+  CHECK(snisplice::bpf::ensure_pin_dir("sys/fs/bpf/x").error().message().find("absolute") != std::string::npos);
   TempPinDir pins;
   REQUIRE(snisplice::bpf::ensure_pin_dir(pins.path()).has_value());
   REQUIRE(snisplice::bpf::ensure_pin_dir(pins.path()).has_value());  // idempotent
@@ -708,19 +638,5 @@ TEST_CASE("pin dir: relative paths and existing non-directories are refused") {
 }
 
 int main(int argc, char** argv) {
-  if (::geteuid() != 0) {
-    std::puts("SKIP: xdp_test needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for bpffs)");
-    return 77;
-  }
-  {
-    TempPinDir probe;
-    auto opened = XdpAllowlist::open(probe.path(), {}, snisplice::config::XdpMode::automatic);
-    if (!opened && (opened.error().find("Operation not permitted") != std::string::npos ||
-                    opened.error().find("Permission denied") != std::string::npos)) {
-      std::printf("SKIP: cannot load BPF here: %s\n", opened.error().c_str());
-      return 77;
-    }
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
+  return run_tests(argc, argv, "xdp_test", "CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for bpffs", "test");
 }

@@ -206,6 +206,12 @@ def recv_all(conn):
         data += chunk
 
 
+def echo(conn):
+    """A TcpBackend handler that sends back every byte, in order, until the client's EOF."""
+    while data := conn.recv(65536):
+        conn.sendall(data)
+
+
 def connect_from(source, port, timeout=10):
     """A TCP connection from loopback address `source` to 127.0.0.1:port (per-address limits)."""
     c = socket.socket()

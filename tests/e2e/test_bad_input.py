@@ -6,16 +6,8 @@ import threading
 import time
 import unittest
 
-from harness import (one_route_config, ProxyTest, client_hello, config, free_port, listener, recv_all, recv_exact, route,
-                     servers, wait_until)
-
-
-def echo(conn):
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            return
-        conn.sendall(data)
+from harness import (one_route_config, ProxyTest, client_hello, config, free_port, listener, recv_all, recv_exact,
+                     route, servers, wait_until, echo)
 
 
 class BadInput(ProxyTest):

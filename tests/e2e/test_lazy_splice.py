@@ -57,6 +57,29 @@ class LazySplice(ProxyTest):
                    timeout=30, what=f"{count} connection(s) proxied")
         return [r for r in proxy.access_log() if r.get("result") == "proxied"]
 
+    def both_ways(self, up, down, send):
+        """Client and backend each write with send(sock, data) while reading the other's
+        bytes to the end; checks that every byte arrived once and in order both ways."""
+        seen = {}
+
+        def handler(conn):
+            self.backend_hello(conn)
+            sender = threading.Thread(target=send, args=(conn, down))
+            sender.start()
+            seen["up"] = hashlib.sha256(recv_all(conn)).hexdigest()
+            sender.join()
+
+        _, proxy, port = self.start(handler)
+        c, hello = self.connect(port)
+        sender = threading.Thread(target=send, args=(c, up))
+        sender.start()
+        got = hashlib.sha256(recv_all(c)).hexdigest()
+        sender.join()
+        self.assertEqual(got, hashlib.sha256(down).hexdigest(), "backend -> client bytes differ")
+        wait_until(lambda: "up" in seen, timeout=30, what="the backend's digest")
+        self.assertEqual(seen["up"], hashlib.sha256(up).hexdigest(), "client -> backend bytes differ")
+        return proxy, hello
+
     def test_one_exchange_stays_on_the_relay(self):
         def handler(conn):
             self.backend_hello(conn)
@@ -83,24 +106,7 @@ class LazySplice(ProxyTest):
         # connection stays relayed, byte-exact; see the steady-stream test.)
         up = pattern(b"lazy-up", BULK)
         down = pattern(b"lazy-down", BULK)
-        seen = {}
-
-        def handler(conn):
-            self.backend_hello(conn)
-            sender = threading.Thread(target=paced, args=(conn, down))
-            sender.start()
-            seen["up"] = hashlib.sha256(recv_all(conn)).hexdigest()
-            sender.join()
-
-        _, proxy, port = self.start(handler)
-        c, hello = self.connect(port)
-        sender = threading.Thread(target=paced, args=(c, up))
-        sender.start()
-        got = hashlib.sha256(recv_all(c)).hexdigest()
-        sender.join()
-        self.assertEqual(got, hashlib.sha256(down).hexdigest(), "backend -> client bytes differ")
-        wait_until(lambda: "up" in seen, timeout=30, what="the backend's digest")
-        self.assertEqual(seen["up"], hashlib.sha256(up).hexdigest(), "client -> backend bytes differ")
+        proxy, hello = self.both_ways(up, down, paced)
         records = self.proxied(proxy)
         self.assertEqual(self.modes(proxy), (1, 0))
         self.assertEqual(records[0]["bytes_client_to_backend"], len(hello) + BULK)
@@ -113,7 +119,6 @@ class LazySplice(ProxyTest):
         # data path the connection ends on, every byte arrives once and in order.
         up = pattern(b"steady-up", 24 << 20)
         down = pattern(b"steady-down", 24 << 20)
-        seen = {}
 
         def trickle(sock, data):
             for i in range(0, len(data), 4096):
@@ -122,22 +127,7 @@ class LazySplice(ProxyTest):
                     time.sleep(0.001)
             sock.shutdown(socket.SHUT_WR)
 
-        def handler(conn):
-            self.backend_hello(conn)
-            sender = threading.Thread(target=trickle, args=(conn, down))
-            sender.start()
-            seen["up"] = hashlib.sha256(recv_all(conn)).hexdigest()
-            sender.join()
-
-        _, proxy, port = self.start(handler)
-        c, hello = self.connect(port)
-        sender = threading.Thread(target=trickle, args=(c, up))
-        sender.start()
-        got = hashlib.sha256(recv_all(c)).hexdigest()
-        sender.join()
-        self.assertEqual(got, hashlib.sha256(down).hexdigest(), "backend -> client bytes differ")
-        wait_until(lambda: "up" in seen, timeout=30, what="the backend's digest")
-        self.assertEqual(seen["up"], hashlib.sha256(up).hexdigest(), "client -> backend bytes differ")
+        proxy, hello = self.both_ways(up, down, trickle)
         records = self.proxied(proxy)
         self.assertEqual(sum(self.modes(proxy)), 1)
         self.assertEqual(records[0]["bytes_client_to_backend"], len(hello) + len(up))

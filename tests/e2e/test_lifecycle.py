@@ -10,14 +10,9 @@ import unittest
 
 from clients import Clients
 from harness import (one_route_config, BIN, ProxyTest, client_hello, closed_without_data, config, connect_from,
-                     free_port, listener, recv_all, recv_exact, route, servers, wait_until)
+                     free_port, listener, recv_all, recv_exact, route, servers, wait_until, echo)
 
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../conf/reference.yaml")
-
-
-def echo(conn):
-    while data := conn.recv(65536):
-        conn.sendall(data)
 
 
 def named(name):

@@ -11,7 +11,7 @@ import time
 import unittest
 
 from harness import (BIN, LOAD, SPLICE, Process, ProxyTest, client_hello, closed_without_data, connect_from, free_port,
-                     one_route_config, recv_exact, rss_kib, to_yaml, wait_until)
+                     one_route_config, recv_exact, rss_kib, to_yaml, wait_until, echo)
 
 CHURN = int(os.environ.get("SNISPLICE_CHURN", 5000))
 SLOWLORIS = int(os.environ.get("SNISPLICE_SLOWLORIS", 1000))
@@ -21,11 +21,6 @@ OVERLOAD = int(os.environ.get("SNISPLICE_OVERLOAD", 1000))
 # Every held connection is a descriptor here and two in the proxy.
 _, hard_files = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard_files, hard_files))
-
-
-def echo(conn):
-    while data := conn.recv(65536):
-        conn.sendall(data)
 
 
 def cpu_seconds(pid):

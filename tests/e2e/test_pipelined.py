@@ -11,19 +11,10 @@ import unittest
 
 from clients import run_clients
 from harness import (SPLICE, Certificates, OpensslServer, ProxyTest, client_hello, config, free_port, listener,
-                     one_route_config, pattern, recv_all, recv_exact, route, servers, wait_until)
+                     one_route_config, pattern, recv_all, recv_exact, route, servers, wait_until, echo)
 
 COUNT = 40
 SPLICED_SHARE = 0.95
-
-
-def echo(conn):
-    """Sends back every byte, in order, until the client's EOF (then closes)."""
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            return
-        conn.sendall(data)
 
 
 def tls_records(content_type, payload, size=16384):

@@ -10,15 +10,10 @@ import time
 import unittest
 
 from harness import (ProxyTest, client_hello, closed_without_data, config, dns, free_port, listener, recv_exact, route,
-                     servers, wait_until)
+                     servers, wait_until, echo)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
 from dns_server import DnsServerProcess  # noqa: E402
-
-
-def echo(conn):
-    while data := conn.recv(65536):
-        conn.sendall(data)
 
 
 class Resolve(ProxyTest):

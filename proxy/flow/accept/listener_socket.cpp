@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include <fmt/format.h>
 
@@ -14,13 +13,13 @@ namespace {
 
 constexpr int kBacklog = 4096;
 
-std::string failure(const char* what, const SocketAddress& address) {
-  return fmt::format("{} {}: {}", what, address.to_string(), std::strerror(errno));
+Error failure(const char* what, const SocketAddress& address) {
+  return Error::from_errno(fmt::format("{} {}", what, address.to_string()), errno);
 }
 
 }  // namespace
 
-tl::expected<UniqueFd, std::string> open_listener_socket(const SocketAddress& address, bool transparent) {
+tl::expected<UniqueFd, Error> open_listener_socket(const SocketAddress& address, bool transparent) {
   int family = address.ip.is_v4() ? AF_INET : AF_INET6;
   UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return tl::unexpected(failure("socket", address));

@@ -1,16 +1,16 @@
 #pragma once
 // A listening socket for one address of one listener, in one worker. Every worker binds
 // its own with SO_REUSEPORT so the kernel spreads new connections across workers.
-#include <string>
-
 #include <tl/expected.hpp>
 
+#include "base/error.h"
 #include "base/net_address.h"
 #include "base/unique_fd.h"
 
 namespace snisplice::accept {
 
-tl::expected<UniqueFd, std::string> open_listener_socket(const SocketAddress& address, bool transparent);
+// The error names the call that failed and the address, with its errno.
+tl::expected<UniqueFd, Error> open_listener_socket(const SocketAddress& address, bool transparent);
 
 // Options every proxied socket gets (TCP_NODELAY: sniproxy #289 shows +40 ms without it).
 void tune_connection_socket(int fd);

@@ -17,6 +17,11 @@ int library_status() {
   return status;
 }
 
+// c-ares reports its own status codes, not errno: its reason goes into the context.
+Error ares_failure(const char* what, int status) {
+  return Error{std::string(what) + ": " + ::ares_strerror(status)};
+}
+
 std::optional<IpAddress> literal(std::string_view name) {
   // An HTTP Host header writes IPv6 in brackets; "[1.2.3.4]" is no literal.
   const bool bracketed = name.size() >= 2 && name.front() == '[' && name.back() == ']';
@@ -89,11 +94,11 @@ struct Resolver::QueryTag {
 Resolver::Resolver(DnsCache& cache, WatchFn watch, std::chrono::milliseconds give_up_after)
     : cache_(cache), watch_(std::move(watch)), give_up_after_(give_up_after) {}
 
-tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::create(const config::Dns& dns,
-                                                                      DnsCache& cache, WatchFn watch) {
-  if (!watch) return tl::unexpected(std::string("the resolver needs a WatchFn"));
+tl::expected<std::unique_ptr<Resolver>, Error> Resolver::create(const config::Dns& dns, DnsCache& cache,
+                                                                WatchFn watch) {
+  if (!watch) return tl::unexpected(Error{"the resolver needs a WatchFn"});
   if (const int status = library_status(); status != ARES_SUCCESS)
-    return tl::unexpected(std::string("initialising c-ares: ") + ::ares_strerror(status));
+    return tl::unexpected(ares_failure("initialising c-ares", status));
   const auto timeout = std::clamp<std::chrono::milliseconds::rep>(dns.timeout.count(), 1, INT_MAX / 64);
   const auto tries = std::clamp<uint32_t>(dns.tries, 1, 64);
   std::unique_ptr<Resolver> resolver(
@@ -110,7 +115,7 @@ tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::create(const conf
   options.ndomains = 0;
   const int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_DOMAINS;
   if (const int status = ::ares_init_options(&resolver->channel_, &options, mask); status != ARES_SUCCESS)
-    return tl::unexpected(std::string("creating the c-ares channel: ") + ::ares_strerror(status));
+    return tl::unexpected(ares_failure("creating the c-ares channel", status));
 
   if (!dns.servers.empty()) {
     std::vector<ares_addr_port_node> nodes(dns.servers.size());
@@ -124,7 +129,7 @@ tl::expected<std::unique_ptr<Resolver>, std::string> Resolver::create(const conf
       node.tcp_port = server.port;
     }
     if (const int status = ::ares_set_servers_ports(resolver->channel_, nodes.data()); status != ARES_SUCCESS)
-      return tl::unexpected(std::string("setting the DNS servers: ") + ::ares_strerror(status));
+      return tl::unexpected(ares_failure("setting the DNS servers", status));
   }
   return resolver;
 }

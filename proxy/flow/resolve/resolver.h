@@ -27,6 +27,7 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
 #include "base/net_address.h"
 #include "config/config.h"
 #include "flow/resolve/dns_cache.h"
@@ -72,8 +73,9 @@ class Resolver {
   // Servers from dns.servers, or /etc/resolv.conf when that list is empty; search domains
   // never apply (the name a client asked for is queried as it is). `cache` must outlive the
   // Resolver.
-  static tl::expected<std::unique_ptr<Resolver>, std::string> create(const config::Dns& dns,
-                                                                     DnsCache& cache, WatchFn watch);
+  // The error says which c-ares call failed and c-ares' reason (no errno: c-ares has its own codes).
+  static tl::expected<std::unique_ptr<Resolver>, Error> create(const config::Dns& dns, DnsCache& cache,
+                                                               WatchFn watch);
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
   ~Resolver();

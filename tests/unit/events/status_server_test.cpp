@@ -36,5 +36,5 @@ TEST_CASE("read_token_file: the first line, trailing blanks removed") {
   std::remove(path.c_str());
   auto missing = read_token_file(path);
   REQUIRE_FALSE(missing.has_value());
-  CHECK(missing.error().find("cannot read") != std::string::npos);
+  CHECK(missing.error().message().find("cannot read") != std::string::npos);
 }

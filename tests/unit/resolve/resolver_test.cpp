@@ -263,7 +263,7 @@ struct Fixture {
 
   std::unique_ptr<Resolver> make_resolver() {
     auto created = Resolver::create(dns, *cache, loop.watch());
-    REQUIRE_MESSAGE(created.has_value(), (created ? "" : created.error()));
+    REQUIRE_MESSAGE(created.has_value(), (created ? "" : created.error().message()));
     return std::move(*created);
   }
   // Resolves `name` through the loop and returns the answer.
@@ -612,7 +612,7 @@ TEST_CASE("create() refuses a missing WatchFn") {
   auto cache = DnsCache::in_process(test_dns(53));
   auto created = Resolver::create(test_dns(53), *cache, nullptr);
   REQUIRE_FALSE(created.has_value());
-  CHECK(created.error().find("WatchFn") != std::string::npos);
+  CHECK(created.error().message().find("WatchFn") != std::string::npos);
 }
 
 TEST_CASE("with the pinned map as the cache, answers land in dns_cache and survive a reopen") {
