@@ -17,7 +17,8 @@
  *   splice_control HASH     key: __u64 socket cookie  value: struct splice_control.
  *                 Written only by userspace (whole values, replaced under RCU: the map is
  *                 not preallocated, so a value the verdict is reading is never reused),
- *                 read only by the verdict. Created and deleted with splice_stats.
+ *                 read only by the verdict. Made by the pair's first pause (the verdict
+ *                 redirects when a socket has none) and deleted with splice_stats.
  * All four maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
  * budget; SPLICE_DEFAULT_MAX_SOCKETS is what the object file declares. */
 #include <linux/types.h>

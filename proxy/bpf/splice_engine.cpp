@@ -95,38 +95,52 @@ SpliceError system_error(std::string_view what, int error_number) {
   return SpliceError{SpliceFailure::system, error_number, errno_text(what, error_number)};
 }
 
-struct ReceiveProgress {
-  uint64_t read = 0;    // bytes userspace has read from the socket
-  uint64_t unread = 0;  // bytes waiting in its receive queue
+// What userspace did with a socket before splice(): bytes it wrote into the send queue, bytes
+// it read, and bytes still waiting to be read.
+struct Baselines {
+  uint64_t into_send_queue = 0;
+  uint64_t read = 0;
+  uint64_t unread = 0;
 };
 
-// tcpi_bytes_received - SIOCINQ, retried until the received count did not move between the
-// reads (bytes may arrive meanwhile).
-tl::expected<ReceiveProgress, std::string> receive_progress(int fd) {
+// TCP_INFO, SIOCOUTQ, SIOCINQ, TCP_INFO again: retried until neither the acknowledged nor the
+// received count moved between the two TCP_INFO reads (an ACK or a segment may arrive
+// meanwhile, and either would make the sums inexact).
+tl::expected<Baselines, std::string> baselines(int fd) {
   constexpr int kAttempts = 64;
+  auto before = tcp_info_of(fd);
+  if (!before) return tl::unexpected(before.error());
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    auto before = tcp_info_of(fd);
-    if (!before) return tl::unexpected(before.error());
+    auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
+    if (!queued) return tl::unexpected(queued.error());
     auto unread = queue_ioctl(fd, SIOCINQ, "ioctl(SIOCINQ)");
     if (!unread) return tl::unexpected(unread.error());
     auto after = tcp_info_of(fd);
     if (!after) return tl::unexpected(after.error());
-    if (before->tcpi_bytes_received != after->tcpi_bytes_received) continue;
+    const bool still = before->tcpi_bytes_received == after->tcpi_bytes_received &&
+                       before->tcpi_bytes_acked == after->tcpi_bytes_acked;
     const uint64_t received = data_bytes_received(*after);
-    if (received >= *unread) return ReceiveProgress{received - *unread, *unread};
+    if (still && received >= *unread) {
+      return Baselines{after->tcpi_bytes_acked + *queued, received - *unread, *unread};
+    }
+    before = std::move(after);
   }
-  return tl::unexpected(std::string("receive counters kept moving"));
+  return tl::unexpected(std::string("socket counters kept moving"));
 }
 
-// Removes a pair's entries at its end, the verdict's first so that nothing is redirected into
-// a socket on its way out. ENOENT is expected for entries never made or gone.
-void delete_entries(int sources_map_fd, int peers_map_fd, int stats_map_fd, int control_map_fd,
-                    uint64_t client_cookie, uint64_t backend_cookie) {
-  for (int map_fd : {sources_map_fd, peers_map_fd, stats_map_fd, control_map_fd}) {
-    ::bpf_map_delete_elem(map_fd, &backend_cookie);
-    ::bpf_map_delete_elem(map_fd, &client_cookie);
-  }
+// One socket's side of a PairState: TCP_INFO first, then SIOCOUTQ. An ACK between the two
+// can only make into_send_queue smaller than the truth (never larger), so a drain is never
+// reported early.
+tl::expected<SocketState, std::string> socket_state(int fd) {
+  auto info = tcp_info_of(fd);
+  if (!info) return tl::unexpected(info.error());
+  auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
+  if (!queued) return tl::unexpected(queued.error());
+  // CLOSE without our own close is a reset: POLLERR's, not a FIN to pass on.
+  const bool fin = fin_received(info->tcpi_state) && info->tcpi_state != kClose;
+  return SocketState{info->tcpi_bytes_acked + *queued, data_bytes_received(*info), fin};
 }
+
 
 // Walks the keys; under concurrent deletes the walk may restart, hence the bound.
 tl::expected<size_t, std::string> count_entries(int map_fd, size_t max_entries) {
@@ -170,11 +184,9 @@ std::string_view to_string(SpliceFailure failure) {
 }
 
 tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd) {
-  auto info = tcp_info_of(fd);
-  if (!info) return tl::unexpected(info.error());
-  auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
-  if (!queued) return tl::unexpected(queued.error());
-  return info->tcpi_bytes_acked + *queued;
+  auto state = socket_state(fd);
+  if (!state) return tl::unexpected(state.error());
+  return state->into_send_queue;
 }
 
 // ---------------------------------------------------------------------------- SpliceEngine
@@ -251,20 +263,18 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     auto cookie = socket_cookie(side->fd);
     if (!cookie) return tl::unexpected(system_error("getsockopt(SO_COOKIE)", cookie.error()));
     side->cookie = *cookie;
-    // Baselines: what userspace wrote (the replayed hello) and read (the hello) before now.
-    auto queued = bytes_into_send_queue(side->fd);
-    if (!queued) return tl::unexpected(SpliceError{SpliceFailure::system, 0, queued.error()});
-    side->queue_baseline = *queued;
-    auto progress = receive_progress(side->fd);
-    if (!progress) return tl::unexpected(SpliceError{SpliceFailure::system, 0, progress.error()});
+    // Baselines: what userspace wrote (a PROXY header) and read (a consumed one) before now.
+    auto before = baselines(side->fd);
+    if (!before) return tl::unexpected(SpliceError{SpliceFailure::system, 0, before.error()});
     // Queued bytes behind a read may share a segment with read ones; the verdict would send
     // that segment whole. With nothing read, or nothing queued, no segment is split.
-    if (progress->read > 0 && progress->unread > 0) {
+    if (before->read > 0 && before->unread > 0) {
       return tl::unexpected(SpliceError{SpliceFailure::partly_read, 0,
-                                        std::to_string(progress->unread) +
+                                        std::to_string(before->unread) +
                                             " bytes wait behind bytes already read: read until EAGAIN first"});
     }
-    side->received_baseline = progress->read;
+    side->queue_baseline = before->into_send_queue;
+    side->received_baseline = before->read;
   }
 
   // Every insert uses BPF_NOEXIST, so a socket already spliced elsewhere is refused (EEXIST)
@@ -273,7 +283,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     int map_fd;
     uint64_t key;
   };
-  std::array<Inserted, 8> inserted{};
+  std::array<Inserted, 6> inserted{};
   size_t inserted_count = 0;
   auto insert = [&](int map_fd, uint64_t key, const void* value) {
     if (::bpf_map_update_elem(map_fd, &key, value, BPF_NOEXIST) != 0) return false;
@@ -288,13 +298,11 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
   const int sources = sources_map_fd();
   const int peers = peers_map_fd();
   const int stats = stats_map_fd();
-  const int control = control_map_fd();
-  // Stats and control first, so the verdict counts from the first byte it sees.
+  // Stats first, so the verdict counts from the first byte it sees. No control entry: the
+  // verdict redirects without one, and most pairs never pause (pause() makes it).
   const splice_sock_stats zero{};
-  const splice_control redirect{};
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!insert(stats, side->cookie, &zero)) return fail(insert_error("splice_stats insert", errno));
-    if (!insert(control, side->cookie, &redirect)) return fail(insert_error("splice_control insert", errno));
   }
   // Destinations before sources: by the time the verdict runs on either socket, its peer is
   // there to receive. Each socket is stored under its peer's cookie.
@@ -309,7 +317,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!kick(side->fd)) return fail(system_error("setsockopt(SO_RCVLOWAT)", errno));
   }
-  return SplicedPair(sources, peers, stats, control, client, backend);
+  return SplicedPair(sources, peers, stats, control_map_fd(), client, backend);
 }
 
 // ----------------------------------------------------------------------------- SplicedPair
@@ -341,9 +349,17 @@ SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
 
 SplicedPair::~SplicedPair() { release(); }
 
+// Removes the pair's entries, the verdict's first so that nothing is redirected into a socket
+// on its way out; control entries only where pause() made one.
 void SplicedPair::release() noexcept {
   if (!std::exchange(in_maps_, false)) return;
-  delete_entries(sources_map_fd_, peers_map_fd_, stats_map_fd_, control_map_fd_, client_.cookie, backend_.cookie);
+  for (int map_fd : {sources_map_fd_, peers_map_fd_, stats_map_fd_}) {
+    ::bpf_map_delete_elem(map_fd, &backend_.cookie);
+    ::bpf_map_delete_elem(map_fd, &client_.cookie);
+  }
+  for (Side* side : {&client_, &backend_}) {
+    if (std::exchange(side->has_control, false)) ::bpf_map_delete_elem(control_map_fd_, &side->cookie);
+  }
 }
 
 SplicedPair::Side& SplicedPair::source(Direction direction) {
@@ -376,73 +392,109 @@ PairStats SplicedPair::stats() const {
   return result;
 }
 
-tl::expected<uint64_t, std::string> SplicedPair::delivered(Direction direction) const {
-  const Side& to = destination(direction);
-  auto queued = bytes_into_send_queue(to.fd);
-  if (!queued) return tl::unexpected(queued.error());
-  return *queued > to.queue_baseline ? *queued - to.queue_baseline : 0;
+tl::expected<PairState, std::string> SplicedPair::read() const {
+  PairState state;
+  // Counters first: bytes counted after this read are compared with later deliveries.
+  state.stats = stats();
+  auto client = socket_state(client_.fd);
+  if (!client) return tl::unexpected(client.error());
+  auto backend = socket_state(backend_.fd);
+  if (!backend) return tl::unexpected(backend.error());
+  state.client = *client;
+  state.backend = *backend;
+  return state;
 }
 
-tl::expected<bool, std::string> SplicedPair::drained(Direction direction) const {
-  // Counters first: bytes counted after this read are compared with later deliveries.
-  const PairStats all = stats();
-  const DirectionStats& counters = all[direction];
-  auto received = tcp_info_of(source(direction).fd);
-  if (!received) return tl::unexpected(received.error());
-  const uint64_t received_total = data_bytes_received(*received);
+const SocketState& SplicedPair::source_state(Direction direction, const PairState& state) const {
+  return direction == Direction::client_to_backend ? state.client : state.backend;
+}
+const SocketState& SplicedPair::destination_state(Direction direction, const PairState& state) const {
+  return direction == Direction::client_to_backend ? state.backend : state.client;
+}
+
+uint64_t SplicedPair::delivered(Direction direction, const PairState& state) const {
+  const uint64_t queued = destination_state(direction, state).into_send_queue;
+  const uint64_t baseline = destination(direction).queue_baseline;
+  return queued > baseline ? queued - baseline : 0;
+}
+
+tl::expected<uint64_t, std::string> SplicedPair::delivered(Direction direction) const {
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
+  return delivered(direction, *state);
+}
+
+bool SplicedPair::fin_received(Direction direction, const PairState& state) const {
+  return source_state(direction, state).fin_received;
+}
+
+bool SplicedPair::drained(Direction direction, const PairState& state) const {
+  const DirectionStats& counters = state.stats[direction];
+  const uint64_t received_total = source_state(direction, state).received;
   const uint64_t received_since_splice =
       received_total - std::min(received_total, source(direction).received_baseline);
   if (counters.redirected_bytes + counters.passed_bytes + counters.held_bytes < received_since_splice) return false;
   const HeldRelay* held = held_relay(direction);
   if (counters.held_bytes != relayed(direction) || (held != nullptr && !held->in_hand.empty())) return false;
-  auto sent = progress(direction, all);
-  if (!sent) return tl::unexpected(sent.error());
-  return sent->undelivered == 0;
+  return progress(direction, state).undelivered == 0;
 }
 
-tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction) {
+tl::expected<bool, std::string> SplicedPair::drained(Direction direction) const {
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
+  return drained(direction, *state);
+}
+
+tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction,
+                                                                        const PairState& state) {
   Side& to = destination(direction);
   if (to.shut_down) return true;
-  auto done = drained(direction);
-  if (!done || !*done) return done;
+  if (!drained(direction, state)) return false;
   if (::shutdown(to.fd, SHUT_WR) != 0) return tl::unexpected(errno_text("shutdown(SHUT_WR)", errno));
   to.shut_down = true;
   return true;
 }
 
-tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
-  auto now = progress(direction, stats());
-  if (!now) return tl::unexpected(now.error());
-  return now->undelivered;
+tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction) {
+  if (destination(direction).shut_down) return true;
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
+  return shutdown_peer_when_drained(direction, *state);
 }
 
-tl::expected<SplicedPair::Progress, std::string> SplicedPair::progress(Direction direction,
-                                                                      const PairStats& counters) const {
-  auto sent = delivered(direction);
-  if (!sent) return tl::unexpected(sent.error());
+tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
+  return progress(direction, *state).undelivered;
+}
+
+SplicedPair::Progress SplicedPair::progress(Direction direction, const PairState& state) const {
+  const uint64_t sent = delivered(direction, state);
   // A half-closed destination counts its own FIN in its queue; it no longer receives.
-  if (destination(direction).shut_down) return Progress{*sent, 0};
+  if (destination(direction).shut_down) return Progress{sent, 0};
   const uint64_t relayed_bytes = relayed(direction);
-  const uint64_t by_verdict = *sent > relayed_bytes ? *sent - relayed_bytes : 0;
-  return Progress{*sent, undelivered_bytes(counters[direction].redirected_bytes, by_verdict)};
+  const uint64_t by_verdict = sent > relayed_bytes ? sent - relayed_bytes : 0;
+  return Progress{sent, undelivered_bytes(state.stats[direction].redirected_bytes, by_verdict)};
 }
 
 tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) const {
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
   for (Direction direction : {Direction::client_to_backend, Direction::backend_to_client}) {
-    auto pending = undelivered(direction);
-    if (!pending) return tl::unexpected(pending.error());
-    if (*pending > budget_bytes) return true;
+    if (progress(direction, *state).undelivered > budget_bytes) return true;
   }
   return false;
 }
 
 tl::expected<void, std::string> SplicedPair::publish_control(Direction direction) {
-  const Side& from = source(direction);
+  Side& from = source(direction);
   const splice_control value{.relayed_bytes = relayed(direction), .hold = from.paused ? 1u : 0u, .padding = 0};
-  // Replaces the whole value: the verdict reads either the old one or this one.
-  if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_EXIST) != 0) {
+  // Creates or replaces the whole value: the verdict reads no entry (redirect), the old value
+  // or this one.
+  if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_ANY) != 0) {
     return tl::unexpected(errno_text("splice_control update", errno));
   }
+  from.has_control = true;
   return {};
 }
 
@@ -476,11 +528,13 @@ tl::expected<void, std::string> SplicedPair::resume(Direction direction) {
 
 bool SplicedPair::paused(Direction direction) const { return source(direction).paused; }
 
-bool SplicedPair::holding(Direction direction) const {
+bool SplicedPair::holding(Direction direction, const PairStats& counters) const {
   const HeldRelay* held = held_relay(direction);
   return source(direction).paused || (held != nullptr && !held->in_hand.empty()) ||
-         stats()[direction].held_bytes != relayed(direction);
+         counters[direction].held_bytes != relayed(direction);
 }
+
+bool SplicedPair::holding(Direction direction) const { return holding(direction, stats()); }
 
 const SplicedPair::HeldRelay* SplicedPair::held_relay(Direction direction) const {
   return held_relays_ ? &(*held_relays_)[static_cast<size_t>(direction)] : nullptr;
@@ -518,11 +572,14 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
     }
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
-    // verdict, and its count, by then.
-    auto now = progress(direction, stats());
+    // verdict, and its count, by then. Only the destination's socket is asked.
+    PairState now_state;
+    now_state.stats = stats();
+    auto to_state = socket_state(to.fd);
+    if (to_state) (direction == Direction::client_to_backend ? now_state.backend : now_state.client) = *to_state;
     ssize_t sent = -1;
     int send_error = EAGAIN;
-    if (now && now->undelivered == 0) {
+    if (to_state && progress(direction, now_state).undelivered == 0) {
       sent = ::send(to.fd, pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent < 0) send_error = errno;
     }
@@ -534,7 +591,7 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
     } else {
       in_hand.erase(0, taken);
     }
-    if (!now) return tl::unexpected(now.error());
+    if (!to_state) return tl::unexpected(to_state.error());
     if (sent < 0 && send_error != EAGAIN && send_error != EWOULDBLOCK) {
       return tl::unexpected(errno_text("relay_held: send", send_error));
     }

@@ -17,22 +17,24 @@
 //     on: cancel a multishot recv first.
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
-//  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes do not leave a spliced
-//     socket readable, so POLLIN may mean the verdict passed bytes to userspace: confirm
-//     with stats()[d].passed_bytes > 0 (if 0, the wake-up was a segment on its way through
-//     the verdict: re-arm). A peer entry was missing when they arrived, e.g. in the
-//     microseconds between the two insertions. Direction d then belongs to
+//  2. Watch both sockets for POLLRDHUP (POLLERR and POLLHUP come with it). Not POLLIN: the
+//     verdict's data-ready wakes POLLIN for every segment on its way through, redirected or
+//     not. Instead, read() the pair on a periodic check (step 4) and look at
+//     stats[d].passed_bytes: non-zero means a peer entry was missing when bytes arrived
+//     (e.g. the destination closed and left the map). Direction d then belongs to
 //     the userspace relay for good: read its source socket as usual (the bytes are there,
 //     in order, and EOF reads as 0) and write them to the destination. Nothing is
 //     redirected in d any more, so drained(d) and over_budget() stay exact. Start reading
 //     only once undelivered(d) is 0 and holding(d) is false: bytes held by a pause (step 4)
-//     come before the passed ones; resume(d) and call relay_held(d) until then. Held bytes
-//     wake POLLIN too (stats()[d].held_bytes): they are relay_held()'s.
-//  3. On POLLRDHUP (FIN received) on the source of a direction d still in the kernel, call
-//     shutdown_peer_when_drained(d) until it returns true: it half-closes the destination
-//     only once every redirected byte has reached its TCP send queue. (A relayed direction
-//     forwards EOF itself, after flushing what it holds.)
+//     come before the passed ones; resume(d) and call relay_held(d) until then.
+//  3. On POLLRDHUP (FIN received) on the source of a direction d still in the kernel (or a
+//     read() whose fin_received(d) says so: both FINs then need one check), call
+//     shutdown_peer_when_drained(d, read()) until it returns true: it half-closes the
+//     destination only once every redirected byte has reached its TCP send queue. (A
+//     relayed direction forwards EOF itself, after flushing what it holds.)
 //     There is no event for "drained": re-check on a short timer (a few ms) until true.
+//     One read() per check serves every question of that check (progress, drained,
+//     holding): each takes the PairState and makes no system call of its own.
 //  4. Backpressure: the redirect has none of its own (a destination that reads slower than
 //     its source sends makes the kernel queue without limit, outside TCP's accounting).
 //     Check undelivered(d) periodically (every few ms while bytes move). Above a high mark,
@@ -97,6 +99,21 @@ struct PairStats {
   const DirectionStats& operator[](Direction direction) const {
     return direction == Direction::client_to_backend ? client_to_backend : backend_to_client;
   }
+};
+
+// What one socket's TCP_INFO and SIOCOUTQ said, read after the counters.
+struct SocketState {
+  uint64_t into_send_queue = 0;  // bytes_into_send_queue()
+  uint64_t received = 0;         // data bytes received (the FIN's sequence number not counted)
+  bool fin_received = false;     // a FIN, not a reset
+};
+
+// One consistent reading of a pair: counters first, so every byte they count as redirected
+// was received before the sockets were read.
+struct PairState {
+  PairStats stats;
+  SocketState client;
+  SocketState backend;
 };
 
 // Bytes written into fd's TCP send queue since the connection started, whoever wrote them:
@@ -172,26 +189,34 @@ class SplicedPair {
 
   // Counters from the stats map (zeros once the pair is released).
   PairStats stats() const;
+  // Everything one check needs, read once: the counters first, then each socket's TCP_INFO
+  // and SIOCOUTQ (2 lookups, 2 getsockopt, 2 ioctl). The questions below answer from it.
+  tl::expected<PairState, std::string> read() const;
 
   // Bytes put into the destination's TCP send queue in direction d since splice(), by the
   // verdict or by relay_held().
+  uint64_t delivered(Direction direction, const PairState& state) const;
   tl::expected<uint64_t, std::string> delivered(Direction direction) const;
+  // The source of direction d has received a FIN (its counters are final).
+  bool fin_received(Direction direction, const PairState& state) const;
   // True when every byte the source has received went through the verdict and every
   // redirected or held byte is in the destination's send queue. Call after the source's FIN
   // (POLLRDHUP): a FIN can be seen before the verdict ran on the bytes in front of it.
+  bool drained(Direction direction, const PairState& state) const;
   tl::expected<bool, std::string> drained(Direction direction) const;
   // Half-closes the destination of direction d (shutdown SHUT_WR) if it is drained.
   // Returns true once done (then and on later calls), false while bytes are on their way.
+  tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction, const PairState& state);
   tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction);
   // Redirected bytes of direction d not yet in the destination's send queue: kernel memory
   // that TCP does not account for (held bytes are not counted: TCP accounts for them).
   tl::expected<uint64_t, std::string> undelivered(Direction direction) const;
-  // Both at once from counters the caller already read (one socket query instead of two).
+  // Both at once.
   struct Progress {
     uint64_t delivered = 0;
     uint64_t undelivered = 0;
   };
-  tl::expected<Progress, std::string> progress(Direction direction, const PairStats& counters) const;
+  Progress progress(Direction direction, const PairState& state) const;
   // True when either direction holds more than budget_bytes redirected but undelivered.
   tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
   // Holds direction d back (step 4 above) until resume(d): from the next segment on the
@@ -201,6 +226,7 @@ class SplicedPair {
   tl::expected<void, std::string> resume(Direction direction);
   bool paused(Direction direction) const;
   // Paused, or held bytes not yet all in the destination's send queue: call relay_held(d).
+  bool holding(Direction direction, const PairStats& counters) const;
   bool holding(Direction direction) const;
   // Moves held bytes of direction d from the source to the destination (non-blocking reads
   // and writes, at most max_bytes per call), only after every redirected byte is in the
@@ -221,6 +247,7 @@ class SplicedPair {
     uint64_t received_baseline = 0;  // bytes userspace had read from fd at splice time
     bool shut_down = false;
     bool paused = false;  // pause() told the verdict to hold what this socket receives
+    bool has_control = false;  // a splice_control entry exists (made by the first pause)
   };
   // relay_held()'s state for one direction, made on first use: most pairs never hold.
   struct HeldRelay {
@@ -239,6 +266,8 @@ class SplicedPair {
   void release() noexcept;
   tl::expected<void, std::string> publish_control(Direction direction);
   const HeldRelay* held_relay(Direction direction) const;
+  const SocketState& source_state(Direction direction, const PairState& state) const;
+  const SocketState& destination_state(Direction direction, const PairState& state) const;
   Side& source(Direction direction);
   const Side& source(Direction direction) const;
   Side& destination(Direction direction);
