@@ -405,6 +405,15 @@ tl::expected<PairState, std::string> SplicedPair::read() const {
   return state;
 }
 
+tl::expected<PairState, std::string> SplicedPair::read_destination(Direction direction) const {
+  PairState state;
+  state.stats = stats();  // counters first, as in read()
+  auto to = socket_state(destination(direction).fd);
+  if (!to) return tl::unexpected(to.error());
+  (direction == Direction::client_to_backend ? state.backend : state.client) = *to;
+  return state;
+}
+
 const SocketState& SplicedPair::source_state(Direction direction, const PairState& state) const {
   return direction == Direction::client_to_backend ? state.client : state.backend;
 }
@@ -419,7 +428,7 @@ uint64_t SplicedPair::delivered(Direction direction, const PairState& state) con
 }
 
 tl::expected<uint64_t, std::string> SplicedPair::delivered(Direction direction) const {
-  auto state = read();
+  auto state = read_destination(direction);
   if (!state) return tl::unexpected(state.error());
   return delivered(direction, *state);
 }
@@ -463,7 +472,8 @@ tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Directio
 }
 
 tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
-  auto state = read();
+  if (destination(direction).shut_down) return 0;  // see progress(): nothing to ask
+  auto state = read_destination(direction);
   if (!state) return tl::unexpected(state.error());
   return progress(direction, *state).undelivered;
 }
@@ -573,13 +583,10 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
     // verdict, and its count, by then. Only the destination's socket is asked.
-    PairState now_state;
-    now_state.stats = stats();
-    auto to_state = socket_state(to.fd);
-    if (to_state) (direction == Direction::client_to_backend ? now_state.backend : now_state.client) = *to_state;
+    auto now = read_destination(direction);
     ssize_t sent = -1;
     int send_error = EAGAIN;
-    if (to_state && progress(direction, now_state).undelivered == 0) {
+    if (now && progress(direction, *now).undelivered == 0) {
       sent = ::send(to.fd, pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent < 0) send_error = errno;
     }
@@ -591,7 +598,7 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
     } else {
       in_hand.erase(0, taken);
     }
-    if (!to_state) return tl::unexpected(to_state.error());
+    if (!now) return tl::unexpected(now.error());
     if (sent < 0 && send_error != EAGAIN && send_error != EWOULDBLOCK) {
       return tl::unexpected(errno_text("relay_held: send", send_error));
     }

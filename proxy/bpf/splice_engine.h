@@ -266,6 +266,8 @@ class SplicedPair {
   void release() noexcept;
   tl::expected<void, std::string> publish_control(Direction direction);
   const HeldRelay* held_relay(Direction direction) const;
+  // The counters and the destination of d only: enough for progress(d).
+  tl::expected<PairState, std::string> read_destination(Direction direction) const;
   const SocketState& source_state(Direction direction, const PairState& state) const;
   const SocketState& destination_state(Direction direction, const PairState& state) const;
   Side& source(Direction direction);
