@@ -42,11 +42,15 @@ tl::expected<tcp_info, std::string> tcp_info_of(int fd) {
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
     return tl::unexpected(errno_text("getsockopt(TCP_INFO)", errno));
   }
-  if (len < offsetof(tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received) {
+  if (len < offsetof(tcp_info, tcpi_notsent_bytes) + sizeof info.tcpi_notsent_bytes) {
     return tl::unexpected(std::string("getsockopt(TCP_INFO): kernel reports no byte counters"));
   }
   return info;
 }
+
+// An empty send queue, known without SIOCOUTQ: no segment in flight and nothing unsent.
+// tcp_get_info reads both under the socket lock, so this is exact for that instant.
+bool send_queue_empty(const tcp_info& info) { return info.tcpi_unacked == 0 && info.tcpi_notsent_bytes == 0; }
 
 // tcpi_state values (include/net/tcp_states.h, stable ABI; <netinet/tcp.h> has them too but
 // clashes with <linux/tcp.h>, whose tcp_info carries the byte counters).
@@ -110,8 +114,12 @@ tl::expected<Baselines, std::string> baselines(int fd) {
   constexpr int kAttempts = 64;
   auto before = tcp_info_of(fd);
   if (!before) return tl::unexpected(before.error());
+  // The usual backend socket (nothing written, nothing received): one question answers all.
+  // Only userspace writes to it until splice(), so an empty send queue stays empty.
+  const bool nothing_queued = send_queue_empty(*before);
+  if (nothing_queued && data_bytes_received(*before) == 0) return Baselines{before->tcpi_bytes_acked, 0, 0};
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
+    auto queued = nothing_queued ? uint64_t{0} : queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
     if (!queued) return tl::unexpected(queued.error());
     auto unread = queue_ioctl(fd, SIOCINQ, "ioctl(SIOCINQ)");
     if (!unread) return tl::unexpected(unread.error());
@@ -128,13 +136,13 @@ tl::expected<Baselines, std::string> baselines(int fd) {
   return tl::unexpected(std::string("socket counters kept moving"));
 }
 
-// One socket's side of a PairState: TCP_INFO first, then SIOCOUTQ. An ACK between the two
-// can only make into_send_queue smaller than the truth (never larger), so a drain is never
-// reported early.
+// One socket's side of a PairState: TCP_INFO first, then SIOCOUTQ unless TCP_INFO shows the
+// queue empty. An ACK between the two can only make into_send_queue smaller than the truth
+// (never larger), so a drain is never reported early.
 tl::expected<SocketState, std::string> socket_state(int fd) {
   auto info = tcp_info_of(fd);
   if (!info) return tl::unexpected(info.error());
-  auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
+  auto queued = send_queue_empty(*info) ? uint64_t{0} : queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
   if (!queued) return tl::unexpected(queued.error());
   // CLOSE without our own close is a reset: POLLERR's, not a FIN to pass on.
   const bool fin = fin_received(info->tcpi_state) && info->tcpi_state != kClose;
@@ -197,8 +205,7 @@ tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets)
   if (skeleton == nullptr) return tl::unexpected(errno_text("splice: open BPF object", errno));
   SpliceEngine engine(skeleton);  // destroys the skeleton on every early return
 
-  for (bpf_map* map : {skeleton->maps.splice_sources, skeleton->maps.splice_peers, skeleton->maps.splice_stats,
-                       skeleton->maps.splice_control}) {
+  for (bpf_map* map : {skeleton->maps.splice_peers, skeleton->maps.splice_stats, skeleton->maps.splice_control}) {
     if (int err = bpf_map__set_max_entries(map, max_sockets); err != 0) {
       return tl::unexpected(errno_text(std::string("splice: size ") + bpf_map__name(map), -err));
     }
@@ -211,7 +218,7 @@ tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets)
   }
   // libbpf 1.1 has no auto-attach for stream verdicts: attach to the map explicitly.
   if (::bpf_prog_attach(bpf_program__fd(skeleton->progs.splice_verdict),
-                        bpf_map__fd(skeleton->maps.splice_sources), BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
+                        bpf_map__fd(skeleton->maps.splice_peers), BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
     return tl::unexpected(errno_text("splice: attach stream verdict", errno));
   }
   return engine;
@@ -234,26 +241,23 @@ void SpliceEngine::destroy() noexcept {
   if (skeleton_ == nullptr) return;
   // Fails harmlessly when load() stopped before attaching.
   ::bpf_prog_detach2(bpf_program__fd(skeleton_->progs.splice_verdict),
-                     bpf_map__fd(skeleton_->maps.splice_sources), BPF_SK_SKB_STREAM_VERDICT);
+                     bpf_map__fd(skeleton_->maps.splice_peers), BPF_SK_SKB_STREAM_VERDICT);
   splice__destroy(std::exchange(skeleton_, nullptr));
 }
 
-int SpliceEngine::sources_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_sources); }
 int SpliceEngine::peers_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_peers); }
 int SpliceEngine::stats_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_stats); }
 int SpliceEngine::control_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_control); }
 
 tl::expected<MapOccupancy, std::string> SpliceEngine::occupancy() const {
   const size_t max_entries = bpf_map__max_entries(skeleton_->maps.splice_peers);
-  auto sources = count_entries(sources_map_fd(), max_entries);
-  if (!sources) return tl::unexpected("splice_sources: " + sources.error());
   auto peers = count_entries(peers_map_fd(), max_entries);
   if (!peers) return tl::unexpected("splice_peers: " + peers.error());
   auto stats = count_entries(stats_map_fd(), max_entries);
   if (!stats) return tl::unexpected("splice_stats: " + stats.error());
   auto control = count_entries(control_map_fd(), max_entries);
   if (!control) return tl::unexpected("splice_control: " + control.error());
-  return MapOccupancy{*sources, *peers, *stats, *control};
+  return MapOccupancy{*peers, *stats, *control};
 }
 
 tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int backend_fd) const {
@@ -283,7 +287,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     int map_fd;
     uint64_t key;
   };
-  std::array<Inserted, 6> inserted{};
+  std::array<Inserted, 4> inserted{};
   size_t inserted_count = 0;
   auto insert = [&](int map_fd, uint64_t key, const void* value) {
     if (::bpf_map_update_elem(map_fd, &key, value, BPF_NOEXIST) != 0) return false;
@@ -295,7 +299,6 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     return tl::unexpected(std::move(error));
   };
 
-  const int sources = sources_map_fd();
   const int peers = peers_map_fd();
   const int stats = stats_map_fd();
   // Stats first, so the verdict counts from the first byte it sees. No control entry: the
@@ -304,27 +307,24 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!insert(stats, side->cookie, &zero)) return fail(insert_error("splice_stats insert", errno));
   }
-  // Destinations before sources: by the time the verdict runs on either socket, its peer is
-  // there to receive. Each socket is stored under its peer's cookie.
+  // Each socket under its peer's cookie; the insert also attaches the verdict to it. The
+  // backend first: until the client is in, what the backend receives is passed, not
+  // redirected, and it has been sent nothing yet to answer (the client's queued bytes move
+  // only at the kick below). The client's bytes find their peer from its first verdict on.
   const uint64_t client_value = static_cast<uint64_t>(client_fd);
   const uint64_t backend_value = static_cast<uint64_t>(backend_fd);
-  if (!insert(peers, backend.cookie, &client_value)) return fail(insert_error("splice_peers insert client", errno));
   if (!insert(peers, client.cookie, &backend_value)) return fail(insert_error("splice_peers insert backend", errno));
-  if (!insert(sources, client.cookie, &client_value)) return fail(insert_error("splice_sources insert client", errno));
-  if (!insert(sources, backend.cookie, &backend_value)) {
-    return fail(insert_error("splice_sources insert backend", errno));
-  }
+  if (!insert(peers, backend.cookie, &client_value)) return fail(insert_error("splice_peers insert client", errno));
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!kick(side->fd)) return fail(system_error("setsockopt(SO_RCVLOWAT)", errno));
   }
-  return SplicedPair(sources, peers, stats, control_map_fd(), client, backend);
+  return SplicedPair(peers, stats, control_map_fd(), client, backend);
 }
 
 // ----------------------------------------------------------------------------- SplicedPair
 
 SplicedPair::SplicedPair(SplicedPair&& other) noexcept
-    : sources_map_fd_(other.sources_map_fd_),
-      peers_map_fd_(other.peers_map_fd_),
+    : peers_map_fd_(other.peers_map_fd_),
       stats_map_fd_(other.stats_map_fd_),
       control_map_fd_(other.control_map_fd_),
       client_(other.client_),
@@ -335,7 +335,6 @@ SplicedPair::SplicedPair(SplicedPair&& other) noexcept
 SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
   if (this != &other) {
     release();
-    sources_map_fd_ = other.sources_map_fd_;
     peers_map_fd_ = other.peers_map_fd_;
     stats_map_fd_ = other.stats_map_fd_;
     control_map_fd_ = other.control_map_fd_;
@@ -349,11 +348,12 @@ SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
 
 SplicedPair::~SplicedPair() { release(); }
 
-// Removes the pair's entries, the verdict's first so that nothing is redirected into a socket
-// on its way out; control entries only where pause() made one.
+// Removes the pair's entries, the sockhash's first (they carry the verdict and the redirect
+// targets) so that nothing is redirected into a socket on its way out; control entries only
+// where pause() made one.
 void SplicedPair::release() noexcept {
   if (!std::exchange(in_maps_, false)) return;
-  for (int map_fd : {sources_map_fd_, peers_map_fd_, stats_map_fd_}) {
+  for (int map_fd : {peers_map_fd_, stats_map_fd_}) {
     ::bpf_map_delete_elem(map_fd, &backend_.cookie);
     ::bpf_map_delete_elem(map_fd, &client_.cookie);
   }

@@ -21,7 +21,8 @@
 //     verdict's data-ready wakes POLLIN for every segment on its way through, redirected or
 //     not. Instead, read() the pair on a periodic check (step 4) and look at
 //     stats[d].passed_bytes: non-zero means a peer entry was missing when bytes arrived
-//     (e.g. the destination closed and left the map). Direction d then belongs to
+//     (the destination closed and left the map, or, for backend_to_client, the backend
+//     sent in the microseconds between the two inserts). Direction d then belongs to
 //     the userspace relay for good: read its source socket as usual (the bytes are there,
 //     in order, and EOF reads as 0) and write them to the destination. Nothing is
 //     redirected in d any more, so drained(d) and over_budget() stay exact. Start reading
@@ -132,7 +133,6 @@ constexpr bool drained(uint64_t redirected, uint64_t delivered) {
 
 // Occupancy of the maps (entries, not pairs): for metrics and leak checks.
 struct MapOccupancy {
-  size_t source_entries = 0;
   size_t peer_entries = 0;
   size_t stats_entries = 0;
   size_t control_entries = 0;
@@ -140,7 +140,7 @@ struct MapOccupancy {
 
 class SplicedPair;
 
-// Owns the loaded skeleton: the maps and the verdict attached to splice_sources.
+// Owns the loaded skeleton: the maps and the verdict attached to splice_peers.
 // One per process; its const methods may be called from any thread at once.
 class SpliceEngine {
  public:
@@ -161,7 +161,6 @@ class SpliceEngine {
   tl::expected<MapOccupancy, std::string> occupancy() const;
 
   // For bpftool-style inspection and tests: the maps described in splice_abi.h.
-  int sources_map_fd() const;
   int peers_map_fd() const;
   int stats_map_fd() const;
   int control_map_fd() const;
@@ -173,8 +172,8 @@ class SpliceEngine {
   struct splice* skeleton_ = nullptr;
 };
 
-// One spliced connection. Destroying it removes both sockhash entries and both stats
-// entries; the sockets then behave as plain sockets again (bytes still queued toward
+// One spliced connection. Destroying it removes both sockhash entries, both stats entries
+// and any control entry; the sockets then behave as plain sockets again (bytes still queued toward
 // one of them in the splice are lost: destroy only after draining or aborting).
 class SplicedPair {
  public:
@@ -254,10 +253,8 @@ class SplicedPair {
     uint64_t relayed = 0;      // held bytes written to the peer (published once none is in hand)
     std::string in_hand = {};  // held bytes read but not yet accepted by the peer's send()
   };
-  SplicedPair(int sources_map_fd, int peers_map_fd, int stats_map_fd, int control_map_fd, Side client,
-              Side backend) noexcept
-      : sources_map_fd_(sources_map_fd),
-        peers_map_fd_(peers_map_fd),
+  SplicedPair(int peers_map_fd, int stats_map_fd, int control_map_fd, Side client, Side backend) noexcept
+      : peers_map_fd_(peers_map_fd),
         stats_map_fd_(stats_map_fd),
         control_map_fd_(control_map_fd),
         client_(client),
@@ -275,7 +272,6 @@ class SplicedPair {
   Side& destination(Direction direction);
   const Side& destination(Direction direction) const;
 
-  int sources_map_fd_ = -1;
   int peers_map_fd_ = -1;
   int stats_map_fd_ = -1;
   int control_map_fd_ = -1;
