@@ -38,10 +38,11 @@
 //     holding): each takes the PairState and makes no system call of its own.
 //  4. Backpressure: the redirect has none of its own (a destination that reads slower than
 //     its source sends makes the kernel queue without limit, outside TCP's accounting).
-//     Check undelivered(d) periodically (every few ms while bytes move). Above a high mark,
+//     Check progress(d, read()).undelivered periodically (every few ms while bytes move; the
+//     same reading serves step 2's passed_bytes and step 3). Above a high mark,
 //     pause(d): the verdict stops redirecting and leaves what arrives on the source socket,
 //     charged to its receive buffer, so TCP's own flow control throttles the sender. While
-//     holding(d), call relay_held(d) every check (1 ms): once every redirected byte is in the
+//     holding(d, stats), call relay_held(d) every check (1 ms): once every redirected byte is in the
 //     destination's send queue it moves the held bytes there itself, as fast as the
 //     destination takes them; each read reopens the source's window at once, so the sender
 //     never waits for a zero-window probe. At or below a low mark, resume(d): the verdict
