@@ -143,7 +143,9 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   const bpf::PairStats stats = state ? state->stats : s.pair->stats();
   bool moved = count_splice_bytes(s, stats);
 
-  bool draining = !state;  // no reading (a socket gone: POLLERR ends the connection): retry soon
+  // No reading (a socket gone): POLLERR ends the connection; until then the counters are
+  // still counted and the check backs off like an idle one.
+  bool draining = false;
   bool paced = false;    // a paused direction whose destination is taking bytes
   bool stalled = false;  // a paused direction whose destination takes none
   bool watched = false;  // a direction paused or resumed a moment ago
