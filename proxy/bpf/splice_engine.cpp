@@ -149,7 +149,6 @@ tl::expected<SocketState, std::string> socket_state(int fd) {
   return SocketState{info->tcpi_bytes_acked + *queued, data_bytes_received(*info), fin};
 }
 
-
 // Walks the keys; under concurrent deletes the walk may restart, hence the bound.
 tl::expected<size_t, std::string> count_entries(int map_fd, size_t max_entries) {
   size_t count = 0;
