@@ -64,6 +64,8 @@
 
 #include <tl/expected.hpp>
 
+#include "bpf/splice_sockets.h"
+
 struct splice;  // the generated skeleton (splice.skel.h), kept out of this header
 
 namespace snisplice::bpf {
@@ -103,13 +105,6 @@ struct PairStats {
   }
 };
 
-// What one socket's TCP_INFO and SIOCOUTQ said, read after the counters.
-struct SocketState {
-  uint64_t into_send_queue = 0;  // bytes_into_send_queue()
-  uint64_t received = 0;         // data bytes received (the FIN's sequence number not counted)
-  bool fin_received = false;     // a FIN, not a reset
-};
-
 // One consistent reading of a pair: counters first, so every byte they count as redirected
 // was received before the sockets were read.
 struct PairState {
@@ -117,11 +112,6 @@ struct PairState {
   SocketState client;
   SocketState backend;
 };
-
-// Bytes written into fd's TCP send queue since the connection started, whoever wrote them:
-// tcpi_bytes_acked (left the queue, acknowledged) + SIOCOUTQ (still queued, unacked or
-// unsent). Monotonic until the socket sends its own FIN.
-tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
 
 // Redirected bytes not yet in the destination's send queue. `delivered` counts only bytes
 // the verdict put there (bytes_into_send_queue minus what was in it before splice()).
