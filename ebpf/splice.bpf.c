@@ -1,18 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /* In-kernel splice: bytes received on a spliced socket leave through its peer's egress.
- * Attached to splice_sources as BPF_SK_SKB_STREAM_VERDICT by proxy/bpf/splice_engine.cpp.
+ * Attached to splice_peers as BPF_SK_SKB_STREAM_VERDICT by proxy/bpf/splice_engine.cpp.
  * Layout and meaning of the maps: include/splice_abi.h. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "splice_abi.h"
-
-struct {
-  __uint(type, BPF_MAP_TYPE_SOCKHASH);
-  __uint(max_entries, SPLICE_DEFAULT_MAX_SOCKETS);
-  __type(key, __u64);
-  __type(value, __u64);
-} splice_sources SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKHASH);

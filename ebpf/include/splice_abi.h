@@ -3,22 +3,24 @@
  * (proxy/bpf/splice_engine.*). Both sides include this header; nothing here is defined twice.
  *
  * Maps:
- *   splice_sources SOCKHASH key: __u64 socket cookie  value: that socket.
- *                 The verdict program is attached here: a socket in this map has what it
- *                 receives forwarded. Filled after splice_peers, so the verdict always finds
- *                 a socket's peer; emptied first at the end.
  *   splice_peers  SOCKHASH  key: __u64 socket cookie  value: the socket spliced to it.
  *                 Each socket is stored under its PEER's cookie, so the verdict program finds
  *                 the destination of an skb with one lookup keyed by the receiving socket's
- *                 own cookie (bpf_get_socket_cookie(skb)). No program is attached here.
+ *                 own cookie (bpf_get_socket_cookie(skb)). The verdict is attached here too:
+ *                 a socket in this map has what it receives forwarded (the key does not
+ *                 matter for that), so one entry per socket serves both roles. Between the
+ *                 two inserts of a pair the first socket has the verdict but no peer yet: the
+ *                 backend goes first (it has nothing to send before the client's bytes it
+ *                 has not been sent), and whatever it receives then is passed (passed_bytes).
  *   splice_stats  HASH      key: __u64 socket cookie  value: struct splice_sock_stats.
  *                 Created (zeroed) and deleted only by userspace, around the sockhash
  *                 entries; the program only updates entries that exist.
  *   splice_control HASH     key: __u64 socket cookie  value: struct splice_control.
  *                 Written only by userspace (whole values, replaced under RCU: the map is
  *                 not preallocated, so a value the verdict is reading is never reused),
- *                 read only by the verdict. Created and deleted with splice_stats.
- * All four maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
+ *                 read only by the verdict. Made by the pair's first pause (the verdict
+ *                 redirects when a socket has none) and deleted with splice_stats.
+ * All three maps are sized at load time (bpf_map__set_max_entries) from the daemon's socket
  * budget; SPLICE_DEFAULT_MAX_SOCKETS is what the object file declares. */
 #include <linux/types.h>
 

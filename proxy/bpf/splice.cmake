@@ -2,5 +2,6 @@
 # SpliceEngine (sockhash + SK_SKB verdict owner) and the kernel feature probe.
 add_library(snisplice_bpf_splice STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/splice_engine.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/splice_sockets.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/kernel_features.cpp)
 target_link_libraries(snisplice_bpf_splice PUBLIC snisplice_base PkgConfig::LIBBPF PRIVATE bpf_splice)

@@ -2,10 +2,6 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <linux/sockios.h>
-#include <linux/tcp.h>
-#include <netinet/in.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -36,45 +32,6 @@ tl::expected<uint64_t, int> socket_cookie(int fd) {
   return cookie;
 }
 
-tl::expected<tcp_info, std::string> tcp_info_of(int fd) {
-  tcp_info info{};
-  socklen_t len = sizeof info;
-  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
-    return tl::unexpected(errno_text("getsockopt(TCP_INFO)", errno));
-  }
-  if (len < offsetof(tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received) {
-    return tl::unexpected(std::string("getsockopt(TCP_INFO): kernel reports no byte counters"));
-  }
-  return info;
-}
-
-// tcpi_state values (include/net/tcp_states.h, stable ABI; <netinet/tcp.h> has them too but
-// clashes with <linux/tcp.h>, whose tcp_info carries the byte counters).
-enum TcpState : uint8_t { kTimeWait = 6, kClose = 7, kCloseWait = 8, kLastAck = 9, kClosing = 11 };
-
-// States reached by receiving a FIN (kClose: reset or fully closed, counters final).
-bool fin_received(uint8_t state) {
-  switch (state) {
-    case kCloseWait:
-    case kLastAck:
-    case kClosing:
-    case kTimeWait:
-    case kClose: return true;
-    default: return false;
-  }
-}
-
-// tcpi_bytes_received advances over the FIN's sequence number too; SIOCINQ does not.
-uint64_t data_bytes_received(const tcp_info& info) {
-  return info.tcpi_bytes_received - (fin_received(info.tcpi_state) && info.tcpi_bytes_received > 0 ? 1 : 0);
-}
-
-tl::expected<uint64_t, std::string> queue_ioctl(int fd, unsigned long request, const char* name) {
-  int bytes = 0;
-  if (::ioctl(fd, request, &bytes) != 0) return tl::unexpected(errno_text(name, errno));
-  return static_cast<uint64_t>(bytes);
-}
-
 // Errno -> the caller's decision. All of them mean "relay in userspace"; the kind is for
 // the metric and the log.
 SpliceFailure classify_insert_errno(int error_number) {
@@ -93,39 +50,6 @@ SpliceError insert_error(std::string_view what, int error_number) {
 
 SpliceError system_error(std::string_view what, int error_number) {
   return SpliceError{SpliceFailure::system, error_number, errno_text(what, error_number)};
-}
-
-struct ReceiveProgress {
-  uint64_t read = 0;    // bytes userspace has read from the socket
-  uint64_t unread = 0;  // bytes waiting in its receive queue
-};
-
-// tcpi_bytes_received - SIOCINQ, retried until the received count did not move between the
-// reads (bytes may arrive meanwhile).
-tl::expected<ReceiveProgress, std::string> receive_progress(int fd) {
-  constexpr int kAttempts = 64;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    auto before = tcp_info_of(fd);
-    if (!before) return tl::unexpected(before.error());
-    auto unread = queue_ioctl(fd, SIOCINQ, "ioctl(SIOCINQ)");
-    if (!unread) return tl::unexpected(unread.error());
-    auto after = tcp_info_of(fd);
-    if (!after) return tl::unexpected(after.error());
-    if (before->tcpi_bytes_received != after->tcpi_bytes_received) continue;
-    const uint64_t received = data_bytes_received(*after);
-    if (received >= *unread) return ReceiveProgress{received - *unread, *unread};
-  }
-  return tl::unexpected(std::string("receive counters kept moving"));
-}
-
-// Removes a pair's entries at its end, the verdict's first so that nothing is redirected into
-// a socket on its way out. ENOENT is expected for entries never made or gone.
-void delete_entries(int sources_map_fd, int peers_map_fd, int stats_map_fd, int control_map_fd,
-                    uint64_t client_cookie, uint64_t backend_cookie) {
-  for (int map_fd : {sources_map_fd, peers_map_fd, stats_map_fd, control_map_fd}) {
-    ::bpf_map_delete_elem(map_fd, &backend_cookie);
-    ::bpf_map_delete_elem(map_fd, &client_cookie);
-  }
 }
 
 // Walks the keys; under concurrent deletes the walk may restart, hence the bound.
@@ -169,14 +93,6 @@ std::string_view to_string(SpliceFailure failure) {
   return "system";
 }
 
-tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd) {
-  auto info = tcp_info_of(fd);
-  if (!info) return tl::unexpected(info.error());
-  auto queued = queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
-  if (!queued) return tl::unexpected(queued.error());
-  return info->tcpi_bytes_acked + *queued;
-}
-
 // ---------------------------------------------------------------------------- SpliceEngine
 
 tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets) {
@@ -185,8 +101,7 @@ tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets)
   if (skeleton == nullptr) return tl::unexpected(errno_text("splice: open BPF object", errno));
   SpliceEngine engine(skeleton);  // destroys the skeleton on every early return
 
-  for (bpf_map* map : {skeleton->maps.splice_sources, skeleton->maps.splice_peers, skeleton->maps.splice_stats,
-                       skeleton->maps.splice_control}) {
+  for (bpf_map* map : {skeleton->maps.splice_peers, skeleton->maps.splice_stats, skeleton->maps.splice_control}) {
     if (int err = bpf_map__set_max_entries(map, max_sockets); err != 0) {
       return tl::unexpected(errno_text(std::string("splice: size ") + bpf_map__name(map), -err));
     }
@@ -199,7 +114,7 @@ tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets)
   }
   // libbpf 1.1 has no auto-attach for stream verdicts: attach to the map explicitly.
   if (::bpf_prog_attach(bpf_program__fd(skeleton->progs.splice_verdict),
-                        bpf_map__fd(skeleton->maps.splice_sources), BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
+                        bpf_map__fd(skeleton->maps.splice_peers), BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
     return tl::unexpected(errno_text("splice: attach stream verdict", errno));
   }
   return engine;
@@ -222,26 +137,23 @@ void SpliceEngine::destroy() noexcept {
   if (skeleton_ == nullptr) return;
   // Fails harmlessly when load() stopped before attaching.
   ::bpf_prog_detach2(bpf_program__fd(skeleton_->progs.splice_verdict),
-                     bpf_map__fd(skeleton_->maps.splice_sources), BPF_SK_SKB_STREAM_VERDICT);
+                     bpf_map__fd(skeleton_->maps.splice_peers), BPF_SK_SKB_STREAM_VERDICT);
   splice__destroy(std::exchange(skeleton_, nullptr));
 }
 
-int SpliceEngine::sources_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_sources); }
 int SpliceEngine::peers_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_peers); }
 int SpliceEngine::stats_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_stats); }
 int SpliceEngine::control_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_control); }
 
 tl::expected<MapOccupancy, std::string> SpliceEngine::occupancy() const {
   const size_t max_entries = bpf_map__max_entries(skeleton_->maps.splice_peers);
-  auto sources = count_entries(sources_map_fd(), max_entries);
-  if (!sources) return tl::unexpected("splice_sources: " + sources.error());
   auto peers = count_entries(peers_map_fd(), max_entries);
   if (!peers) return tl::unexpected("splice_peers: " + peers.error());
   auto stats = count_entries(stats_map_fd(), max_entries);
   if (!stats) return tl::unexpected("splice_stats: " + stats.error());
   auto control = count_entries(control_map_fd(), max_entries);
   if (!control) return tl::unexpected("splice_control: " + control.error());
-  return MapOccupancy{*sources, *peers, *stats, *control};
+  return MapOccupancy{*peers, *stats, *control};
 }
 
 tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int backend_fd) const {
@@ -251,20 +163,18 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     auto cookie = socket_cookie(side->fd);
     if (!cookie) return tl::unexpected(system_error("getsockopt(SO_COOKIE)", cookie.error()));
     side->cookie = *cookie;
-    // Baselines: what userspace wrote (the replayed hello) and read (the hello) before now.
-    auto queued = bytes_into_send_queue(side->fd);
-    if (!queued) return tl::unexpected(SpliceError{SpliceFailure::system, 0, queued.error()});
-    side->queue_baseline = *queued;
-    auto progress = receive_progress(side->fd);
-    if (!progress) return tl::unexpected(SpliceError{SpliceFailure::system, 0, progress.error()});
+    // Baselines: what userspace wrote (a PROXY header) and read (a consumed one) before now.
+    auto before = baselines(side->fd);
+    if (!before) return tl::unexpected(SpliceError{SpliceFailure::system, 0, before.error()});
     // Queued bytes behind a read may share a segment with read ones; the verdict would send
     // that segment whole. With nothing read, or nothing queued, no segment is split.
-    if (progress->read > 0 && progress->unread > 0) {
+    if (before->read > 0 && before->unread > 0) {
       return tl::unexpected(SpliceError{SpliceFailure::partly_read, 0,
-                                        std::to_string(progress->unread) +
+                                        std::to_string(before->unread) +
                                             " bytes wait behind bytes already read: read until EAGAIN first"});
     }
-    side->received_baseline = progress->read;
+    side->queue_baseline = before->into_send_queue;
+    side->received_baseline = before->read;
   }
 
   // Every insert uses BPF_NOEXIST, so a socket already spliced elsewhere is refused (EEXIST)
@@ -273,7 +183,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     int map_fd;
     uint64_t key;
   };
-  std::array<Inserted, 8> inserted{};
+  std::array<Inserted, 4> inserted{};
   size_t inserted_count = 0;
   auto insert = [&](int map_fd, uint64_t key, const void* value) {
     if (::bpf_map_update_elem(map_fd, &key, value, BPF_NOEXIST) != 0) return false;
@@ -285,38 +195,32 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     return tl::unexpected(std::move(error));
   };
 
-  const int sources = sources_map_fd();
   const int peers = peers_map_fd();
   const int stats = stats_map_fd();
-  const int control = control_map_fd();
-  // Stats and control first, so the verdict counts from the first byte it sees.
+  // Stats first, so the verdict counts from the first byte it sees. No control entry: the
+  // verdict redirects without one, and most pairs never pause (pause() makes it).
   const splice_sock_stats zero{};
-  const splice_control redirect{};
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!insert(stats, side->cookie, &zero)) return fail(insert_error("splice_stats insert", errno));
-    if (!insert(control, side->cookie, &redirect)) return fail(insert_error("splice_control insert", errno));
   }
-  // Destinations before sources: by the time the verdict runs on either socket, its peer is
-  // there to receive. Each socket is stored under its peer's cookie.
+  // Each socket under its peer's cookie; the insert also attaches the verdict to it. The
+  // backend first: until the client is in, what the backend receives is passed, not
+  // redirected, and it has been sent nothing yet to answer (the client's queued bytes move
+  // only at the kick below). The client's bytes find their peer from its first verdict on.
   const uint64_t client_value = static_cast<uint64_t>(client_fd);
   const uint64_t backend_value = static_cast<uint64_t>(backend_fd);
-  if (!insert(peers, backend.cookie, &client_value)) return fail(insert_error("splice_peers insert client", errno));
   if (!insert(peers, client.cookie, &backend_value)) return fail(insert_error("splice_peers insert backend", errno));
-  if (!insert(sources, client.cookie, &client_value)) return fail(insert_error("splice_sources insert client", errno));
-  if (!insert(sources, backend.cookie, &backend_value)) {
-    return fail(insert_error("splice_sources insert backend", errno));
-  }
+  if (!insert(peers, backend.cookie, &client_value)) return fail(insert_error("splice_peers insert client", errno));
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!kick(side->fd)) return fail(system_error("setsockopt(SO_RCVLOWAT)", errno));
   }
-  return SplicedPair(sources, peers, stats, control, client, backend);
+  return SplicedPair(peers, stats, control_map_fd(), client, backend);
 }
 
 // ----------------------------------------------------------------------------- SplicedPair
 
 SplicedPair::SplicedPair(SplicedPair&& other) noexcept
-    : sources_map_fd_(other.sources_map_fd_),
-      peers_map_fd_(other.peers_map_fd_),
+    : peers_map_fd_(other.peers_map_fd_),
       stats_map_fd_(other.stats_map_fd_),
       control_map_fd_(other.control_map_fd_),
       client_(other.client_),
@@ -327,7 +231,6 @@ SplicedPair::SplicedPair(SplicedPair&& other) noexcept
 SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
   if (this != &other) {
     release();
-    sources_map_fd_ = other.sources_map_fd_;
     peers_map_fd_ = other.peers_map_fd_;
     stats_map_fd_ = other.stats_map_fd_;
     control_map_fd_ = other.control_map_fd_;
@@ -341,9 +244,18 @@ SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
 
 SplicedPair::~SplicedPair() { release(); }
 
+// Removes the pair's entries, the sockhash's first (they carry the verdict and the redirect
+// targets) so that nothing is redirected into a socket on its way out; control entries only
+// where pause() made one.
 void SplicedPair::release() noexcept {
   if (!std::exchange(in_maps_, false)) return;
-  delete_entries(sources_map_fd_, peers_map_fd_, stats_map_fd_, control_map_fd_, client_.cookie, backend_.cookie);
+  for (int map_fd : {peers_map_fd_, stats_map_fd_}) {
+    ::bpf_map_delete_elem(map_fd, &backend_.cookie);
+    ::bpf_map_delete_elem(map_fd, &client_.cookie);
+  }
+  for (Side* side : {&client_, &backend_}) {
+    if (std::exchange(side->has_control, false)) ::bpf_map_delete_elem(control_map_fd_, &side->cookie);
+  }
 }
 
 SplicedPair::Side& SplicedPair::source(Direction direction) {
@@ -376,73 +288,119 @@ PairStats SplicedPair::stats() const {
   return result;
 }
 
-tl::expected<uint64_t, std::string> SplicedPair::delivered(Direction direction) const {
-  const Side& to = destination(direction);
-  auto queued = bytes_into_send_queue(to.fd);
-  if (!queued) return tl::unexpected(queued.error());
-  return *queued > to.queue_baseline ? *queued - to.queue_baseline : 0;
+tl::expected<PairState, std::string> SplicedPair::read() const {
+  PairState state;
+  // Counters first: bytes counted after this read are compared with later deliveries.
+  state.stats = stats();
+  auto client = socket_state(client_.fd);
+  if (!client) return tl::unexpected(client.error());
+  auto backend = socket_state(backend_.fd);
+  if (!backend) return tl::unexpected(backend.error());
+  state.client = *client;
+  state.backend = *backend;
+  return state;
 }
 
-tl::expected<bool, std::string> SplicedPair::drained(Direction direction) const {
-  // Counters first: bytes counted after this read are compared with later deliveries.
-  const PairStats all = stats();
-  const DirectionStats& counters = all[direction];
-  auto received = tcp_info_of(source(direction).fd);
-  if (!received) return tl::unexpected(received.error());
-  const uint64_t received_total = data_bytes_received(*received);
+tl::expected<PairState, std::string> SplicedPair::read_destination(Direction direction) const {
+  PairState state;
+  state.stats = stats();  // counters first, as in read()
+  auto to = socket_state(destination(direction).fd);
+  if (!to) return tl::unexpected(to.error());
+  (direction == Direction::client_to_backend ? state.backend : state.client) = *to;
+  return state;
+}
+
+const SocketState& SplicedPair::source_state(Direction direction, const PairState& state) const {
+  return direction == Direction::client_to_backend ? state.client : state.backend;
+}
+const SocketState& SplicedPair::destination_state(Direction direction, const PairState& state) const {
+  return direction == Direction::client_to_backend ? state.backend : state.client;
+}
+
+uint64_t SplicedPair::delivered(Direction direction, const PairState& state) const {
+  const uint64_t queued = destination_state(direction, state).into_send_queue;
+  const uint64_t baseline = destination(direction).queue_baseline;
+  return queued > baseline ? queued - baseline : 0;
+}
+
+tl::expected<uint64_t, std::string> SplicedPair::delivered(Direction direction) const {
+  auto state = read_destination(direction);
+  if (!state) return tl::unexpected(state.error());
+  return delivered(direction, *state);
+}
+
+bool SplicedPair::fin_received(Direction direction, const PairState& state) const {
+  return source_state(direction, state).fin_received;
+}
+
+bool SplicedPair::drained(Direction direction, const PairState& state) const {
+  const DirectionStats& counters = state.stats[direction];
+  const uint64_t received_total = source_state(direction, state).received;
   const uint64_t received_since_splice =
       received_total - std::min(received_total, source(direction).received_baseline);
   if (counters.redirected_bytes + counters.passed_bytes + counters.held_bytes < received_since_splice) return false;
   const HeldRelay* held = held_relay(direction);
   if (counters.held_bytes != relayed(direction) || (held != nullptr && !held->in_hand.empty())) return false;
-  auto sent = progress(direction, all);
-  if (!sent) return tl::unexpected(sent.error());
-  return sent->undelivered == 0;
+  return progress(direction, state).undelivered == 0;
 }
 
-tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction) {
+tl::expected<bool, std::string> SplicedPair::drained(Direction direction) const {
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
+  return drained(direction, *state);
+}
+
+tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction,
+                                                                        const PairState& state) {
   Side& to = destination(direction);
   if (to.shut_down) return true;
-  auto done = drained(direction);
-  if (!done || !*done) return done;
+  if (!drained(direction, state)) return false;
   if (::shutdown(to.fd, SHUT_WR) != 0) return tl::unexpected(errno_text("shutdown(SHUT_WR)", errno));
   to.shut_down = true;
   return true;
 }
 
-tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
-  auto now = progress(direction, stats());
-  if (!now) return tl::unexpected(now.error());
-  return now->undelivered;
+tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction) {
+  if (destination(direction).shut_down) return true;
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
+  return shutdown_peer_when_drained(direction, *state);
 }
 
-tl::expected<SplicedPair::Progress, std::string> SplicedPair::progress(Direction direction,
-                                                                      const PairStats& counters) const {
-  auto sent = delivered(direction);
-  if (!sent) return tl::unexpected(sent.error());
+tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
+  if (destination(direction).shut_down) return 0;  // see progress(): nothing to ask
+  auto state = read_destination(direction);
+  if (!state) return tl::unexpected(state.error());
+  return progress(direction, *state).undelivered;
+}
+
+SplicedPair::Progress SplicedPair::progress(Direction direction, const PairState& state) const {
+  const uint64_t sent = delivered(direction, state);
   // A half-closed destination counts its own FIN in its queue; it no longer receives.
-  if (destination(direction).shut_down) return Progress{*sent, 0};
+  if (destination(direction).shut_down) return Progress{sent, 0};
   const uint64_t relayed_bytes = relayed(direction);
-  const uint64_t by_verdict = *sent > relayed_bytes ? *sent - relayed_bytes : 0;
-  return Progress{*sent, undelivered_bytes(counters[direction].redirected_bytes, by_verdict)};
+  const uint64_t by_verdict = sent > relayed_bytes ? sent - relayed_bytes : 0;
+  return Progress{sent, undelivered_bytes(state.stats[direction].redirected_bytes, by_verdict)};
 }
 
 tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) const {
+  auto state = read();
+  if (!state) return tl::unexpected(state.error());
   for (Direction direction : {Direction::client_to_backend, Direction::backend_to_client}) {
-    auto pending = undelivered(direction);
-    if (!pending) return tl::unexpected(pending.error());
-    if (*pending > budget_bytes) return true;
+    if (progress(direction, *state).undelivered > budget_bytes) return true;
   }
   return false;
 }
 
 tl::expected<void, std::string> SplicedPair::publish_control(Direction direction) {
-  const Side& from = source(direction);
+  Side& from = source(direction);
   const splice_control value{.relayed_bytes = relayed(direction), .hold = from.paused ? 1u : 0u, .padding = 0};
-  // Replaces the whole value: the verdict reads either the old one or this one.
-  if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_EXIST) != 0) {
+  // Creates or replaces the whole value: the verdict reads no entry (redirect), the old value
+  // or this one.
+  if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_ANY) != 0) {
     return tl::unexpected(errno_text("splice_control update", errno));
   }
+  from.has_control = true;
   return {};
 }
 
@@ -476,11 +434,13 @@ tl::expected<void, std::string> SplicedPair::resume(Direction direction) {
 
 bool SplicedPair::paused(Direction direction) const { return source(direction).paused; }
 
-bool SplicedPair::holding(Direction direction) const {
+bool SplicedPair::holding(Direction direction, const PairStats& counters) const {
   const HeldRelay* held = held_relay(direction);
   return source(direction).paused || (held != nullptr && !held->in_hand.empty()) ||
-         stats()[direction].held_bytes != relayed(direction);
+         counters[direction].held_bytes != relayed(direction);
 }
+
+bool SplicedPair::holding(Direction direction) const { return holding(direction, stats()); }
 
 const SplicedPair::HeldRelay* SplicedPair::held_relay(Direction direction) const {
   return held_relays_ ? &(*held_relays_)[static_cast<size_t>(direction)] : nullptr;
@@ -518,11 +478,11 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
     }
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
-    // verdict, and its count, by then.
-    auto now = progress(direction, stats());
+    // verdict, and its count, by then. Only the destination's socket is asked.
+    auto now = read_destination(direction);
     ssize_t sent = -1;
     int send_error = EAGAIN;
-    if (now && now->undelivered == 0) {
+    if (now && progress(direction, *now).undelivered == 0) {
       sent = ::send(to.fd, pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent < 0) send_error = errno;
     }

@@ -17,28 +17,32 @@
 //     on: cancel a multishot recv first.
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
-//  2. Watch both sockets for POLLIN | POLLRDHUP. Redirected bytes do not leave a spliced
-//     socket readable, so POLLIN may mean the verdict passed bytes to userspace: confirm
-//     with stats()[d].passed_bytes > 0 (if 0, the wake-up was a segment on its way through
-//     the verdict: re-arm). A peer entry was missing when they arrived, e.g. in the
-//     microseconds between the two insertions. Direction d then belongs to
+//  2. Watch both sockets for POLLRDHUP (POLLERR and POLLHUP come with it). Not POLLIN: the
+//     verdict's data-ready wakes POLLIN for every segment on its way through, redirected or
+//     not. Instead, read() the pair on a periodic check (step 4) and look at
+//     stats[d].passed_bytes: non-zero means a peer entry was missing when bytes arrived
+//     (the destination closed and left the map, or, for backend_to_client, the backend
+//     sent in the microseconds between the two inserts). Direction d then belongs to
 //     the userspace relay for good: read its source socket as usual (the bytes are there,
 //     in order, and EOF reads as 0) and write them to the destination. Nothing is
 //     redirected in d any more, so drained(d) and over_budget() stay exact. Start reading
 //     only once undelivered(d) is 0 and holding(d) is false: bytes held by a pause (step 4)
-//     come before the passed ones; resume(d) and call relay_held(d) until then. Held bytes
-//     wake POLLIN too (stats()[d].held_bytes): they are relay_held()'s.
-//  3. On POLLRDHUP (FIN received) on the source of a direction d still in the kernel, call
-//     shutdown_peer_when_drained(d) until it returns true: it half-closes the destination
-//     only once every redirected byte has reached its TCP send queue. (A relayed direction
-//     forwards EOF itself, after flushing what it holds.)
+//     come before the passed ones; resume(d) and call relay_held(d) until then.
+//  3. On POLLRDHUP (FIN received) on the source of a direction d still in the kernel (or a
+//     read() whose fin_received(d) says so: both FINs then need one check), call
+//     shutdown_peer_when_drained(d, read()) until it returns true: it half-closes the
+//     destination only once every redirected byte has reached its TCP send queue. (A
+//     relayed direction forwards EOF itself, after flushing what it holds.)
 //     There is no event for "drained": re-check on a short timer (a few ms) until true.
+//     One read() per check serves every question of that check (progress, drained,
+//     holding): each takes the PairState and makes no system call of its own.
 //  4. Backpressure: the redirect has none of its own (a destination that reads slower than
 //     its source sends makes the kernel queue without limit, outside TCP's accounting).
-//     Check undelivered(d) periodically (every few ms while bytes move). Above a high mark,
+//     Check progress(d, read()).undelivered periodically (every few ms while bytes move; the
+//     same reading serves step 2's passed_bytes and step 3). Above a high mark,
 //     pause(d): the verdict stops redirecting and leaves what arrives on the source socket,
 //     charged to its receive buffer, so TCP's own flow control throttles the sender. While
-//     holding(d), call relay_held(d) every check (1 ms): once every redirected byte is in the
+//     holding(d, stats), call relay_held(d) every check (1 ms): once every redirected byte is in the
 //     destination's send queue it moves the held bytes there itself, as fast as the
 //     destination takes them; each read reopens the source's window at once, so the sender
 //     never waits for a zero-window probe. At or below a low mark, resume(d): the verdict
@@ -59,6 +63,8 @@
 #include <string_view>
 
 #include <tl/expected.hpp>
+
+#include "bpf/splice_sockets.h"
 
 struct splice;  // the generated skeleton (splice.skel.h), kept out of this header
 
@@ -99,10 +105,13 @@ struct PairStats {
   }
 };
 
-// Bytes written into fd's TCP send queue since the connection started, whoever wrote them:
-// tcpi_bytes_acked (left the queue, acknowledged) + SIOCOUTQ (still queued, unacked or
-// unsent). Monotonic until the socket sends its own FIN.
-tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
+// One consistent reading of a pair: counters first, so every byte they count as redirected
+// was received before the sockets were read.
+struct PairState {
+  PairStats stats;
+  SocketState client;
+  SocketState backend;
+};
 
 // Redirected bytes not yet in the destination's send queue. `delivered` counts only bytes
 // the verdict put there (bytes_into_send_queue minus what was in it before splice()).
@@ -115,7 +124,6 @@ constexpr bool drained(uint64_t redirected, uint64_t delivered) {
 
 // Occupancy of the maps (entries, not pairs): for metrics and leak checks.
 struct MapOccupancy {
-  size_t source_entries = 0;
   size_t peer_entries = 0;
   size_t stats_entries = 0;
   size_t control_entries = 0;
@@ -123,7 +131,7 @@ struct MapOccupancy {
 
 class SplicedPair;
 
-// Owns the loaded skeleton: the maps and the verdict attached to splice_sources.
+// Owns the loaded skeleton: the maps and the verdict attached to splice_peers.
 // One per process; its const methods may be called from any thread at once.
 class SpliceEngine {
  public:
@@ -144,7 +152,6 @@ class SpliceEngine {
   tl::expected<MapOccupancy, std::string> occupancy() const;
 
   // For bpftool-style inspection and tests: the maps described in splice_abi.h.
-  int sources_map_fd() const;
   int peers_map_fd() const;
   int stats_map_fd() const;
   int control_map_fd() const;
@@ -156,8 +163,8 @@ class SpliceEngine {
   struct splice* skeleton_ = nullptr;
 };
 
-// One spliced connection. Destroying it removes both sockhash entries and both stats
-// entries; the sockets then behave as plain sockets again (bytes still queued toward
+// One spliced connection. Destroying it removes both sockhash entries, both stats entries
+// and any control entry; the sockets then behave as plain sockets again (bytes still queued toward
 // one of them in the splice are lost: destroy only after draining or aborting).
 class SplicedPair {
  public:
@@ -172,26 +179,34 @@ class SplicedPair {
 
   // Counters from the stats map (zeros once the pair is released).
   PairStats stats() const;
+  // Everything one check needs, read once: the counters first, then each socket's TCP_INFO
+  // and SIOCOUTQ (2 lookups, 2 getsockopt, 2 ioctl). The questions below answer from it.
+  tl::expected<PairState, std::string> read() const;
 
   // Bytes put into the destination's TCP send queue in direction d since splice(), by the
   // verdict or by relay_held().
+  uint64_t delivered(Direction direction, const PairState& state) const;
   tl::expected<uint64_t, std::string> delivered(Direction direction) const;
+  // The source of direction d has received a FIN (its counters are final).
+  bool fin_received(Direction direction, const PairState& state) const;
   // True when every byte the source has received went through the verdict and every
   // redirected or held byte is in the destination's send queue. Call after the source's FIN
   // (POLLRDHUP): a FIN can be seen before the verdict ran on the bytes in front of it.
+  bool drained(Direction direction, const PairState& state) const;
   tl::expected<bool, std::string> drained(Direction direction) const;
   // Half-closes the destination of direction d (shutdown SHUT_WR) if it is drained.
   // Returns true once done (then and on later calls), false while bytes are on their way.
+  tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction, const PairState& state);
   tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction);
   // Redirected bytes of direction d not yet in the destination's send queue: kernel memory
   // that TCP does not account for (held bytes are not counted: TCP accounts for them).
   tl::expected<uint64_t, std::string> undelivered(Direction direction) const;
-  // Both at once from counters the caller already read (one socket query instead of two).
+  // Both at once.
   struct Progress {
     uint64_t delivered = 0;
     uint64_t undelivered = 0;
   };
-  tl::expected<Progress, std::string> progress(Direction direction, const PairStats& counters) const;
+  Progress progress(Direction direction, const PairState& state) const;
   // True when either direction holds more than budget_bytes redirected but undelivered.
   tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
   // Holds direction d back (step 4 above) until resume(d): from the next segment on the
@@ -201,6 +216,7 @@ class SplicedPair {
   tl::expected<void, std::string> resume(Direction direction);
   bool paused(Direction direction) const;
   // Paused, or held bytes not yet all in the destination's send queue: call relay_held(d).
+  bool holding(Direction direction, const PairStats& counters) const;
   bool holding(Direction direction) const;
   // Moves held bytes of direction d from the source to the destination (non-blocking reads
   // and writes, at most max_bytes per call), only after every redirected byte is in the
@@ -221,16 +237,15 @@ class SplicedPair {
     uint64_t received_baseline = 0;  // bytes userspace had read from fd at splice time
     bool shut_down = false;
     bool paused = false;  // pause() told the verdict to hold what this socket receives
+    bool has_control = false;  // a splice_control entry exists (made by the first pause)
   };
   // relay_held()'s state for one direction, made on first use: most pairs never hold.
   struct HeldRelay {
     uint64_t relayed = 0;      // held bytes written to the peer (published once none is in hand)
     std::string in_hand = {};  // held bytes read but not yet accepted by the peer's send()
   };
-  SplicedPair(int sources_map_fd, int peers_map_fd, int stats_map_fd, int control_map_fd, Side client,
-              Side backend) noexcept
-      : sources_map_fd_(sources_map_fd),
-        peers_map_fd_(peers_map_fd),
+  SplicedPair(int peers_map_fd, int stats_map_fd, int control_map_fd, Side client, Side backend) noexcept
+      : peers_map_fd_(peers_map_fd),
         stats_map_fd_(stats_map_fd),
         control_map_fd_(control_map_fd),
         client_(client),
@@ -239,12 +254,15 @@ class SplicedPair {
   void release() noexcept;
   tl::expected<void, std::string> publish_control(Direction direction);
   const HeldRelay* held_relay(Direction direction) const;
+  // The counters and the destination of d only: enough for progress(d).
+  tl::expected<PairState, std::string> read_destination(Direction direction) const;
+  const SocketState& source_state(Direction direction, const PairState& state) const;
+  const SocketState& destination_state(Direction direction, const PairState& state) const;
   Side& source(Direction direction);
   const Side& source(Direction direction) const;
   Side& destination(Direction direction);
   const Side& destination(Direction direction) const;
 
-  int sources_map_fd_ = -1;
   int peers_map_fd_ = -1;
   int stats_map_fd_ = -1;
   int control_map_fd_ = -1;

@@ -68,7 +68,9 @@ void Worker::enter_kernel(Session& s, bpf::SplicedPair pair) {
 }
 
 void Worker::arm_splice_poll(Session& s, bool client_side) {
-  ring_.poll_multishot(client_side ? s.client.get() : s.backend.get(), POLLIN | POLLRDHUP,
+  // Not POLLIN: the verdict wakes it for every segment it redirects. Passed bytes (a missing
+  // peer) are found by check_splice, which reads the counters anyway.
+  ring_.poll_multishot(client_side ? s.client.get() : s.backend.get(), POLLRDHUP,
                        tag_for(s, client_side ? kSplicePollClient : kSplicePollBackend));
 }
 
@@ -83,13 +85,6 @@ void Worker::on_splice_poll(Session& s, bool client_side, int result) {
     from.eof = true;
     to.sink_failed = true;
     return check_splice(s, Clock::now());
-  }
-  if ((events & POLLIN) && from.in_kernel && !from.handing_over &&
-      s.pair->stats()[kernel_direction(client_side)].passed_bytes > 0) {
-    // The verdict found no peer entry and left the bytes on the socket: this direction is
-    // the userspace relay's, in order, EOF included, once the kernel's bytes are delivered.
-    from.handing_over = true;
-    check_splice(s, Clock::now());
   }
   if ((events & (POLLRDHUP | POLLHUP)) && from.in_kernel && !from.handing_over && !from.fin_pending) {
     from.fin_pending = true;
@@ -143,23 +138,34 @@ bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
 
 void Worker::check_splice(Session& s, Clock::time_point now) {
   if (s.phase != Phase::spliced) return;
-  const bpf::PairStats stats = s.pair->stats();
+  // One reading serves the whole check: counters, then both sockets.
+  const auto state = s.pair->read();
+  const bpf::PairStats stats = state ? state->stats : s.pair->stats();
   bool moved = count_splice_bytes(s, stats);
 
+  // No reading (a socket gone): POLLERR ends the connection; until then the counters are
+  // still counted and the check backs off like an idle one.
   bool draining = false;
   bool paced = false;    // a paused direction whose destination is taking bytes
   bool stalled = false;  // a paused direction whose destination takes none
   bool watched = false;  // a direction paused or resumed a moment ago
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    if (!d.in_kernel) continue;
-    auto progress = s.pair->progress(kernel_direction(upstream), stats);
-    if (!progress) continue;  // the socket is gone: POLLERR ends the connection
-    const uint64_t undelivered = progress->undelivered;
+    if (!d.in_kernel || !state) continue;
+    const bpf::Direction direction = kernel_direction(upstream);
+    if (!d.handing_over && stats[direction].passed_bytes > 0) {
+      // The verdict found no peer entry and left the bytes on the socket: this direction is
+      // the userspace relay's, in order, EOF included, once the kernel's bytes are delivered.
+      d.handing_over = true;
+    }
+    // A FIN whose POLLRDHUP completion has not been handled yet: this check takes it too.
+    if (!d.handing_over && s.pair->fin_received(direction, *state)) d.fin_pending = true;
+    const auto progress = s.pair->progress(direction, *state);
+    const uint64_t undelivered = progress.undelivered;
     // Idle time counts bytes the destination took, not bytes redirected: a paused source
     // still trickles its window probes into the backlog of a destination that reads nothing.
-    if (progress->delivered > d.delivered_seen) {
-      d.delivered_seen = progress->delivered;
+    if (progress.delivered > d.delivered_seen) {
+      d.delivered_seen = progress.delivered;
       s.last_activity = now;
     }
     if (undelivered > shared_.splice->budget) {
@@ -173,9 +179,8 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     }
     if (d.handing_over) {
       // Bytes held by a pause come before the passed ones: the engine moves them first.
-      const bpf::Direction direction = kernel_direction(upstream);
       if (s.pair->paused(direction)) (void)s.pair->resume(direction);
-      if (s.pair->holding(direction)) (void)s.pair->relay_held(direction);
+      if (s.pair->holding(direction, stats)) (void)s.pair->relay_held(direction);
       if (undelivered == 0 && !s.pair->holding(direction)) {
         // Every redirected byte is in the destination's queue: the relay's writes go behind.
         d.handing_over = false;
@@ -189,15 +194,16 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     }
     // After a pause or a resume, the direction switches between held and redirected bytes.
     if (pace_direction(s, upstream, undelivered)) d.paced_at = now;
-    if (s.pair->holding(kernel_direction(upstream))) {
-      // Paused: the bytes held on the source go through userspace, after every redirected one.
-      if (auto relayed = s.pair->relay_held(kernel_direction(upstream)); !relayed) {
+    // Paused: the bytes held on the source go through userspace, after every redirected one
+    // (not to a sink that failed: the ending rule settles that direction).
+    if (s.pair->holding(direction, stats) && !d.sink_failed) {
+      if (auto relayed = s.pair->relay_held(direction); !relayed) {
         spdlog::warn("{}: cannot relay held bytes: {}", s.client_address.to_string(), relayed.error());
       }
       draining = true;
     }
     if (now - d.paced_at < kWatchAfterPacing) watched = true;
-    if (s.pair->paused(kernel_direction(upstream))) {
+    if (s.pair->paused(direction)) {
       // Paused: poll fast while the destination takes bytes, so the source resumes in time
       // to keep it fed; back off while it takes none.
       if (undelivered < d.undelivered_seen) paced = true;
@@ -208,8 +214,10 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
 
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    if (!d.in_kernel || d.handing_over || !d.fin_pending || d.shut || d.source_failed) continue;
-    auto shut = s.pair->shutdown_peer_when_drained(kernel_direction(upstream));
+    if (!state || !d.in_kernel || d.handing_over || !d.fin_pending || d.shut || d.source_failed) continue;
+    // Held bytes relayed during this check are not in the reading: not drained yet, and
+    // checked again in a moment (the reading can only be behind, never ahead).
+    auto shut = s.pair->shutdown_peer_when_drained(kernel_direction(upstream), *state);
     if (shut && *shut) {
       d.eof = true;
       d.shut = true;
@@ -226,8 +234,8 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     if (!d.in_kernel) {
       e.delivered = d.pending.empty() && !d.send_in_flight;
     } else {
-      auto done = s.pair->drained(kernel_direction(upstream));
-      e.delivered = !done || *done;
+      // No reading: the sockets cannot be asked (gone), so nothing more will be delivered.
+      e.delivered = !state || s.pair->drained(kernel_direction(upstream), *state);
     }
     return e;
   };

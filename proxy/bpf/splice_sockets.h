@@ -1,0 +1,39 @@
+#pragma once
+// What the splice asks of a TCP socket, in as few system calls as the answer allows: one
+// TCP_INFO, and SIOCOUTQ / SIOCINQ only when TCP_INFO cannot tell (proxy/bpf/splice_engine.*).
+#include <cstdint>
+#include <string>
+
+#include <tl/expected.hpp>
+
+namespace snisplice::bpf {
+
+// What one socket's TCP_INFO (and SIOCOUTQ) said; SplicedPair::read() asks after the counters.
+struct SocketState {
+  uint64_t into_send_queue = 0;  // bytes_into_send_queue()
+  uint64_t received = 0;         // data bytes received (the FIN's sequence number not counted)
+  bool fin_received = false;     // a FIN, not a reset
+};
+
+// Bytes userspace wrote into the send queue, read, and left unread before splice(). A socket
+// that has sent and received nothing costs one TCP_INFO; otherwise TCP_INFO, SIOCINQ (and
+// SIOCOUTQ unless the queue is empty), TCP_INFO again, retried until neither the received nor
+// the acknowledged count moved in between (either would make the sums inexact).
+struct Baselines {
+  uint64_t into_send_queue = 0;
+  uint64_t read = 0;
+  uint64_t unread = 0;
+};
+tl::expected<Baselines, std::string> baselines(int fd);
+
+// TCP_INFO first, then SIOCOUTQ unless TCP_INFO shows the queue empty. An ACK between the two
+// can only make into_send_queue smaller than the truth (never larger), so a drain is never
+// reported early.
+tl::expected<SocketState, std::string> socket_state(int fd);
+
+// Bytes written into fd's TCP send queue since the connection started, whoever wrote them:
+// tcpi_bytes_acked (left the queue, acknowledged) + SIOCOUTQ (still queued, unacked or
+// unsent). Monotonic until the socket sends its own FIN.
+tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
+
+}  // namespace snisplice::bpf
