@@ -458,13 +458,20 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
   if (!held_relays_) held_relays_ = std::make_unique<std::array<HeldRelay, 2>>();
   HeldRelay& held_relay = (*held_relays_)[static_cast<size_t>(direction)];
   std::string& in_hand = held_relay.in_hand;
-  std::array<char, 64 * 1024> chunk;  // what one recv() takes; only an unsent rest is kept
+  std::array<char, 128 * 1024> chunk;  // what one recv() takes; only an unsent rest is kept
   uint64_t moved = 0;
+  // Held bytes still to read, as of the last counter read: re-read only once they are used up.
+  uint64_t held = 0;
+  // Whether every redirected byte in front of the held ones is in the destination's queue.
+  // Once true it stays true for this call: while a held byte is unrelayed (and nothing is
+  // published before the call ends) the verdict holds every segment, so nothing new is
+  // redirected in front. One reading per call instead of one per chunk.
+  bool in_order = false;
   while (moved < max_bytes) {
     std::string_view pending = in_hand;
     if (pending.empty()) {
       // Read only held bytes: anything behind them (passed for good) is the caller's relay's.
-      const uint64_t held = stats()[direction].held_bytes;
+      if (held <= held_relay.relayed) held = stats()[direction].held_bytes;
       if (held <= held_relay.relayed) break;
       const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), held - held_relay.relayed));
       const ssize_t n = ::recv(from.fd, chunk.data(), want, MSG_DONTWAIT);
@@ -479,10 +486,14 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
     // verdict, and its count, by then. Only the destination's socket is asked.
-    auto now = read_destination(direction);
+    tl::expected<PairState, std::string> now = PairState{};
+    if (!in_order) {
+      now = read_destination(direction);
+      in_order = now && progress(direction, *now).undelivered == 0;
+    }
     ssize_t sent = -1;
     int send_error = EAGAIN;
-    if (now && progress(direction, *now).undelivered == 0) {
+    if (in_order) {
       sent = ::send(to.fd, pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent < 0) send_error = errno;
     }
