@@ -24,12 +24,12 @@ bool holds_undelivered(const Session& s) {
   if (s.preamble_sent < s.preamble.size()) return true;
   for (bool upstream : {true, false}) {
     const Direction& d = upstream ? s.up : s.down;
-    if (!d.pending.empty() || d.send_in_flight || d.drained_sent < d.drained.size()) return true;
+    if (!d.pending.empty() || d.send_in_flight || d.drain.sent < d.drain.bytes.size()) return true;
     int source = upstream ? s.client.get() : s.backend.get();
     int unread = 0;
     if (!d.source_failed && source >= 0 && ::ioctl(source, SIOCINQ, &unread) == 0 && unread > 0) return true;
-    if (s.pair && d.in_kernel) {
-      auto left = s.pair->undelivered(upstream ? bpf::Direction::client_to_backend
+    if (s.kernel.pair && d.kernel.carries) {
+      auto left = s.kernel.pair->undelivered(upstream ? bpf::Direction::client_to_backend
                                                : bpf::Direction::backend_to_client);
       if (!left || *left > 0) return true;
     }
@@ -68,9 +68,9 @@ void Worker::finish(Session& s, Result result, bool abort) {
     case lifecycle::Close::reset: break;
     case lifecycle::Close::reset_if_undelivered: abort = holds_undelivered(s); break;
   }
-  if (s.lazy_splice) {
+  if (s.lazy.enabled) {
     // splice: auto, never handed to the kernel: it ended up relayed.
-    s.lazy_splice = false;
+    s.lazy.enabled = false;
     shared_.metrics.spliced_userspace.Increment();
     shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
   }
@@ -106,7 +106,7 @@ void Worker::finish(Session& s, Result result, bool abort) {
     const Direction& d = upstream ? s.up : s.down;
     if (d.recv_armed) cancel(upstream ? kRecvUp : kRecvDown);
     if (d.send_in_flight) cancel(upstream ? kSendUp : kSendDown);
-    if (d.drained_in_flight) cancel(upstream ? kDrainedUp : kDrainedDown);
+    if (d.drain.in_flight) cancel(upstream ? kDrainedUp : kDrainedDown);
   }
 }
 
@@ -118,10 +118,10 @@ void Worker::end_with(Session& s, const lifecycle::Ending& ending) {
 void Worker::release(Session& s) {
   recycle_buffers(s.up);
   recycle_buffers(s.down);
-  if (s.pair) {
-    count_splice_bytes(s, s.pair->stats());
-    if (s.abort) s.pair->abort();
-    s.pair.reset();  // before the fds close: nothing may stay queued toward them
+  if (s.kernel.pair) {
+    count_splice_bytes(s, s.kernel.pair->stats());
+    if (s.abort) s.kernel.pair->abort();
+    s.kernel.pair.reset();  // before the fds close: nothing may stay queued toward them
   }
   if (s.abort) {
     // SO_LINGER 0: the close sends RST, so a peer never mistakes an abort for a clean end.
@@ -157,7 +157,7 @@ void Worker::release(Session& s) {
   record.host = s.hello.host;
   record.route = route_label;
   record.backend = s.connected ? s.backend_address.to_string() : std::string();
-  record.splice_mode = s.connected ? (s.spliced ? "sockmap" : "userspace") : "";
+  record.splice_mode = s.connected ? (s.kernel.spliced ? "sockmap" : "userspace") : "";
   record.bytes_client_to_backend = s.up.bytes;
   record.bytes_backend_to_client = s.down.bytes;
   record.duration = Clock::now() - s.started;

@@ -217,9 +217,9 @@ void Worker::start_data_path(Session& s) {
   if (try_splice(s)) return;
   // splice: auto: counted as what the connection ends up as, at its hand-over or when it
   // stays on the relay for good (relay.cpp, close.cpp).
-  s.lazy_splice = shared_.splice && s.runtime->config->splice == config::SpliceMode::automatic &&
+  s.lazy.enabled = shared_.splice && s.runtime->config->splice == config::SpliceMode::automatic &&
                   lifecycle::data_path(true, s.preread.proxy_header_length) == lifecycle::DataPath::splice;
-  if (!s.lazy_splice) {
+  if (!s.lazy.enabled) {
     shared_.metrics.spliced_userspace.Increment();
     shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
   }

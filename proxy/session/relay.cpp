@@ -50,7 +50,7 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
   } else if (result == 0) {
     d.eof = true;
   } else if (result == -ENOBUFS) {
-    if (s.moving_to_kernel) return maybe_finish_relay(s);  // the drain reads what is queued
+    if (s.lazy.moving) return maybe_finish_relay(s);  // the drain reads what is queued
     // Every shared buffer is waiting to be sent somewhere: retry when one comes back.
     waiting_for_buffers_.push_back(s.slot);
     return;
@@ -61,9 +61,9 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
     return maybe_finish_relay(s);
   }
   if (shut_sink_when_flushed(s, upstream)) return maybe_finish_relay(s);
-  if (s.moving_to_kernel) return maybe_finish_relay(s);
+  if (s.lazy.moving) return maybe_finish_relay(s);
   if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
-  if (s.lazy_splice && lifecycle::hand_over(s.up.bytes, s.down.bytes, s.up.eof || s.down.eof, s.hand_over_at))
+  if (s.lazy.enabled && lifecycle::hand_over(s.up.bytes, s.down.bytes, s.up.eof || s.down.eof, s.lazy.at_bytes))
     begin_hand_over(s);
 }
 
@@ -97,19 +97,19 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
     while (!waiting_for_buffers_.empty()) {
       uint32_t slot = waiting_for_buffers_.back();
       waiting_for_buffers_.pop_back();
-      if (slot >= slots_.size() || !slots_[slot] || !relaying(*slots_[slot]) || slots_[slot]->moving_to_kernel)
+      if (slot >= slots_.size() || !slots_[slot] || !relaying(*slots_[slot]) || slots_[slot]->lazy.moving)
         continue;
       Session& starved = *slots_[slot];
       for (bool direction : {true, false}) {
         Direction& sd = direction ? starved.up : starved.down;
-        if (!sd.recv_armed && !sd.eof && !sd.paused && !sd.in_kernel) arm_relay_recv(starved, direction);
+        if (!sd.recv_armed && !sd.eof && !sd.paused && !sd.kernel.carries) arm_relay_recv(starved, direction);
       }
       break;
     }
   }
   s.last_activity = Clock::now();
   send_next(s, upstream);
-  if (!s.moving_to_kernel &&
+  if (!s.lazy.moving &&
       lifecycle::relay_pacing(d.paused, d.recv_armed, d.pending.size()) == lifecycle::Pacing::resume) {
     d.paused = false;
     if (!d.eof) arm_relay_recv(s, upstream);
@@ -131,7 +131,7 @@ void Worker::maybe_finish_relay(Session& s) {
   // A spliced connection with a direction handed back to the relay: the kernel's directions
   // have their own drain rules.
   if (s.phase == Phase::spliced) return check_splice(s, Clock::now());
-  if (s.moving_to_kernel) return continue_hand_over(s);
+  if (s.lazy.moving) return continue_hand_over(s);
   auto end = [](const Direction& d) {
     return lifecycle::DirectionEnd{d.source_failed, d.sink_failed, d.shut, d.pending.empty() && !d.send_in_flight};
   };
@@ -144,8 +144,8 @@ void Worker::maybe_finish_relay(Session& s) {
 // kernel redirects bytes that came after it (proxy/bpf/splice_engine.h, step 1).
 
 void Worker::begin_hand_over(Session& s) {
-  s.moving_to_kernel = true;
-  s.hand_over_rounds = 0;
+  s.lazy.moving = true;
+  s.lazy.rounds = 0;
   for (bool upstream : {true, false}) {
     // The final completion of each receive (-ECANCELED, or the bytes it still took) arrives
     // later; its bytes are sent like any other.
@@ -157,35 +157,35 @@ void Worker::begin_hand_over(Session& s) {
 
 void Worker::continue_hand_over(Session& s) {
   auto quiet = [](const Direction& d) {
-    return !d.recv_armed && d.pending.empty() && !d.send_in_flight && !d.drained_in_flight;
+    return !d.recv_armed && d.pending.empty() && !d.send_in_flight && !d.drain.in_flight;
   };
-  if (s.phase != Phase::relaying || !s.moving_to_kernel || !quiet(s.up) || !quiet(s.down)) return;
+  if (s.phase != Phase::relaying || !s.lazy.moving || !quiet(s.up) || !quiet(s.down)) return;
   auto ended = [](const Direction& d) { return d.eof || d.source_failed || d.sink_failed; };
-  while (s.lazy_splice && !s.hand_over_backed_off) {
+  while (s.lazy.enabled && !s.lazy.backed_off) {
     size_t drained = 0;
     bool over_limit = false;
     if (!ended(s.up)) drained += drain_source(s, true, over_limit);
     if (!ended(s.down)) drained += drain_source(s, false, over_limit);
     const bool source_ended = ended(s.up) || ended(s.down);
-    const auto step = lifecycle::after_drain(s.hand_over_rounds++, drained, source_ended, over_limit);
+    const auto step = lifecycle::after_drain(s.lazy.rounds++, drained, source_ended, over_limit);
     if (step == lifecycle::HandOverStep::back_off) {
       // Bytes keep coming: relay on, and try again once the connection moved twice as much.
-      auto next = lifecycle::next_hand_over(s.up.bytes, s.down.bytes, ++s.hand_over_attempts);
+      auto next = lifecycle::next_hand_over(s.up.bytes, s.down.bytes, ++s.lazy.attempts);
       spdlog::debug("{}: hand-over backed off after {} drains ({} bytes in the last); next at {}",
-                    s.client_address.to_string(), s.hand_over_rounds, drained, next ? *next : 0);
+                    s.client_address.to_string(), s.lazy.rounds, drained, next ? *next : 0);
       if (next) {
-        s.hand_over_at = *next;
-        s.hand_over_backed_off = true;
+        s.lazy.at_bytes = *next;
+        s.lazy.backed_off = true;
       } else {
-        s.lazy_splice = false;
+        s.lazy.enabled = false;
       }
       break;
     }
     if (step == lifecycle::HandOverStep::give_up) {
       spdlog::debug("{}: staying on the relay after {} drains ({} bytes in the last{})",
-                    s.client_address.to_string(), s.hand_over_rounds, drained,
+                    s.client_address.to_string(), s.lazy.rounds, drained,
                     over_limit ? ", over the limit" : source_ended ? ", an end closed" : "");
-      s.lazy_splice = false;
+      s.lazy.enabled = false;
       break;
     }
     if (step == lifecycle::HandOverStep::send_and_retry) {
@@ -193,7 +193,7 @@ void Worker::continue_hand_over(Session& s) {
       // which is what lets a steady sender's queue be found empty.
       send_drained_now(s, true);
       send_drained_now(s, false);
-      if (!s.up.drained.empty() || !s.down.drained.empty()) break;
+      if (!s.up.drain.bytes.empty() || !s.down.drain.bytes.empty()) break;
       continue;
     }
     auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
@@ -206,15 +206,15 @@ void Worker::continue_hand_over(Session& s) {
     if (pair.error().failure != bpf::SpliceFailure::partly_read) {
       spdlog::debug("{}: staying on the relay: {} ({})", s.client_address.to_string(),
                     bpf::to_string(pair.error().failure), pair.error().message);
-      s.lazy_splice = false;
+      s.lazy.enabled = false;
     }
   }
   send_drained_now(s, true);
   send_drained_now(s, false);
-  const bool sending = !s.up.drained.empty() || !s.down.drained.empty();
+  const bool sending = !s.up.drain.bytes.empty() || !s.down.drain.bytes.empty();
   send_drained(s, true);
   send_drained(s, false);
-  if (!sending && (!s.lazy_splice || s.hand_over_backed_off)) back_to_relay(s);
+  if (!sending && (!s.lazy.enabled || s.lazy.backed_off)) back_to_relay(s);
 }
 
 size_t Worker::drain_source(Session& s, bool upstream, bool& over_limit) {
@@ -229,7 +229,7 @@ size_t Worker::drain_source(Session& s, bool upstream, bool& over_limit) {
     }
     const ssize_t n = ::recv(source, chunk.data(), chunk.size(), MSG_DONTWAIT);
     if (n > 0) {
-      d.drained.insert(d.drained.end(), chunk.data(), chunk.data() + n);
+      d.drain.bytes.insert(d.drain.bytes.end(), chunk.data(), chunk.data() + n);
       total += static_cast<size_t>(n);
       continue;
     }
@@ -255,11 +255,11 @@ size_t Worker::drain_source(Session& s, bool upstream, bool& over_limit) {
 void Worker::send_drained_now(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
   const int sink = upstream ? s.backend.get() : s.client.get();
-  while (d.drained_sent < d.drained.size()) {
-    const ssize_t n = ::send(sink, d.drained.data() + d.drained_sent, d.drained.size() - d.drained_sent,
+  while (d.drain.sent < d.drain.bytes.size()) {
+    const ssize_t n = ::send(sink, d.drain.bytes.data() + d.drain.sent, d.drain.bytes.size() - d.drain.sent,
                              MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
-      d.drained_sent += static_cast<size_t>(n);
+      d.drain.sent += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -269,42 +269,42 @@ void Worker::send_drained_now(Session& s, bool upstream) {
       break;
     }
   }
-  std::vector<uint8_t>().swap(d.drained);
-  d.drained_sent = 0;
+  std::vector<uint8_t>().swap(d.drain.bytes);
+  d.drain.sent = 0;
 }
 
 void Worker::send_drained(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
-  if (d.drained_in_flight || d.drained_sent == d.drained.size()) return;
-  ring_.send(upstream ? s.backend.get() : s.client.get(), std::span(d.drained).subspan(d.drained_sent),
+  if (d.drain.in_flight || d.drain.sent == d.drain.bytes.size()) return;
+  ring_.send(upstream ? s.backend.get() : s.client.get(), std::span(d.drain.bytes).subspan(d.drain.sent),
              tag_for(s, upstream ? kDrainedUp : kDrainedDown));
-  d.drained_in_flight = true;
+  d.drain.in_flight = true;
 }
 
 void Worker::on_drained_sent(Session& s, bool upstream, int result) {
   Direction& d = upstream ? s.up : s.down;
-  d.drained_in_flight = false;
+  d.drain.in_flight = false;
   if (s.phase != Phase::relaying) return;
   if (result < 0) {
     d.sink_failed = true;
-    d.drained_sent = d.drained.size();
+    d.drain.sent = d.drain.bytes.size();
   } else {
-    d.drained_sent += static_cast<size_t>(result);
+    d.drain.sent += static_cast<size_t>(result);
   }
-  if (d.drained_sent < d.drained.size()) return send_drained(s, upstream);
-  std::vector<uint8_t>().swap(d.drained);
-  d.drained_sent = 0;
+  if (d.drain.sent < d.drain.bytes.size()) return send_drained(s, upstream);
+  std::vector<uint8_t>().swap(d.drain.bytes);
+  d.drain.sent = 0;
   s.last_activity = Clock::now();
-  if ((!s.lazy_splice || s.hand_over_backed_off) && s.up.drained.empty() && s.down.drained.empty())
+  if ((!s.lazy.enabled || s.lazy.backed_off) && s.up.drain.bytes.empty() && s.down.drain.bytes.empty())
     return back_to_relay(s);
   continue_hand_over(s);
 }
 
 void Worker::back_to_relay(Session& s) {
-  if (!s.moving_to_kernel) return;
-  s.moving_to_kernel = false;
-  s.hand_over_backed_off = false;
-  if (!s.lazy_splice) {
+  if (!s.lazy.moving) return;
+  s.lazy.moving = false;
+  s.lazy.backed_off = false;
+  if (!s.lazy.enabled) {
     // For good: it ended up relayed.
     shared_.metrics.spliced_userspace.Increment();
     shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });

@@ -50,7 +50,29 @@ class ChunkQueue {
   size_t head_ = 0;
 };
 
-// One direction of the relay: bytes received on `from` and sent to the other socket.
+// A direction the kernel carries (splice.cpp): whether its source's FIN waits for the
+// redirected bytes to drain, whether the relay takes it over once the kernel's bytes are
+// delivered, and what the last check saw.
+struct KernelDirection {
+  bool carries = false;
+  bool fin_pending = false;
+  bool handing_over = false;
+  uint64_t undelivered_seen = 0;  // at the last check, to tell a paused direction's progress
+  uint64_t delivered_seen = 0;    // into the destination's send queue: progress for idle time
+  Clock::time_point paced_at{};   // last pause or resume
+  uint64_t redirected_counted = 0;
+};
+
+// A hand-over to the kernel (splice: auto, relay.cpp): bytes read from the source until
+// EAGAIN, sent to the sink before the kernel may redirect anything behind them.
+struct HandOverDrain {
+  std::vector<uint8_t> bytes;
+  size_t sent = 0;
+  bool in_flight = false;
+};
+
+// One direction of a connection: bytes received on its source and sent to the other socket,
+// by the relay (relay.cpp), the kernel, or first one and then the other.
 struct Direction {
   ChunkQueue pending;
   bool recv_armed = false;
@@ -60,22 +82,9 @@ struct Direction {
   bool paused = false;       // recv cancelled because too much is pending
   bool source_failed = false;  // the source reset or errored: no more bytes will come
   bool sink_failed = false;    // sending to the sink failed: pending bytes are dropped
-  // Spliced connections: whether the kernel carries this direction, whether its source's FIN
-  // waits for the redirected bytes to drain, whether the relay takes the direction over once
-  // the kernel's bytes are delivered, and the redirected bytes already counted.
-  bool in_kernel = false;
-  bool fin_pending = false;
-  bool handing_over = false;
-  uint64_t undelivered_seen = 0;  // at the last check, to tell a paused direction's progress
-  uint64_t delivered_seen = 0;    // into the destination's send queue: progress for idle time
-  Clock::time_point paced_at{};  // last pause or resume
-  uint64_t redirected_counted = 0;
   uint64_t bytes = 0;
-  // A hand-over to the kernel (splice: auto): bytes read from the source until EAGAIN, sent
-  // to the sink before the kernel may redirect anything behind them.
-  std::vector<uint8_t> drained;
-  size_t drained_sent = 0;
-  bool drained_in_flight = false;
+  KernelDirection kernel;
+  HandOverDrain drain;
 };
 
 // The hello phase (hello.cpp): a trusted inbound PROXY header (read from the socket, not
@@ -108,6 +117,25 @@ struct Dialing {
   bool denied_any = false;
   Clock::time_point connect_started;
   __kernel_timespec connect_timeout{};
+};
+
+// splice: auto (relay.cpp): relayed until lifecycle::hand_over says the connection is bulk,
+// then handed to the kernel. `enabled` while a hand-over may still happen; `moving` from the
+// cancel of the relay's receives until splice() or giving up.
+struct LazySplice {
+  bool enabled = false;
+  bool moving = false;
+  unsigned rounds = 0;    // drains in this attempt
+  unsigned attempts = 0;  // attempts that backed off
+  uint64_t at_bytes = lifecycle::kHandOverBytes;
+  bool backed_off = false;  // this attempt ends back on the relay
+};
+
+// The in-kernel splice of a connection (splice.cpp).
+struct KernelSplice {
+  bool spliced = false;
+  std::optional<bpf::SplicedPair> pair;  // destroyed before the fds close (release)
+  std::chrono::milliseconds check_interval{0};
 };
 
 class WorkerPools;
@@ -151,18 +179,8 @@ struct Session {
   Direction up;    // client -> backend
   Direction down;  // backend -> client
 
-  bool spliced = false;
-  // splice: auto: relayed until lifecycle::hand_over says the connection is bulk, then handed
-  // to the kernel (relay.cpp). `lazy_splice` while a hand-over may still happen;
-  // `moving_to_kernel` from the cancel of the relay's receives until splice() or giving up.
-  bool lazy_splice = false;
-  bool moving_to_kernel = false;
-  unsigned hand_over_rounds = 0;    // drains in this attempt
-  unsigned hand_over_attempts = 0;  // attempts that backed off
-  uint64_t hand_over_at = lifecycle::kHandOverBytes;
-  bool hand_over_backed_off = false;  // this attempt ends back on the relay
-  std::optional<bpf::SplicedPair> pair;   // destroyed before the fds close (release)
-  std::chrono::milliseconds splice_check_interval{0};
+  LazySplice lazy;     // splice: auto, before and during the hand-over (relay.cpp)
+  KernelSplice kernel; // once spliced (splice.cpp)
   std::optional<Result> result;
   bool abort = false;  // close with RST
   // One side failed: the other one was sent everything it was owed and gets a FIN; its

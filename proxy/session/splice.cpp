@@ -50,20 +50,20 @@ bool Worker::try_splice(Session& s) {
 }
 
 void Worker::enter_kernel(Session& s, bpf::SplicedPair pair) {
-  s.pair.emplace(std::move(pair));
-  s.spliced = true;
-  s.lazy_splice = false;
-  s.moving_to_kernel = false;
+  s.kernel.pair.emplace(std::move(pair));
+  s.kernel.spliced = true;
+  s.lazy.enabled = false;
+  s.lazy.moving = false;
   s.phase = Phase::spliced;
   for (Direction* d : {&s.up, &s.down}) {
-    d->in_kernel = true;
+    d->kernel.carries = true;
     d->paused = false;  // the relay's pause: its receive is already cancelled
   }
   shared_.metrics.spliced_sockmap.Increment();
   shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "sockmap"}; });
   arm_splice_poll(s, true);
   arm_splice_poll(s, false);
-  s.splice_check_interval = kActiveCheck;
+  s.kernel.check_interval = kActiveCheck;
   set_deadline(s, Clock::now() + kActiveCheck);
 }
 
@@ -86,20 +86,20 @@ void Worker::on_splice_poll(Session& s, bool client_side, int result) {
     to.sink_failed = true;
     return check_splice(s, Clock::now());
   }
-  if ((events & (POLLRDHUP | POLLHUP)) && from.in_kernel && !from.handing_over && !from.fin_pending) {
-    from.fin_pending = true;
+  if ((events & (POLLRDHUP | POLLHUP)) && from.kernel.carries && !from.kernel.handing_over && !from.kernel.fin_pending) {
+    from.kernel.fin_pending = true;
     check_splice(s, Clock::now());
   }
 }
 
 bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
   const bpf::Direction direction = kernel_direction(upstream);
-  switch (lifecycle::splice_pacing(s.pair->paused(direction), undelivered)) {
+  switch (lifecycle::splice_pacing(s.kernel.pair->paused(direction), undelivered)) {
     case lifecycle::Pacing::keep:
       return false;
     case lifecycle::Pacing::pause:
       // The destination reads slower than the source sends: hold the source's sender back.
-      if (auto paused = s.pair->pause(direction); !paused) {
+      if (auto paused = s.kernel.pair->pause(direction); !paused) {
         spdlog::warn("{}: cannot pause a spliced direction: {}", s.client_address.to_string(), paused.error());
         return false;
       }
@@ -108,7 +108,7 @@ bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
           [&] { return events::Paused{s.client_address, std::string(events::direction_label(upstream))}; });
       return true;
     case lifecycle::Pacing::resume:
-      if (auto resumed = s.pair->resume(direction); !resumed) {
+      if (auto resumed = s.kernel.pair->resume(direction); !resumed) {
         spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error());
         return false;
       }
@@ -124,10 +124,10 @@ bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
     uint64_t redirected =
-        stats[kernel_direction(upstream)].redirected_bytes + s.pair->relayed(kernel_direction(upstream));
-    if (redirected <= d.redirected_counted) continue;
-    uint64_t delta = redirected - d.redirected_counted;
-    d.redirected_counted = redirected;
+        stats[kernel_direction(upstream)].redirected_bytes + s.kernel.pair->relayed(kernel_direction(upstream));
+    if (redirected <= d.kernel.redirected_counted) continue;
+    uint64_t delta = redirected - d.kernel.redirected_counted;
+    d.kernel.redirected_counted = redirected;
     d.bytes += delta;
     (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
         .Increment(static_cast<double>(delta));
@@ -139,8 +139,8 @@ bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
 void Worker::check_splice(Session& s, Clock::time_point now) {
   if (s.phase != Phase::spliced) return;
   // One reading serves the whole check: counters, then both sockets.
-  const auto state = s.pair->read();
-  const bpf::PairStats stats = state ? state->stats : s.pair->stats();
+  const auto state = s.kernel.pair->read();
+  const bpf::PairStats stats = state ? state->stats : s.kernel.pair->stats();
   bool moved = count_splice_bytes(s, stats);
 
   // No reading (a socket gone): POLLERR ends the connection; until then the counters are
@@ -151,21 +151,21 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   bool watched = false;  // a direction paused or resumed a moment ago
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    if (!d.in_kernel || !state) continue;
+    if (!d.kernel.carries || !state) continue;
     const bpf::Direction direction = kernel_direction(upstream);
-    if (!d.handing_over && stats[direction].passed_bytes > 0) {
+    if (!d.kernel.handing_over && stats[direction].passed_bytes > 0) {
       // The verdict found no peer entry and left the bytes on the socket: this direction is
       // the userspace relay's, in order, EOF included, once the kernel's bytes are delivered.
-      d.handing_over = true;
+      d.kernel.handing_over = true;
     }
     // A FIN whose POLLRDHUP completion has not been handled yet: this check takes it too.
-    if (!d.handing_over && s.pair->fin_received(direction, *state)) d.fin_pending = true;
-    const auto progress = s.pair->progress(direction, *state);
+    if (!d.kernel.handing_over && s.kernel.pair->fin_received(direction, *state)) d.kernel.fin_pending = true;
+    const auto progress = s.kernel.pair->progress(direction, *state);
     const uint64_t undelivered = progress.undelivered;
     // Idle time counts bytes the destination took, not bytes redirected: a paused source
     // still trickles its window probes into the backlog of a destination that reads nothing.
-    if (progress.delivered > d.delivered_seen) {
-      d.delivered_seen = progress.delivered;
+    if (progress.delivered > d.kernel.delivered_seen) {
+      d.kernel.delivered_seen = progress.delivered;
       s.last_activity = now;
     }
     if (undelivered > shared_.splice->budget) {
@@ -174,18 +174,18 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       shared_.metrics.splice_budget_aborts.Increment();
       spdlog::debug("{}: more than {} bytes redirected but undelivered; aborting", s.client_address.to_string(),
                     shared_.splice->budget);
-      s.pair->abort();
+      s.kernel.pair->abort();
       return finish(s, Result::splice_budget, true);
     }
-    if (d.handing_over) {
+    if (d.kernel.handing_over) {
       // Bytes held by a pause come before the passed ones: the engine moves them first.
-      if (s.pair->paused(direction)) (void)s.pair->resume(direction);
-      if (s.pair->holding(direction, stats)) (void)s.pair->relay_held(direction);
-      if (undelivered == 0 && !s.pair->holding(direction)) {
+      if (s.kernel.pair->paused(direction)) (void)s.kernel.pair->resume(direction);
+      if (s.kernel.pair->holding(direction, stats)) (void)s.kernel.pair->relay_held(direction);
+      if (undelivered == 0 && !s.kernel.pair->holding(direction)) {
         // Every redirected byte is in the destination's queue: the relay's writes go behind.
-        d.handing_over = false;
-        d.in_kernel = false;
-        d.fin_pending = false;
+        d.kernel.handing_over = false;
+        d.kernel.carries = false;
+        d.kernel.fin_pending = false;
         arm_relay_recv(s, upstream);
       } else {
         draining = true;
@@ -193,31 +193,31 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       continue;
     }
     // After a pause or a resume, the direction switches between held and redirected bytes.
-    if (pace_direction(s, upstream, undelivered)) d.paced_at = now;
+    if (pace_direction(s, upstream, undelivered)) d.kernel.paced_at = now;
     // Paused: the bytes held on the source go through userspace, after every redirected one
     // (not to a sink that failed: the ending rule settles that direction).
-    if (s.pair->holding(direction, stats) && !d.sink_failed) {
-      if (auto relayed = s.pair->relay_held(direction); !relayed) {
+    if (s.kernel.pair->holding(direction, stats) && !d.sink_failed) {
+      if (auto relayed = s.kernel.pair->relay_held(direction); !relayed) {
         spdlog::warn("{}: cannot relay held bytes: {}", s.client_address.to_string(), relayed.error());
       }
       draining = true;
     }
-    if (now - d.paced_at < kWatchAfterPacing) watched = true;
-    if (s.pair->paused(direction)) {
+    if (now - d.kernel.paced_at < kWatchAfterPacing) watched = true;
+    if (s.kernel.pair->paused(direction)) {
       // Paused: poll fast while the destination takes bytes, so the source resumes in time
       // to keep it fed; back off while it takes none.
-      if (undelivered < d.undelivered_seen) paced = true;
+      if (undelivered < d.kernel.undelivered_seen) paced = true;
       else stalled = true;
     }
-    d.undelivered_seen = undelivered;
+    d.kernel.undelivered_seen = undelivered;
   }
 
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    if (!state || !d.in_kernel || d.handing_over || !d.fin_pending || d.shut || d.source_failed) continue;
+    if (!state || !d.kernel.carries || d.kernel.handing_over || !d.kernel.fin_pending || d.shut || d.source_failed) continue;
     // Held bytes relayed during this check are not in the reading: not drained yet, and
     // checked again in a moment (the reading can only be behind, never ahead).
-    auto shut = s.pair->shutdown_peer_when_drained(kernel_direction(upstream), *state);
+    auto shut = s.kernel.pair->shutdown_peer_when_drained(kernel_direction(upstream), *state);
     if (shut && *shut) {
       d.eof = true;
       d.shut = true;
@@ -231,11 +231,11 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   auto end = [&](const Direction& d, bool upstream, bool failed) {
     lifecycle::DirectionEnd e{d.source_failed, d.sink_failed, d.shut, false};
     if (!failed || d.sink_failed) return e;
-    if (!d.in_kernel) {
+    if (!d.kernel.carries) {
       e.delivered = d.pending.empty() && !d.send_in_flight;
     } else {
       // No reading: the sockets cannot be asked (gone), so nothing more will be delivered.
-      e.delivered = !state || s.pair->drained(kernel_direction(upstream), *state);
+      e.delivered = !state || s.kernel.pair->drained(kernel_direction(upstream), *state);
     }
     return e;
   };
@@ -247,13 +247,13 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   const auto idle = s.runtime->config->timeouts.idle;
   if (lifecycle::idle_expired(now, s.last_activity, idle)) return finish(s, Result::idle_timeout, false);
   if (draining || paced) {
-    s.splice_check_interval = kDrainCheck;
+    s.kernel.check_interval = kDrainCheck;
   } else if (moved || watched) {
-    s.splice_check_interval = kActiveCheck;
+    s.kernel.check_interval = kActiveCheck;
   } else {
-    s.splice_check_interval = std::min(stalled ? kStalledCheckMax : kIdleCheckMax, s.splice_check_interval * 2);
+    s.kernel.check_interval = std::min(stalled ? kStalledCheckMax : kIdleCheckMax, s.kernel.check_interval * 2);
   }
-  set_deadline(s, std::min(now + s.splice_check_interval, s.last_activity + idle));
+  set_deadline(s, std::min(now + s.kernel.check_interval, s.last_activity + idle));
 }
 
 }  // namespace snisplice::session
