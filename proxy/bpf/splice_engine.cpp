@@ -18,12 +18,6 @@
 namespace snisplice::bpf {
 namespace {
 
-std::string errno_text(std::string_view what, int error_number) {
-  std::string text(what);
-  text += ": ";
-  text += std::strerror(error_number);
-  return text;
-}
 
 tl::expected<uint64_t, int> socket_cookie(int fd) {
   uint64_t cookie = 0;
@@ -45,15 +39,15 @@ SpliceFailure classify_insert_errno(int error_number) {
 }
 
 SpliceError insert_error(std::string_view what, int error_number) {
-  return SpliceError{classify_insert_errno(error_number), error_number, errno_text(what, error_number)};
+  return SpliceError{classify_insert_errno(error_number), error_number, Error::from_errno(std::string(what), error_number).message()};
 }
 
 SpliceError system_error(std::string_view what, int error_number) {
-  return SpliceError{SpliceFailure::system, error_number, errno_text(what, error_number)};
+  return SpliceError{SpliceFailure::system, error_number, Error::from_errno(std::string(what), error_number).message()};
 }
 
 // Walks the keys; under concurrent deletes the walk may restart, hence the bound.
-tl::expected<size_t, std::string> count_entries(int map_fd, size_t max_entries) {
+tl::expected<size_t, Error> count_entries(int map_fd, size_t max_entries) {
   size_t count = 0;
   uint64_t key = 0;
   const void* previous = nullptr;  // first call: no previous key
@@ -61,7 +55,7 @@ tl::expected<size_t, std::string> count_entries(int map_fd, size_t max_entries) 
     uint64_t next = 0;
     if (::bpf_map_get_next_key(map_fd, previous, &next) != 0) {
       if (errno == ENOENT) return count;
-      return tl::unexpected(errno_text("bpf_map_get_next_key", errno));
+      return tl::unexpected(Error::from_errno("bpf_map_get_next_key", errno));
     }
     ++count;
     key = next;
@@ -95,27 +89,27 @@ std::string_view to_string(SpliceFailure failure) {
 
 // ---------------------------------------------------------------------------- SpliceEngine
 
-tl::expected<SpliceEngine, std::string> SpliceEngine::load(uint32_t max_sockets) {
-  if (max_sockets < 2) return tl::unexpected(std::string("splice: max_sockets must be at least 2"));
+tl::expected<SpliceEngine, Error> SpliceEngine::load(uint32_t max_sockets) {
+  if (max_sockets < 2) return tl::unexpected(Error{"splice: max_sockets must be at least 2"});
   struct splice* skeleton = splice__open();
-  if (skeleton == nullptr) return tl::unexpected(errno_text("splice: open BPF object", errno));
+  if (skeleton == nullptr) return tl::unexpected(Error::from_errno("splice: open BPF object", errno));
   SpliceEngine engine(skeleton);  // destroys the skeleton on every early return
 
   for (bpf_map* map : {skeleton->maps.splice_peers, skeleton->maps.splice_stats, skeleton->maps.splice_control}) {
     if (int err = bpf_map__set_max_entries(map, max_sockets); err != 0) {
-      return tl::unexpected(errno_text(std::string("splice: size ") + bpf_map__name(map), -err));
+      return tl::unexpected(Error::from_errno(std::string("splice: size ") + bpf_map__name(map), -err));
     }
   }
   if (int err = splice__load(skeleton); err != 0) {
     const bool denied = err == -EPERM;
-    return tl::unexpected(errno_text(denied ? "splice: load BPF program (needs CAP_BPF and CAP_NET_ADMIN)"
-                                            : "splice: load BPF program",
-                                     -err));
+    return tl::unexpected(Error::from_errno(denied ? "splice: load BPF program (needs CAP_BPF and CAP_NET_ADMIN)"
+                                                   : "splice: load BPF program",
+                                            -err));
   }
   // libbpf 1.1 has no auto-attach for stream verdicts: attach to the map explicitly.
   if (::bpf_prog_attach(bpf_program__fd(skeleton->progs.splice_verdict),
                         bpf_map__fd(skeleton->maps.splice_peers), BPF_SK_SKB_STREAM_VERDICT, 0) != 0) {
-    return tl::unexpected(errno_text("splice: attach stream verdict", errno));
+    return tl::unexpected(Error::from_errno("splice: attach stream verdict", errno));
   }
   return engine;
 }
@@ -145,14 +139,14 @@ int SpliceEngine::peers_map_fd() const { return bpf_map__fd(skeleton_->maps.spli
 int SpliceEngine::stats_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_stats); }
 int SpliceEngine::control_map_fd() const { return bpf_map__fd(skeleton_->maps.splice_control); }
 
-tl::expected<MapOccupancy, std::string> SpliceEngine::occupancy() const {
+tl::expected<MapOccupancy, Error> SpliceEngine::occupancy() const {
   const size_t max_entries = bpf_map__max_entries(skeleton_->maps.splice_peers);
   auto peers = count_entries(peers_map_fd(), max_entries);
-  if (!peers) return tl::unexpected("splice_peers: " + peers.error());
+  if (!peers) return tl::unexpected(peers.error().within("splice_peers"));
   auto stats = count_entries(stats_map_fd(), max_entries);
-  if (!stats) return tl::unexpected("splice_stats: " + stats.error());
+  if (!stats) return tl::unexpected(stats.error().within("splice_stats"));
   auto control = count_entries(control_map_fd(), max_entries);
-  if (!control) return tl::unexpected("splice_control: " + control.error());
+  if (!control) return tl::unexpected(control.error().within("splice_control"));
   return MapOccupancy{*peers, *stats, *control};
 }
 
@@ -165,7 +159,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     side->cookie = *cookie;
     // Baselines: what userspace wrote (a PROXY header) and read (a consumed one) before now.
     auto before = baselines(side->fd);
-    if (!before) return tl::unexpected(SpliceError{SpliceFailure::system, 0, before.error()});
+    if (!before) return tl::unexpected(SpliceError{SpliceFailure::system, before.error().errno_value, before.error().message()});
     // Queued bytes behind a read may share a segment with read ones; the verdict would send
     // that segment whole. With nothing read, or nothing queued, no segment is split.
     if (before->read > 0 && before->unread > 0) {
@@ -288,7 +282,7 @@ PairStats SplicedPair::stats() const {
   return result;
 }
 
-tl::expected<PairState, std::string> SplicedPair::read() const {
+tl::expected<PairState, Error> SplicedPair::read() const {
   PairState state;
   // Counters first: bytes counted after this read are compared with later deliveries.
   state.stats = stats();
@@ -301,7 +295,7 @@ tl::expected<PairState, std::string> SplicedPair::read() const {
   return state;
 }
 
-tl::expected<PairState, std::string> SplicedPair::read_destination(Direction direction) const {
+tl::expected<PairState, Error> SplicedPair::read_destination(Direction direction) const {
   PairState state;
   state.stats = stats();  // counters first, as in read()
   auto to = socket_state(destination(direction).fd);
@@ -323,7 +317,7 @@ uint64_t SplicedPair::delivered(Direction direction, const PairState& state) con
   return queued > baseline ? queued - baseline : 0;
 }
 
-tl::expected<uint64_t, std::string> SplicedPair::delivered(Direction direction) const {
+tl::expected<uint64_t, Error> SplicedPair::delivered(Direction direction) const {
   auto state = read_destination(direction);
   if (!state) return tl::unexpected(state.error());
   return delivered(direction, *state);
@@ -344,30 +338,30 @@ bool SplicedPair::drained(Direction direction, const PairState& state) const {
   return progress(direction, state).undelivered == 0;
 }
 
-tl::expected<bool, std::string> SplicedPair::drained(Direction direction) const {
+tl::expected<bool, Error> SplicedPair::drained(Direction direction) const {
   auto state = read();
   if (!state) return tl::unexpected(state.error());
   return drained(direction, *state);
 }
 
-tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction,
+tl::expected<bool, Error> SplicedPair::shutdown_peer_when_drained(Direction direction,
                                                                         const PairState& state) {
   Side& to = destination(direction);
   if (to.shut_down) return true;
   if (!drained(direction, state)) return false;
-  if (::shutdown(to.fd, SHUT_WR) != 0) return tl::unexpected(errno_text("shutdown(SHUT_WR)", errno));
+  if (::shutdown(to.fd, SHUT_WR) != 0) return tl::unexpected(Error::from_errno("shutdown(SHUT_WR)", errno));
   to.shut_down = true;
   return true;
 }
 
-tl::expected<bool, std::string> SplicedPair::shutdown_peer_when_drained(Direction direction) {
+tl::expected<bool, Error> SplicedPair::shutdown_peer_when_drained(Direction direction) {
   if (destination(direction).shut_down) return true;
   auto state = read();
   if (!state) return tl::unexpected(state.error());
   return shutdown_peer_when_drained(direction, *state);
 }
 
-tl::expected<uint64_t, std::string> SplicedPair::undelivered(Direction direction) const {
+tl::expected<uint64_t, Error> SplicedPair::undelivered(Direction direction) const {
   if (destination(direction).shut_down) return 0;  // see progress(): nothing to ask
   auto state = read_destination(direction);
   if (!state) return tl::unexpected(state.error());
@@ -383,7 +377,7 @@ SplicedPair::Progress SplicedPair::progress(Direction direction, const PairState
   return Progress{sent, undelivered_bytes(state.stats[direction].redirected_bytes, by_verdict)};
 }
 
-tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) const {
+tl::expected<bool, Error> SplicedPair::over_budget(uint64_t budget_bytes) const {
   auto state = read();
   if (!state) return tl::unexpected(state.error());
   for (Direction direction : {Direction::client_to_backend, Direction::backend_to_client}) {
@@ -392,20 +386,20 @@ tl::expected<bool, std::string> SplicedPair::over_budget(uint64_t budget_bytes) 
   return false;
 }
 
-tl::expected<void, std::string> SplicedPair::publish_control(Direction direction) {
+tl::expected<void, Error> SplicedPair::publish_control(Direction direction) {
   Side& from = source(direction);
   const splice_control value{.relayed_bytes = relayed(direction), .hold = from.paused ? 1u : 0u, .padding = 0};
   // Creates or replaces the whole value: the verdict reads no entry (redirect), the old value
   // or this one.
   if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_ANY) != 0) {
-    return tl::unexpected(errno_text("splice_control update", errno));
+    return tl::unexpected(Error::from_errno("splice_control update", errno));
   }
   from.has_control = true;
   return {};
 }
 
-tl::expected<void, std::string> SplicedPair::pause(Direction direction) {
-  if (!in_maps_) return tl::unexpected(std::string("pause: the pair is no longer spliced"));
+tl::expected<void, Error> SplicedPair::pause(Direction direction) {
+  if (!in_maps_) return tl::unexpected(Error{"pause: the pair is no longer spliced"});
   // Two other ways were measured and rejected (docs/splice.md): shrinking the source's
   // receive buffer closes its window completely, and the sender then waits for its next
   // zero-window probe (200 ms or more) after the buffer is restored; taking the socket out of
@@ -420,8 +414,8 @@ tl::expected<void, std::string> SplicedPair::pause(Direction direction) {
   return {};
 }
 
-tl::expected<void, std::string> SplicedPair::resume(Direction direction) {
-  if (!in_maps_) return tl::unexpected(std::string("resume: the pair is no longer spliced"));
+tl::expected<void, Error> SplicedPair::resume(Direction direction) {
+  if (!in_maps_) return tl::unexpected(Error{"resume: the pair is no longer spliced"});
   Side& from = source(direction);
   if (!from.paused) return {};
   from.paused = false;
@@ -451,8 +445,8 @@ uint64_t SplicedPair::relayed(Direction direction) const {
   return held != nullptr ? held->relayed : 0;
 }
 
-tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction, uint64_t max_bytes) {
-  if (!in_maps_) return tl::unexpected(std::string("relay_held: the pair is no longer spliced"));
+tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint64_t max_bytes) {
+  if (!in_maps_) return tl::unexpected(Error{"relay_held: the pair is no longer spliced"});
   const Side& from = source(direction);
   const Side& to = destination(direction);
   if (!held_relays_) held_relays_ = std::make_unique<std::array<HeldRelay, 2>>();
@@ -479,14 +473,14 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
         // Held bytes may still be on their way into the socket (behind the kernel's own
         // queue toward it): the next call finds them.
         if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) break;
-        return tl::unexpected(errno_text("relay_held: recv", errno));
+        return tl::unexpected(Error::from_errno("relay_held: recv", errno));
       }
       pending = std::string_view(chunk.data(), static_cast<size_t>(n));
     }
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
     // verdict, and its count, by then. Only the destination's socket is asked.
-    tl::expected<PairState, std::string> now = PairState{};
+    tl::expected<PairState, Error> now = PairState{};
     if (!in_order) {
       now = read_destination(direction);
       in_order = now && progress(direction, *now).undelivered == 0;
@@ -507,7 +501,7 @@ tl::expected<uint64_t, std::string> SplicedPair::relay_held(Direction direction,
     }
     if (!now) return tl::unexpected(now.error());
     if (sent < 0 && send_error != EAGAIN && send_error != EWOULDBLOCK) {
-      return tl::unexpected(errno_text("relay_held: send", send_error));
+      return tl::unexpected(Error::from_errno("relay_held: send", send_error));
     }
     if (!in_hand.empty()) break;  // redirected bytes still in front, or the send queue is full
     std::string().swap(in_hand);   // give back the memory of a rest kept earlier

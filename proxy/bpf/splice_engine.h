@@ -137,7 +137,7 @@ class SpliceEngine {
  public:
   // Opens and loads ebpf/splice.bpf.c sized for max_sockets sockets (two per pair) and
   // attaches the verdict. Needs CAP_BPF + CAP_NET_ADMIN; errors carry the errno text.
-  static tl::expected<SpliceEngine, std::string> load(uint32_t max_sockets);
+  static tl::expected<SpliceEngine, Error> load(uint32_t max_sockets);
 
   SpliceEngine(SpliceEngine&& other) noexcept;
   SpliceEngine& operator=(SpliceEngine&& other) noexcept;
@@ -149,7 +149,7 @@ class SpliceEngine {
   // flow in the kernel both ways, including any already queued. On failure nothing is left.
   tl::expected<SplicedPair, SpliceError> splice(int client_fd, int backend_fd) const;
 
-  tl::expected<MapOccupancy, std::string> occupancy() const;
+  tl::expected<MapOccupancy, Error> occupancy() const;
 
   // For bpftool-style inspection and tests: the maps described in splice_abi.h.
   int peers_map_fd() const;
@@ -181,26 +181,26 @@ class SplicedPair {
   PairStats stats() const;
   // Everything one check needs, read once: the counters first, then each socket's TCP_INFO
   // and SIOCOUTQ (2 lookups, 2 getsockopt, 2 ioctl). The questions below answer from it.
-  tl::expected<PairState, std::string> read() const;
+  tl::expected<PairState, Error> read() const;
 
   // Bytes put into the destination's TCP send queue in direction d since splice(), by the
   // verdict or by relay_held().
   uint64_t delivered(Direction direction, const PairState& state) const;
-  tl::expected<uint64_t, std::string> delivered(Direction direction) const;
+  tl::expected<uint64_t, Error> delivered(Direction direction) const;
   // The source of direction d has received a FIN (its counters are final).
   bool fin_received(Direction direction, const PairState& state) const;
   // True when every byte the source has received went through the verdict and every
   // redirected or held byte is in the destination's send queue. Call after the source's FIN
   // (POLLRDHUP): a FIN can be seen before the verdict ran on the bytes in front of it.
   bool drained(Direction direction, const PairState& state) const;
-  tl::expected<bool, std::string> drained(Direction direction) const;
+  tl::expected<bool, Error> drained(Direction direction) const;
   // Half-closes the destination of direction d (shutdown SHUT_WR) if it is drained.
   // Returns true once done (then and on later calls), false while bytes are on their way.
-  tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction, const PairState& state);
-  tl::expected<bool, std::string> shutdown_peer_when_drained(Direction direction);
+  tl::expected<bool, Error> shutdown_peer_when_drained(Direction direction, const PairState& state);
+  tl::expected<bool, Error> shutdown_peer_when_drained(Direction direction);
   // Redirected bytes of direction d not yet in the destination's send queue: kernel memory
   // that TCP does not account for (held bytes are not counted: TCP accounts for them).
-  tl::expected<uint64_t, std::string> undelivered(Direction direction) const;
+  tl::expected<uint64_t, Error> undelivered(Direction direction) const;
   // Both at once.
   struct Progress {
     uint64_t delivered = 0;
@@ -208,12 +208,12 @@ class SplicedPair {
   };
   Progress progress(Direction direction, const PairState& state) const;
   // True when either direction holds more than budget_bytes redirected but undelivered.
-  tl::expected<bool, std::string> over_budget(uint64_t budget_bytes) const;
+  tl::expected<bool, Error> over_budget(uint64_t budget_bytes) const;
   // Holds direction d back (step 4 above) until resume(d): from the next segment on the
   // verdict leaves what the source receives on its socket, under TCP flow control.
-  tl::expected<void, std::string> pause(Direction direction);
+  tl::expected<void, Error> pause(Direction direction);
   // Lets the verdict redirect again, once every held byte has been relayed.
-  tl::expected<void, std::string> resume(Direction direction);
+  tl::expected<void, Error> resume(Direction direction);
   bool paused(Direction direction) const;
   // Paused, or held bytes not yet all in the destination's send queue: call relay_held(d).
   bool holding(Direction direction, const PairStats& counters) const;
@@ -221,7 +221,7 @@ class SplicedPair {
   // Moves held bytes of direction d from the source to the destination (non-blocking reads
   // and writes, at most max_bytes per call), only after every redirected byte is in the
   // destination's send queue. Returns the bytes written into the destination's send queue.
-  tl::expected<uint64_t, std::string> relay_held(Direction direction, uint64_t max_bytes = 4u << 20);
+  tl::expected<uint64_t, Error> relay_held(Direction direction, uint64_t max_bytes = 4u << 20);
   // Held bytes of direction d written into the destination's send queue so far.
   uint64_t relayed(Direction direction) const;
   // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
@@ -252,10 +252,10 @@ class SplicedPair {
         backend_(backend),
         in_maps_(true) {}
   void release() noexcept;
-  tl::expected<void, std::string> publish_control(Direction direction);
+  tl::expected<void, Error> publish_control(Direction direction);
   const HeldRelay* held_relay(Direction direction) const;
   // The counters and the destination of d only: enough for progress(d).
-  tl::expected<PairState, std::string> read_destination(Direction direction) const;
+  tl::expected<PairState, Error> read_destination(Direction direction) const;
   const SocketState& source_state(Direction direction, const PairState& state) const;
   const SocketState& destination_state(Direction direction, const PairState& state) const;
   Side& source(Direction direction);

@@ -15,14 +15,14 @@
 namespace snisplice::bpf {
 namespace {
 
-tl::expected<tcp_info, std::string> tcp_info_of(int fd) {
+tl::expected<tcp_info, Error> tcp_info_of(int fd) {
   tcp_info info{};
   socklen_t len = sizeof info;
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
-    return tl::unexpected(Error::from_errno("getsockopt(TCP_INFO)", errno).message());
+    return tl::unexpected(Error::from_errno("getsockopt(TCP_INFO)", errno));
   }
   if (len < offsetof(tcp_info, tcpi_notsent_bytes) + sizeof info.tcpi_notsent_bytes) {
-    return tl::unexpected(std::string("getsockopt(TCP_INFO): kernel reports no byte counters"));
+    return tl::unexpected(Error{"getsockopt(TCP_INFO): kernel reports no byte counters"});
   }
   return info;
 }
@@ -52,15 +52,15 @@ uint64_t data_bytes_received(const tcp_info& info) {
   return info.tcpi_bytes_received - (fin_received(info.tcpi_state) && info.tcpi_bytes_received > 0 ? 1 : 0);
 }
 
-tl::expected<uint64_t, std::string> queue_ioctl(int fd, unsigned long request, const char* name) {
+tl::expected<uint64_t, Error> queue_ioctl(int fd, unsigned long request, const char* name) {
   int bytes = 0;
-  if (::ioctl(fd, request, &bytes) != 0) return tl::unexpected(Error::from_errno(name, errno).message());
+  if (::ioctl(fd, request, &bytes) != 0) return tl::unexpected(Error::from_errno(name, errno));
   return static_cast<uint64_t>(bytes);
 }
 
 }  // namespace
 
-tl::expected<Baselines, std::string> baselines(int fd) {
+tl::expected<Baselines, Error> baselines(int fd) {
   constexpr int kAttempts = 64;
   auto before = tcp_info_of(fd);
   if (!before) return tl::unexpected(before.error());
@@ -83,10 +83,10 @@ tl::expected<Baselines, std::string> baselines(int fd) {
     }
     before = std::move(after);
   }
-  return tl::unexpected(std::string("socket counters kept moving"));
+  return tl::unexpected(Error{"socket counters kept moving"});
 }
 
-tl::expected<SocketState, std::string> socket_state(int fd) {
+tl::expected<SocketState, Error> socket_state(int fd) {
   auto info = tcp_info_of(fd);
   if (!info) return tl::unexpected(info.error());
   auto queued = send_queue_empty(*info) ? uint64_t{0} : queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
@@ -96,7 +96,7 @@ tl::expected<SocketState, std::string> socket_state(int fd) {
   return SocketState{info->tcpi_bytes_acked + *queued, data_bytes_received(*info), fin};
 }
 
-tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd) {
+tl::expected<uint64_t, Error> bytes_into_send_queue(int fd) {
   auto state = socket_state(fd);
   if (!state) return tl::unexpected(state.error());
   return state->into_send_queue;

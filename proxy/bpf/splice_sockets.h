@@ -6,6 +6,8 @@
 
 #include <tl/expected.hpp>
 
+#include "base/error.h"
+
 namespace snisplice::bpf {
 
 // What one socket's TCP_INFO (and SIOCOUTQ) said; SplicedPair::read() asks after the counters.
@@ -24,16 +26,16 @@ struct Baselines {
   uint64_t read = 0;
   uint64_t unread = 0;
 };
-tl::expected<Baselines, std::string> baselines(int fd);
+tl::expected<Baselines, Error> baselines(int fd);
 
 // TCP_INFO first, then SIOCOUTQ unless TCP_INFO shows the queue empty. An ACK between the two
 // can only make into_send_queue smaller than the truth (never larger), so a drain is never
 // reported early.
-tl::expected<SocketState, std::string> socket_state(int fd);
+tl::expected<SocketState, Error> socket_state(int fd);
 
 // Bytes written into fd's TCP send queue since the connection started, whoever wrote them:
 // tcpi_bytes_acked (left the queue, acknowledged) + SIOCOUTQ (still queued, unacked or
 // unsent). Monotonic until the socket sends its own FIN.
-tl::expected<uint64_t, std::string> bytes_into_send_queue(int fd);
+tl::expected<uint64_t, Error> bytes_into_send_queue(int fd);
 
 }  // namespace snisplice::bpf

@@ -127,9 +127,9 @@ tl::expected<std::optional<bpf::SpliceEngine>, Error> load_splice(const config::
   auto engine = bpf::SpliceEngine::load(splice_capacity(config));
   if (engine) return std::optional<bpf::SpliceEngine>(std::move(*engine));
   if (config.splice == config::SpliceMode::sockmap)
-    return tl::unexpected(Error{"splice: sockmap: the in-kernel splice is unavailable: " + engine.error()});
+    return tl::unexpected(engine.error().within("splice: sockmap: the in-kernel splice is unavailable"));
   spdlog::warn("splice: auto: the in-kernel splice is unavailable ({}); relaying every connection in userspace",
-               engine.error());
+               engine.error().message());
   return std::nullopt;
 }
 

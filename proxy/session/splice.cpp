@@ -100,7 +100,7 @@ bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
     case lifecycle::Pacing::pause:
       // The destination reads slower than the source sends: hold the source's sender back.
       if (auto paused = s.kernel.pair->pause(direction); !paused) {
-        spdlog::warn("{}: cannot pause a spliced direction: {}", s.client_address.to_string(), paused.error());
+        spdlog::warn("{}: cannot pause a spliced direction: {}", s.client_address.to_string(), paused.error().message());
         return false;
       }
       shared_.metrics.splice_pauses.Increment();
@@ -109,7 +109,7 @@ bool Worker::pace_direction(Session& s, bool upstream, uint64_t undelivered) {
       return true;
     case lifecycle::Pacing::resume:
       if (auto resumed = s.kernel.pair->resume(direction); !resumed) {
-        spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error());
+        spdlog::warn("{}: cannot resume a spliced direction: {}", s.client_address.to_string(), resumed.error().message());
         return false;
       }
       shared_.event_bus.emit(
@@ -169,8 +169,8 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
       s.last_activity = now;
     }
     if (undelivered > shared_.splice->budget) {
-      // The last resort, should a pause not hold the sender (notes, pitfall 4: the kernel
-      // would queue redirected bytes without limit).
+      // The last resort, should a pause not hold the sender (docs/architecture.md, hazards:
+      // the kernel would queue redirected bytes without limit).
       shared_.metrics.splice_budget_aborts.Increment();
       spdlog::debug("{}: more than {} bytes redirected but undelivered; aborting", s.client_address.to_string(),
                     shared_.splice->budget);
@@ -198,7 +198,7 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     // (not to a sink that failed: the ending rule settles that direction).
     if (s.kernel.pair->holding(direction, stats) && !d.sink_failed) {
       if (auto relayed = s.kernel.pair->relay_held(direction); !relayed) {
-        spdlog::warn("{}: cannot relay held bytes: {}", s.client_address.to_string(), relayed.error());
+        spdlog::warn("{}: cannot relay held bytes: {}", s.client_address.to_string(), relayed.error().message());
       }
       draining = true;
     }

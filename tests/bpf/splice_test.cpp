@@ -292,7 +292,7 @@ std::string describe(const SplicedPair& pair) {
     const auto& s = stats[d];
     auto delivered = pair.delivered(d);
     return "redirected " + std::to_string(s.redirected_bytes) + " passed " + std::to_string(s.passed_bytes) +
-           (s.fin_seen ? " fin" : "") + " delivered " + (delivered ? std::to_string(*delivered) : delivered.error());
+           (s.fin_seen ? " fin" : "") + " delivered " + (delivered ? std::to_string(*delivered) : delivered.error().message());
   };
   return "client->backend: " + one(Direction::client_to_backend) +
          "; backend->client: " + one(Direction::backend_to_client);
@@ -308,7 +308,7 @@ std::string pattern_string(uint32_t seed, size_t len) {
 
 SpliceEngine load_engine() {
   auto engine = SpliceEngine::load(kMaxSockets);
-  REQUIRE_MESSAGE(engine.has_value(), (engine ? std::string() : engine.error()));
+  REQUIRE_MESSAGE(engine.has_value(), (engine ? std::string() : engine.error().message()));
   return std::move(*engine);
 }
 
@@ -365,7 +365,7 @@ struct FinPropagation {
     if (::poll(&p, 1, 0) != 1 || (p.revents & POLLRDHUP) == 0) return;
     fin_received = true;
     auto done = pair.shutdown_peer_when_drained(direction);
-    if (!done) error = done.error();
+    if (!done) error = done.error().message();
     else propagated = *done;
   }
 };
@@ -417,21 +417,21 @@ struct Pacing {
     if (!error.empty()) return false;
     auto pending = pair.undelivered(direction);
     if (!pending) {
-      error = pending.error();
+      error = pending.error().message();
       return false;
     }
     peak_undelivered = std::max(peak_undelivered, *pending);
     if (!pair.paused(direction) && *pending > pause_above) {
       auto paused = pair.pause(direction);
-      if (!paused) error = paused.error();
+      if (!paused) error = paused.error().message();
       ++pauses;
     } else if (pair.paused(direction) && *pending <= resume_below) {
       auto resumed = pair.resume(direction);
-      if (!resumed) error = resumed.error();
+      if (!resumed) error = resumed.error().message();
     }
     if (pair.holding(direction)) {
       auto relayed = pair.relay_held(direction);
-      if (!relayed) error = relayed.error();
+      if (!relayed) error = relayed.error().message();
     }
     return error.empty();
   }
@@ -505,7 +505,7 @@ TEST_CASE("64 MiB each way arrive intact and in order, counted per direction") {
 TEST_CASE("load() refuses a map too small for one pair") {
   auto engine = SpliceEngine::load(1);
   REQUIRE_FALSE(engine.has_value());
-  CHECK(engine.error().find("max_sockets") != std::string::npos);
+  CHECK(engine.error().message().find("max_sockets") != std::string::npos);
 }
 
 TEST_CASE("an IPv6 client spliced to an IPv4 backend, and the reverse") {
@@ -525,7 +525,7 @@ TEST_CASE("an IPv6 client spliced to an IPv4 backend, and the reverse") {
   require_maps_empty(engine);
 }
 
-// Pitfall 1: bytes queued before insertion wait for a data-ready event that never comes.
+// Hazard (docs/architecture.md): bytes queued before insertion wait for a data-ready event that never comes.
 TEST_CASE("bytes queued before splice() reach the peer (the kick)") {
   SpliceEngine engine = load_engine();
   {
@@ -616,7 +616,7 @@ TEST_CASE("a consumed PROXY header in front of the hello: the head skb would go 
   require_maps_empty(engine);
 }
 
-// Pitfall 2: FIN is not forwarded, and forwarding it before the bytes in flight are in the
+// Hazard (docs/architecture.md): FIN is not forwarded, and forwarding it before the bytes in flight are in the
 // destination's send queue truncates the stream behind a clean EOF.
 TEST_CASE("half-close: the backend sees EOF only after every byte, the other way keeps flowing") {
   SpliceEngine engine = load_engine();
@@ -756,7 +756,7 @@ TEST_CASE("a control entry exists only for a direction that paused") {
   require_maps_empty(engine);
 }
 
-// Pitfall 3: a pure FIN reaches the verdict as a zero-length skb; redirecting it would set
+// Hazard (docs/architecture.md): a pure FIN reaches the verdict as a zero-length skb; redirecting it would set
 // EPIPE on the peer.
 TEST_CASE("a bare FIN is recorded and dropped, not redirected into the peer") {
   SpliceEngine engine = load_engine();
@@ -789,7 +789,7 @@ TEST_CASE("a bare FIN is recorded and dropped, not redirected into the peer") {
   require_maps_empty(engine);
 }
 
-// Pitfall 6: with the peer entry gone, SK_DROP would discard bytes TCP already acknowledged.
+// Hazard (docs/architecture.md): with the peer entry gone, SK_DROP would discard bytes TCP already acknowledged.
 TEST_CASE("bytes for a missing peer stay readable on their socket, in order, from then on") {
   SpliceEngine engine = load_engine();
   {
@@ -837,7 +837,7 @@ TEST_CASE("bytes for a missing peer stay readable on their socket, in order, fro
   require_maps_empty(engine);
 }
 
-// Pitfall 5: only ESTABLISHED sockets can be inserted; the failed pair must leave nothing.
+// Hazard (docs/architecture.md): only ESTABLISHED sockets can be inserted; the failed pair must leave nothing.
 TEST_CASE("a socket in CLOSE_WAIT is refused as not_established and nothing is left behind") {
   SpliceEngine engine = load_engine();
   SUBCASE("client half-closed right after its hello") {
@@ -869,7 +869,7 @@ TEST_CASE("a socket in CLOSE_WAIT is refused as not_established and nothing is l
   require_maps_empty(engine);
 }
 
-// Pitfall 4: no backpressure. A backend that never reads makes the kernel park whatever the
+// Hazard (docs/architecture.md): no backpressure. A backend that never reads makes the kernel park whatever the
 // client sends; the budget check must abort the pair before memory runs away.
 TEST_CASE("a destination that never reads is aborted within the budget, with RST to both") {
   SpliceEngine engine = load_engine();
@@ -882,7 +882,7 @@ TEST_CASE("a destination that never reads is aborted within the budget, with RST
     bool aborted = false;
     pump({&flood}, {}, 10s, [&] {
       auto over = pair.over_budget(kBudget);
-      REQUIRE_MESSAGE(over.has_value(), (over ? std::string() : over.error()));
+      REQUIRE_MESSAGE(over.has_value(), (over ? std::string() : over.error().message()));
       if (!*over) return true;
       undelivered_at_abort = pair.stats().client_to_backend.redirected_bytes -
                              *pair.delivered(Direction::client_to_backend);
@@ -907,7 +907,7 @@ TEST_CASE("a destination that never reads is aborted within the budget, with RST
   require_maps_empty(engine);
 }
 
-// Pitfall 4, the graceful answer: a destination that reads, but slower than the source
+// Hazard (docs/architecture.md), the graceful answer: a destination that reads, but slower than the source
 // sends. Pausing the direction above a high mark (the verdict holds new bytes on the source,
 // under TCP flow control, and they are relayed after the redirected ones) and resuming below
 // a low one keeps the kernel's queue bounded. Without the pause the queue grows to most of
@@ -1014,7 +1014,7 @@ TEST_CASE("a backend reset shows as POLLERR on its proxy socket; abort() resets 
   require_maps_empty(engine);
 }
 
-// Pitfall 7: removing a socket from the map drops what is queued toward it in the splice;
+// Hazard (docs/architecture.md): removing a socket from the map drops what is queued toward it in the splice;
 // after drained() the bytes are in TCP's send queue and survive the removal.
 TEST_CASE("a pair destroyed once drained loses nothing, and the sockets work as plain ones") {
   SpliceEngine engine = load_engine();
@@ -1168,9 +1168,9 @@ int main(int argc, char** argv) {
   {
     auto probe = SpliceEngine::load(kMaxSockets);
     if (!probe) {
-      const bool denied = probe.error().find(std::strerror(EPERM)) != std::string::npos;
+      const bool denied = probe.error().message().find(std::strerror(EPERM)) != std::string::npos;
       std::printf("bpf_splice_test: %s: cannot load the splice program: %s\n", denied ? "skipped" : "failed",
-                  probe.error().c_str());
+                  probe.error().message().c_str());
       return denied ? 77 : 1;
     }
   }
