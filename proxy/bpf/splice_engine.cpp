@@ -8,7 +8,7 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
-#include <cstring>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -480,10 +480,14 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
     // verdict, and its count, by then. Only the destination's socket is asked.
-    tl::expected<PairState, Error> now = PairState{};
+    std::optional<Error> read_failed;  // returned once what was read is kept in hand
     if (!in_order) {
-      now = read_destination(direction);
-      in_order = now && progress(direction, *now).undelivered == 0;
+      auto now = read_destination(direction);
+      if (now) {
+        in_order = progress(direction, *now).undelivered == 0;
+      } else {
+        read_failed = now.error();
+      }
     }
     ssize_t sent = -1;
     int send_error = EAGAIN;
@@ -499,7 +503,7 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
     } else {
       in_hand.erase(0, taken);
     }
-    if (!now) return tl::unexpected(now.error());
+    if (read_failed) return tl::unexpected(*read_failed);
     if (sent < 0 && send_error != EAGAIN && send_error != EWOULDBLOCK) {
       return tl::unexpected(Error::from_errno("relay_held: send", send_error));
     }

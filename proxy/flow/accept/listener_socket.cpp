@@ -34,7 +34,7 @@ tl::expected<UniqueFd, Error> open_listener_socket(const SocketAddress& address,
                                : ::setsockopt(fd.get(), SOL_IPV6, IPV6_TRANSPARENT, &on, sizeof on);
     if (rc < 0) return tl::unexpected(failure("IP_TRANSPARENT (needs CAP_NET_ADMIN)", address));
   }
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  tune_connection_socket(fd.get());  // accepted sockets inherit the listener's options
   sockaddr_storage storage;
   socklen_t length = address.to_sockaddr(storage);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&storage), length) < 0)
