@@ -238,18 +238,46 @@ SplicedPair& SplicedPair::operator=(SplicedPair&& other) noexcept {
 
 SplicedPair::~SplicedPair() { release(); }
 
-// Removes the pair's entries, the sockhash's first (they carry the verdict and the redirect
-// targets) so that nothing is redirected into a socket on its way out; control entries only
-// where pause() made one.
-void SplicedPair::release() noexcept {
-  if (!std::exchange(in_maps_, false)) return;
-  for (int map_fd : {peers_map_fd_, stats_map_fd_}) {
-    ::bpf_map_delete_elem(map_fd, &backend_.cookie);
-    ::bpf_map_delete_elem(map_fd, &client_.cookie);
-  }
+void SplicedPair::release() noexcept { (void)remove(); }
+
+namespace {
+
+DirectionStats to_direction_stats(const splice_sock_stats& value) {
+  DirectionStats out;
+  out.redirected_bytes = value.redirected_bytes;
+  out.redirected_skbs = value.redirected_skbs;
+  out.passed_bytes = value.passed_bytes;
+  out.held_bytes = value.held_bytes;
+  out.fin_seen = value.fin_seen != 0;
+  return out;
+}
+
+}  // namespace
+
+// The sockhash entries go first (they carry the verdict and the redirect targets) so that
+// nothing is redirected into a socket on its way out; the stats entries are then read and
+// deleted in one call each; control entries only where pause() made one.
+PairStats SplicedPair::remove() noexcept {
+  PairStats result;
+  if (!std::exchange(in_maps_, false)) return result;
+  ::bpf_map_delete_elem(peers_map_fd_, &backend_.cookie);
+  ::bpf_map_delete_elem(peers_map_fd_, &client_.cookie);
+  auto take = [this](uint64_t cookie, DirectionStats& out) {
+    splice_sock_stats value{};
+    if (::bpf_map_lookup_and_delete_elem(stats_map_fd_, &cookie, &value) == 0) {
+      out = to_direction_stats(value);
+    } else if (errno != ENOENT) {
+      // A kernel without lookup-and-delete on hash maps (before 5.14): two calls.
+      if (::bpf_map_lookup_elem(stats_map_fd_, &cookie, &value) == 0) out = to_direction_stats(value);
+      ::bpf_map_delete_elem(stats_map_fd_, &cookie);
+    }
+  };
+  take(client_.cookie, result.client_to_backend);
+  take(backend_.cookie, result.backend_to_client);
   for (Side* side : {&client_, &backend_}) {
     if (std::exchange(side->has_control, false)) ::bpf_map_delete_elem(control_map_fd_, &side->cookie);
   }
+  return result;
 }
 
 SplicedPair::Side& SplicedPair::source(Direction direction) {
@@ -270,12 +298,7 @@ PairStats SplicedPair::stats() const {
   if (!in_maps_) return result;
   auto read = [this](uint64_t cookie, DirectionStats& out) {
     splice_sock_stats value{};
-    if (::bpf_map_lookup_elem(stats_map_fd_, &cookie, &value) != 0) return;
-    out.redirected_bytes = value.redirected_bytes;
-    out.redirected_skbs = value.redirected_skbs;
-    out.passed_bytes = value.passed_bytes;
-    out.held_bytes = value.held_bytes;
-    out.fin_seen = value.fin_seen != 0;
+    if (::bpf_map_lookup_elem(stats_map_fd_, &cookie, &value) == 0) out = to_direction_stats(value);
   };
   read(client_.cookie, result.client_to_backend);
   read(backend_.cookie, result.backend_to_client);

@@ -224,6 +224,10 @@ class SplicedPair {
   tl::expected<uint64_t, Error> relay_held(Direction direction, uint64_t max_bytes = 4u << 20);
   // Held bytes of direction d written into the destination's send queue so far.
   uint64_t relayed(Direction direction) const;
+  // Removes the map entries, as destruction does, and returns the counters read as the stats
+  // entries go: after the sockhash entries, so no verdict of this pair starts later (one
+  // already running on another CPU may still count). Zeros when already removed.
+  PairStats remove() noexcept;
   // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
   // them (the caller's job, right after) sends RST to both ends instead of a FIN.
   void abort();

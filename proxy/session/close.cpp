@@ -25,9 +25,13 @@ bool holds_undelivered(const Session& s) {
   for (bool upstream : {true, false}) {
     const Direction& d = upstream ? s.up : s.down;
     if (!d.pending.empty() || d.send_in_flight || d.drain.sent < d.drain.bytes.size()) return true;
+    // A relayed source that read its end of stream has nothing unread: no byte follows a FIN,
+    // so the usual close (both ends finished) asks the kernel nothing.
+    const bool read_to_end = d.eof && !d.kernel.carries;
     int source = upstream ? s.client.get() : s.backend.get();
     int unread = 0;
-    if (!d.source_failed && source >= 0 && ::ioctl(source, SIOCINQ, &unread) == 0 && unread > 0) return true;
+    if (!d.source_failed && !read_to_end && source >= 0 && ::ioctl(source, SIOCINQ, &unread) == 0 && unread > 0)
+      return true;
     if (s.kernel.pair && d.kernel.carries) {
       auto left = s.kernel.pair->undelivered(upstream ? bpf::Direction::client_to_backend
                                                : bpf::Direction::backend_to_client);
@@ -119,9 +123,11 @@ void Worker::release(Session& s) {
   recycle_buffers(s.up);
   recycle_buffers(s.down);
   if (s.kernel.pair) {
-    count_splice_bytes(s, s.kernel.pair->stats());
+    // The entries go before the fds close (nothing may stay queued toward them), and the
+    // counters read as they go are the final ones.
+    count_splice_bytes(s, s.kernel.pair->remove());
     if (s.abort) s.kernel.pair->abort();
-    s.kernel.pair.reset();  // before the fds close: nothing may stay queued toward them
+    s.kernel.pair.reset();
   }
   if (s.abort) {
     // SO_LINGER 0: the close sends RST, so a peer never mistakes an abort for a clean end.

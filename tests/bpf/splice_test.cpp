@@ -35,6 +35,7 @@ namespace {
 
 using snisplice::UniqueFd;
 using snisplice::bpf::Direction;
+using snisplice::bpf::PairStats;
 using snisplice::bpf::SpliceEngine;
 using snisplice::bpf::SpliceFailure;
 using snisplice::bpf::SplicedPair;
@@ -1046,6 +1047,23 @@ TEST_CASE("a pair destroyed once drained loses nothing, and the sockets work as 
     CHECK(read_exactly(t.p1(), 5, 1000ms) == "relay");
   }
   require_maps_empty(engine);
+}
+
+TEST_CASE("remove() returns the final counters, leaves nothing behind, and reads zeros after") {
+  SpliceEngine engine = load_engine();
+  Topology t;
+  SplicedPair pair = splice_or_fail(engine, t);
+  send_all(t.client.get(), "hello, backend");
+  CHECK(read_exactly(t.backend.get(), 14, 1000ms) == "hello, backend");
+  send_all(t.backend.get(), "hi");
+  CHECK(read_exactly(t.client.get(), 2, 1000ms) == "hi");
+  REQUIRE(pair.pause(Direction::client_to_backend));  // a control entry too
+  const PairStats last = pair.remove();
+  CHECK(last.client_to_backend.redirected_bytes == 14);
+  CHECK(last.backend_to_client.redirected_bytes == 2);
+  require_maps_empty(engine);
+  CHECK(pair.remove().client_to_backend.redirected_bytes == 0);
+  CHECK(pair.stats().backend_to_client.redirected_bytes == 0);
 }
 
 TEST_CASE("32 pairs at once each get their own bytes") {
