@@ -446,6 +446,8 @@ class Faults(ProxyTest):
         # answer follows a spoofed one naming 127.0.0.2, where a trap listens on the same port.
         target = self.backend(lambda conn: conn.sendall(read_hello(conn)))
         trap = socket.socket()
+        # Connections of earlier tests from 127.0.0.2 may hold the port in TIME_WAIT.
+        trap.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         trap.bind(("127.0.0.2", target.port))
         trap.listen(16)
         self.later(trap.close)
