@@ -29,6 +29,20 @@ struct {
   __type(value, struct splice_control);
 } splice_control SEC(".maps");
 
+/* The kernel's sk_buff, for the TCP sequence number in its control block (CO-RE). */
+struct sk_buff___splice {
+  char cb[48];
+} __attribute__((preserve_access_index));
+extern void *bpf_cast_to_kern_ctx(void *ctx) __ksym;
+
+static __always_inline __u32 tcp_seq_of(struct __sk_buff *skb)
+{
+  const struct sk_buff___splice *k = bpf_cast_to_kern_ctx(skb);
+  /* Byte loads: the verifier allows them anywhere in the char array. */
+  return (__u32)(unsigned char)k->cb[0] | (__u32)(unsigned char)k->cb[1] << 8 |
+         (__u32)(unsigned char)k->cb[2] << 16 | (__u32)(unsigned char)k->cb[3] << 24;
+}
+
 /* libbpf 1.1 does not know "sk_skb/verdict"; userspace attaches with bpf_prog_attach. */
 SEC("sk_skb/stream_verdict")
 int splice_verdict(struct __sk_buff *skb)
@@ -43,6 +57,18 @@ int splice_verdict(struct __sk_buff *skb)
       stats->fin_seen = 1;
     return SK_DROP;
   }
+  /* Bytes at the head of this skb that an earlier verdict already took: the kernel handed a
+   * held skb over again with more segments behind it (its first copy is readable already). */
+  __u32 repeat = 0;
+  if (stats) {
+    const __u32 seq = tcp_seq_of(skb);
+    const __u32 data_end = seq + len;
+    const __u32 next = stats->next_seq;
+    if (next && (int)(seq - next) < 0)
+      repeat = (int)(data_end - next) > 0 ? next - seq : len;
+    if (!next || (int)(data_end - next) > 0)
+      stats->next_seq = data_end;
+  }
   /* Once userspace owns this direction, keep it: redirecting now would overtake the bytes
    * waiting to be read. */
   if (stats && stats->passed_bytes) {
@@ -52,7 +78,16 @@ int splice_verdict(struct __sk_buff *skb)
   /* Held back by userspace, or held bytes still on their way to the peer through userspace:
    * redirecting now would overtake them. One lookup gives one consistent value. */
   struct splice_control *control = bpf_map_lookup_elem(&splice_control, &self);
-  if (stats && control && (control->hold || stats->held_bytes != control->relayed_bytes)) {
+  const __u64 relayed = control ? control->relayed_bytes : 0;
+  if (stats && (repeat || (control && control->hold) || stats->held_bytes != relayed)) {
+    if (repeat) {
+      /* Recorded before held_bytes covers this skb: a reader that sees the new count sees
+       * where its repeated head is. */
+      stats->repeat_at = stats->held_bytes;
+      stats->repeat_len = repeat;
+      stats->repeats += 1;
+      stats->repeated_bytes += repeat;
+    }
     __sync_fetch_and_add(&stats->held_bytes, len);
     return SK_PASS;
   }

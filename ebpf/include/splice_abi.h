@@ -48,7 +48,8 @@ struct splice_sock_stats {
    * set EPIPE on the peer). A FIN riding on data does not show here: userspace watches
    * POLLRDHUP and propagates the FIN itself after draining. */
   __u32 fin_seen;
-  __u32 padding;
+  /* TCP sequence number just past the last data byte the verdict saw (0: none yet). */
+  __u32 next_seq;
   /* Bytes left on this socket (SK_PASS) because userspace holds this direction back: its
    * control entry says hold, or earlier held bytes are not all relayed yet. They are charged
    * to this socket's receive buffer, so ordinary TCP flow control throttles the sender, and
@@ -56,8 +57,17 @@ struct splice_sock_stats {
    * every redirected byte is in the peer's send queue; the verdict redirects again only once
    * every held byte is in it too (relayed_bytes == held_bytes), so nothing is reordered. */
   __u64 held_bytes;
+  /* The kernel can hand a held skb to the verdict a second time with later segments coalesced
+   * behind it, its first copy already readable on the socket (docs/splice.md, "An skb held
+   * twice"). The verdict holds such an skb too and records where the repeated bytes sit in
+   * the held stream: from held byte `repeat_at`, `repeat_len` bytes, the `repeats`-th time.
+   * relay_held drops them. Written before held_bytes grows past them. */
+  __u64 repeat_at;
+  __u32 repeat_len;
+  __u32 repeats;
+  __u64 repeated_bytes;  /* all repeated heads so far: held_bytes counts them, TCP did not */
 };
-SPLICE_ABI_ASSERT(sizeof(struct splice_sock_stats) == 40, "splice_stats value layout");
+SPLICE_ABI_ASSERT(sizeof(struct splice_sock_stats) == 64, "splice_stats value layout");
 
 /* Userspace's instructions for one socket's receive side. */
 struct splice_control {

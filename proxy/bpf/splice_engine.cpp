@@ -249,6 +249,10 @@ DirectionStats to_direction_stats(const splice_sock_stats& value) {
   out.passed_bytes = value.passed_bytes;
   out.held_bytes = value.held_bytes;
   out.fin_seen = value.fin_seen != 0;
+  out.repeat_at = value.repeat_at;
+  out.repeat_len = value.repeat_len;
+  out.repeats = value.repeats;
+  out.repeated_bytes = value.repeated_bytes;
   return out;
 }
 
@@ -355,9 +359,11 @@ bool SplicedPair::drained(Direction direction, const PairState& state) const {
   const uint64_t received_total = source_state(direction, state).received;
   const uint64_t received_since_splice =
       received_total - std::min(received_total, source(direction).received_baseline);
-  if (counters.redirected_bytes + counters.passed_bytes + counters.held_bytes < received_since_splice) return false;
+  if (counters.redirected_bytes + counters.passed_bytes + counters.held_bytes - counters.repeated_bytes <
+      received_since_splice)
+    return false;
   const HeldRelay* held = held_relay(direction);
-  if (counters.held_bytes != relayed(direction) || (held != nullptr && !held->in_hand.empty())) return false;
+  if (counters.held_bytes != taken(direction) || (held != nullptr && !held->in_hand.empty())) return false;
   return progress(direction, state).undelivered == 0;
 }
 
@@ -411,7 +417,7 @@ tl::expected<bool, Error> SplicedPair::over_budget(uint64_t budget_bytes) const 
 
 tl::expected<void, Error> SplicedPair::publish_control(Direction direction) {
   Side& from = source(direction);
-  const splice_control value{.relayed_bytes = relayed(direction), .hold = from.paused ? 1u : 0u, .padding = 0};
+  const splice_control value{.relayed_bytes = taken(direction), .hold = from.paused ? 1u : 0u, .padding = 0};
   // Creates or replaces the whole value: the verdict reads no entry (redirect), the old value
   // or this one.
   if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_ANY) != 0) {
@@ -454,7 +460,7 @@ bool SplicedPair::paused(Direction direction) const { return source(direction).p
 bool SplicedPair::holding(Direction direction, const PairStats& counters) const {
   const HeldRelay* held = held_relay(direction);
   return source(direction).paused || (held != nullptr && !held->in_hand.empty()) ||
-         counters[direction].held_bytes != relayed(direction);
+         counters[direction].held_bytes != taken(direction);
 }
 
 bool SplicedPair::holding(Direction direction) const { return holding(direction, stats()); }
@@ -466,6 +472,11 @@ const SplicedPair::HeldRelay* SplicedPair::held_relay(Direction direction) const
 uint64_t SplicedPair::relayed(Direction direction) const {
   const HeldRelay* held = held_relay(direction);
   return held != nullptr ? held->relayed : 0;
+}
+
+uint64_t SplicedPair::taken(Direction direction) const {
+  const HeldRelay* held = held_relay(direction);
+  return held != nullptr ? held->taken : 0;
 }
 
 tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint64_t max_bytes) {
@@ -484,13 +495,28 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
   // published before the call ends) the verdict holds every segment, so nothing new is
   // redirected in front. One reading per call instead of one per chunk.
   bool in_order = false;
+  const uint64_t taken_before = held_relay.taken;
+  std::string kept;  // a read with a repeated stretch cut out
   while (moved < max_bytes) {
     std::string_view pending = in_hand;
     if (pending.empty()) {
       // Read only held bytes: anything behind them (passed for good) is the caller's relay's.
-      if (held <= held_relay.relayed) held = stats()[direction].held_bytes;
-      if (held <= held_relay.relayed) break;
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), held - held_relay.relayed));
+      if (held <= held_relay.taken) {
+        const DirectionStats now = stats()[direction];
+        held = now.held_bytes;
+        if (now.repeats != held_relay.repeats_seen) {
+          // Only the latest repeat is recorded: a second one before the first was read past
+          // cannot be placed.
+          if (now.repeats != held_relay.repeats_seen + 1 || held_relay.skip_left > 0) {
+            return tl::unexpected(Error{"relay_held: held bytes were repeated faster than they were read"});
+          }
+          held_relay.repeats_seen = now.repeats;
+          held_relay.skip_at = now.repeat_at;
+          held_relay.skip_left = now.repeat_len;
+        }
+      }
+      if (held <= held_relay.taken) break;
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), held - held_relay.taken));
       const ssize_t n = ::recv(from.fd, chunk.data(), want, MSG_DONTWAIT);
       if (n <= 0) {
         // Held bytes may still be on their way into the socket (behind the kernel's own
@@ -498,7 +524,22 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
         if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) break;
         return tl::unexpected(Error::from_errno("relay_held: recv", errno));
       }
+      const uint64_t start = held_relay.taken;
+      const uint64_t end = start + static_cast<uint64_t>(n);
+      held_relay.taken = end;
       pending = std::string_view(chunk.data(), static_cast<size_t>(n));
+      // The repeated head of an skb handed over twice (splice_abi.h) was read before, as the
+      // first copy: drop it. It is never ahead of what the counters said when it was learnt.
+      if (held_relay.skip_left > 0 && held_relay.skip_at < end) {
+        const uint64_t cut_from = std::max(held_relay.skip_at, start);
+        const uint64_t cut_to = std::min(held_relay.skip_at + held_relay.skip_left, end);
+        kept.assign(chunk.data(), static_cast<size_t>(cut_from - start));
+        kept.append(chunk.data() + (cut_to - start), static_cast<size_t>(end - cut_to));
+        held_relay.skip_left -= cut_to - cut_from;
+        held_relay.skip_at = cut_to;
+        pending = kept;
+        if (pending.empty()) continue;
+      }
     }
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
@@ -535,7 +576,7 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
   }
   // Published only with nothing in hand: relayed_bytes == held_bytes then means every held
   // byte is in the destination's send queue, and the verdict may redirect again.
-  if (moved > 0 && in_hand.empty()) {
+  if (held_relay.taken != taken_before && in_hand.empty()) {
     if (auto published = publish_control(direction); !published) return tl::unexpected(published.error());
   }
   return moved;

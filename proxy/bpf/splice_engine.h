@@ -95,6 +95,12 @@ struct DirectionStats {
   uint64_t passed_bytes = 0;  // left readable on the source socket (userspace owns them)
   uint64_t held_bytes = 0;    // left on the source socket while paused (relay_held moves them)
   bool fin_seen = false;      // a bare FIN reached the verdict (one riding on data does not)
+  // The latest skb the kernel handed over twice (splice_abi.h): where its repeated head sits
+  // in the held stream, how long it is, and how many there were.
+  uint64_t repeat_at = 0;
+  uint32_t repeat_len = 0;
+  uint32_t repeats = 0;
+  uint64_t repeated_bytes = 0;  // all of them: held_bytes counts them, TCP received them once
 };
 
 struct PairStats {
@@ -224,6 +230,9 @@ class SplicedPair {
   tl::expected<uint64_t, Error> relay_held(Direction direction, uint64_t max_bytes = 4u << 20);
   // Held bytes of direction d written into the destination's send queue so far.
   uint64_t relayed(Direction direction) const;
+  // Bytes of direction d's held stream read so far, repeated ones included: what held_bytes
+  // reaches once every held byte is relayed.
+  uint64_t taken(Direction direction) const;
   // Removes the map entries, as destruction does, and returns the counters read as the stats
   // entries go: after the sockhash entries, so no verdict of this pair starts later (one
   // already running on another CPU may still count). Zeros when already removed.
@@ -245,8 +254,13 @@ class SplicedPair {
   };
   // relay_held()'s state for one direction, made on first use: most pairs never hold.
   struct HeldRelay {
-    uint64_t relayed = 0;      // held bytes written to the peer (published once none is in hand)
+    uint64_t relayed = 0;      // held bytes written to the peer
+    uint64_t taken = 0;        // bytes read from the held stream, repeats included (published
+                               // as relayed_bytes once none is in hand)
     std::string in_hand = {};  // held bytes read but not yet accepted by the peer's send()
+    uint32_t repeats_seen = 0;  // repeats (splice_abi.h) whose bytes are known
+    uint64_t skip_at = 0;       // held-stream offset of the repeated bytes still to drop
+    uint64_t skip_left = 0;
   };
   SplicedPair(int peers_map_fd, int stats_map_fd, int control_map_fd, Side client, Side backend) noexcept
       : peers_map_fd_(peers_map_fd),
