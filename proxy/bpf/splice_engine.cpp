@@ -268,13 +268,8 @@ PairStats SplicedPair::remove() noexcept {
   ::bpf_map_delete_elem(peers_map_fd_, &client_.cookie);
   auto take = [this](uint64_t cookie, DirectionStats& out) {
     splice_sock_stats value{};
-    if (::bpf_map_lookup_and_delete_elem(stats_map_fd_, &cookie, &value) == 0) {
-      out = to_direction_stats(value);
-    } else if (errno != ENOENT) {
-      // A kernel without lookup-and-delete on hash maps (before 5.14): two calls.
-      if (::bpf_map_lookup_elem(stats_map_fd_, &cookie, &value) == 0) out = to_direction_stats(value);
-      ::bpf_map_delete_elem(stats_map_fd_, &cookie);
-    }
+    // Hash maps have had lookup-and-delete since 5.14; the verdict itself needs 6.2.
+    if (::bpf_map_lookup_and_delete_elem(stats_map_fd_, &cookie, &value) == 0) out = to_direction_stats(value);
   };
   take(client_.cookie, result.client_to_backend);
   take(backend_.cookie, result.backend_to_client);
