@@ -70,23 +70,36 @@ int splice_verdict(struct __sk_buff *skb)
       stats->next_seq = data_end;
   }
   /* Once userspace owns this direction, keep it: redirecting now would overtake the bytes
-   * waiting to be read. */
+   * waiting to be read. A repeat here cannot be cut out of what the relay reads. */
   if (stats && stats->passed_bytes) {
+    if (repeat)
+      __sync_fetch_and_add(&stats->unplaced_repeats, 1);
     __sync_fetch_and_add(&stats->passed_bytes, len);
     return SK_PASS;
   }
   /* Held back by userspace, or held bytes still on their way to the peer through userspace:
-   * redirecting now would overtake them. One lookup gives one consistent value. */
+   * redirecting now would overtake them. */
   struct splice_control *control = bpf_map_lookup_elem(&splice_control, &self);
-  const __u64 relayed = control ? control->relayed_bytes : 0;
-  if (stats && (repeat || (control && control->hold) || stats->held_bytes != relayed)) {
+  __u64 relayed = 0;
+  __u32 hold = 0;
+  if (control) {
+    bpf_spin_lock(&control->lock);
+    relayed = control->relayed_bytes;
+    hold = control->hold;
+    bpf_spin_unlock(&control->lock);
+  }
+  if (stats && (repeat || hold || stats->held_bytes != relayed)) {
     if (repeat) {
-      /* Recorded before held_bytes covers this skb: a reader that sees the new count sees
-       * where its repeated head is. */
-      stats->repeat_at = stats->held_bytes;
-      stats->repeat_len = repeat;
-      stats->repeats += 1;
-      stats->repeated_bytes += repeat;
+      /* The slot first (its number before its contents), then the count, then held_bytes:
+       * a reader that sees a count or a held total sees the slots behind it. */
+      const __u32 number = stats->repeats + 1;
+      struct splice_repeat *slot = &stats->repeat[(number - 1) % SPLICE_REPEAT_SLOTS];
+      slot->number = number;
+      asm volatile("" ::: "memory");
+      slot->at = stats->held_bytes;
+      slot->len = repeat;
+      __sync_fetch_and_add(&stats->repeated_bytes, repeat);
+      __sync_fetch_and_add(&stats->repeats, 1);
     }
     __sync_fetch_and_add(&stats->held_bytes, len);
     return SK_PASS;

@@ -15,6 +15,9 @@
 #include "splice.skel.h"
 #include "splice_abi.h"
 
+static_assert(snisplice::bpf::kRepeatSlots == SPLICE_REPEAT_SLOTS);
+static_assert(sizeof(snisplice::bpf::RepeatRecord) == sizeof(splice_repeat));
+
 namespace snisplice::bpf {
 namespace {
 
@@ -249,10 +252,13 @@ DirectionStats to_direction_stats(const splice_sock_stats& value) {
   out.passed_bytes = value.passed_bytes;
   out.held_bytes = value.held_bytes;
   out.fin_seen = value.fin_seen != 0;
-  out.repeat_at = value.repeat_at;
-  out.repeat_len = value.repeat_len;
   out.repeats = value.repeats;
+  for (size_t slot = 0; slot < kRepeatSlots; ++slot) {
+    out.repeat_slots[slot] = {.at = value.repeat[slot].at, .len = value.repeat[slot].len,
+                              .number = value.repeat[slot].number};
+  }
   out.repeated_bytes = value.repeated_bytes;
+  out.unplaced_repeats = value.unplaced_repeats;
   return out;
 }
 
@@ -412,10 +418,10 @@ tl::expected<bool, Error> SplicedPair::over_budget(uint64_t budget_bytes) const 
 
 tl::expected<void, Error> SplicedPair::publish_control(Direction direction) {
   Side& from = source(direction);
-  const splice_control value{.relayed_bytes = taken(direction), .hold = from.paused ? 1u : 0u, .padding = 0};
-  // Creates or replaces the whole value: the verdict reads no entry (redirect), the old value
-  // or this one.
-  if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_ANY) != 0) {
+  const splice_control value{.relayed_bytes = taken(direction), .hold = from.paused ? 1u : 0u, .lock = {}};
+  // Rewrites the value in place under its lock (splice_abi.h): the verdict reads no entry
+  // (redirect), the old value or this one, never another socket's.
+  if (::bpf_map_update_elem(control_map_fd_, &from.cookie, &value, BPF_F_LOCK) != 0) {
     return tl::unexpected(Error::from_errno("splice_control update", errno));
   }
   from.has_control = true;
@@ -499,15 +505,9 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
       if (held <= held_relay.taken) {
         const DirectionStats now = stats()[direction];
         held = now.held_bytes;
-        if (now.repeats != held_relay.repeats_seen) {
-          // Only the latest repeat is recorded: a second one before the first was read past
-          // cannot be placed.
-          if (now.repeats != held_relay.repeats_seen + 1 || held_relay.skip_left > 0) {
-            return tl::unexpected(Error{"relay_held: held bytes were repeated faster than they were read"});
-          }
-          held_relay.repeats_seen = now.repeats;
-          held_relay.skip_at = now.repeat_at;
-          held_relay.skip_left = now.repeat_len;
+        if (!held_relay.repeats.learn(now.repeats, now.repeat_slots)) {
+          held_relay.repeats_lost = true;
+          return tl::unexpected(Error{"relay_held: held bytes were repeated faster than they were read"});
         }
       }
       if (held <= held_relay.taken) break;
@@ -522,19 +522,10 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
       const uint64_t start = held_relay.taken;
       const uint64_t end = start + static_cast<uint64_t>(n);
       held_relay.taken = end;
-      pending = std::string_view(chunk.data(), static_cast<size_t>(n));
       // The repeated head of an skb handed over twice (splice_abi.h) was read before, as the
       // first copy: drop it. It is never ahead of what the counters said when it was learnt.
-      if (held_relay.skip_left > 0 && held_relay.skip_at < end) {
-        const uint64_t cut_from = std::max(held_relay.skip_at, start);
-        const uint64_t cut_to = std::min(held_relay.skip_at + held_relay.skip_left, end);
-        kept.assign(chunk.data(), static_cast<size_t>(cut_from - start));
-        kept.append(chunk.data() + (cut_to - start), static_cast<size_t>(end - cut_to));
-        held_relay.skip_left -= cut_to - cut_from;
-        held_relay.skip_at = cut_to;
-        pending = kept;
-        if (pending.empty()) continue;
-      }
+      pending = held_relay.repeats.cut(start, std::string_view(chunk.data(), static_cast<size_t>(n)), kept);
+      if (pending.empty()) continue;
     }
     // Bytes redirected before the held ones must be in the destination's queue first. The
     // counters are read after the held bytes were: every skb in front of them had its
@@ -575,6 +566,11 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
     if (auto published = publish_control(direction); !published) return tl::unexpected(published.error());
   }
   return moved;
+}
+
+bool SplicedPair::broken(Direction direction, const PairStats& counters) const {
+  const HeldRelay* held = held_relay(direction);
+  return counters[direction].unplaced_repeats > 0 || (held != nullptr && held->repeats_lost);
 }
 
 void SplicedPair::abort() {

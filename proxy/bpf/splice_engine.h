@@ -64,6 +64,7 @@
 
 #include <tl/expected.hpp>
 
+#include "bpf/held_repeats.h"
 #include "bpf/splice_sockets.h"
 
 struct splice;  // the generated skeleton (splice.skel.h), kept out of this header
@@ -95,12 +96,13 @@ struct DirectionStats {
   uint64_t passed_bytes = 0;  // left readable on the source socket (userspace owns them)
   uint64_t held_bytes = 0;    // left on the source socket while paused (relay_held moves them)
   bool fin_seen = false;      // a bare FIN reached the verdict (one riding on data does not)
-  // The latest skb the kernel handed over twice (splice_abi.h): where its repeated head sits
-  // in the held stream, how long it is, and how many there were.
-  uint64_t repeat_at = 0;
-  uint32_t repeat_len = 0;
+  // Skbs the kernel handed over twice (splice_abi.h): how many, the latest few, and their
+  // repeated bytes in all (held_bytes counts them, TCP received them once).
   uint32_t repeats = 0;
-  uint64_t repeated_bytes = 0;  // all of them: held_bytes counts them, TCP received them once
+  RepeatSlots repeat_slots = {};
+  uint64_t repeated_bytes = 0;
+  // Repeats that came while the direction was passed: the stream can no longer be kept exact.
+  uint32_t unplaced_repeats = 0;
 };
 
 struct PairStats {
@@ -237,6 +239,11 @@ class SplicedPair {
   // entries go: after the sockhash entries, so no verdict of this pair starts later (one
   // already running on another CPU may still count). Zeros when already removed.
   PairStats remove() noexcept;
+  // Whether direction d can no longer be carried exactly: the kernel handed an skb over twice
+  // where its repeated bytes cannot be cut out (while passed, or more repeats than slots
+  // between two of relay_held's readings; splice_abi.h). The caller then abort()s the pair:
+  // a reset, never a corrupted stream.
+  bool broken(Direction direction, const PairStats& counters) const;
   // Removes the map entries and sets SO_LINGER {on, 0} on both sockets, so that closing
   // them (the caller's job, right after) sends RST to both ends instead of a FIN.
   void abort();
@@ -258,9 +265,8 @@ class SplicedPair {
     uint64_t taken = 0;        // bytes read from the held stream, repeats included (published
                                // as relayed_bytes once none is in hand)
     std::string in_hand = {};  // held bytes read but not yet accepted by the peer's send()
-    uint32_t repeats_seen = 0;  // repeats (splice_abi.h) whose bytes are known
-    uint64_t skip_at = 0;       // held-stream offset of the repeated bytes still to drop
-    uint64_t skip_left = 0;
+    HeldRepeats repeats = {};  // repeated stretches (splice_abi.h) still to drop
+    bool repeats_lost = false;  // one could not be placed: broken()
   };
   SplicedPair(int peers_map_fd, int stats_map_fd, int control_map_fd, Side client, Side backend) noexcept
       : peers_map_fd_(peers_map_fd),

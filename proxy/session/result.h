@@ -21,6 +21,7 @@ enum class Result {
   backend_reset,         // the backend reset or errored mid-stream
   idle_timeout,          // no traffic either way for timeouts.idle
   splice_budget,         // a peer stopped reading while the kernel kept redirecting to it
+  splice_error,          // the kernel repeated bytes where the splice could not cut them out
   shutdown,              // still open when shutdown_grace ran out
 };
 
@@ -41,6 +42,7 @@ constexpr std::string_view result_label(Result result) {
     case Result::backend_reset: return "backend_reset";
     case Result::idle_timeout: return "idle_timeout";
     case Result::splice_budget: return "splice_budget";
+    case Result::splice_error: return "splice_error";
     case Result::shutdown: return "shutdown";
   }
   return "unknown";

@@ -151,8 +151,16 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   bool watched = false;  // a direction paused or resumed a moment ago
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    if (!d.kernel.carries || !state) continue;
+    if (!state) continue;
     const bpf::Direction direction = kernel_direction(upstream);
+    // Checked for a direction the relay took over too: its source is still in the verdict's map.
+    if (s.kernel.pair->broken(direction, stats)) {
+      spdlog::warn("{}: the kernel repeated bytes the splice cannot cut out; resetting both ends",
+                   s.client_address.to_string());
+      s.kernel.pair->abort();
+      return finish(s, Result::splice_error, true);
+    }
+    if (!d.kernel.carries) continue;
     if (!d.kernel.handing_over && stats[direction].passed_bytes > 0) {
       // The verdict found no peer entry and left the bytes on the socket: this direction is
       // the userspace relay's, in order, EOF included, once the kernel's bytes are delivered.
@@ -199,6 +207,10 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     if (s.kernel.pair->holding(direction, stats) && !d.sink_failed) {
       if (auto relayed = s.kernel.pair->relay_held(direction); !relayed) {
         spdlog::warn("{}: cannot relay held bytes: {}", s.client_address.to_string(), relayed.error().message());
+        if (s.kernel.pair->broken(direction, stats)) {
+          s.kernel.pair->abort();
+          return finish(s, Result::splice_error, true);
+        }
       }
       draining = true;
     }
