@@ -58,7 +58,10 @@ void Subscription::close() {
 }
 
 EventBus::EventBus(BusCounters counters, size_t ring_capacity, size_t subscriber_queue)
-    : counters_(counters), subscriber_queue_(subscriber_queue), ring_(ring_capacity), hub_([this] { run(); }) {}
+    : counters_(counters),
+      subscriber_queue_(subscriber_queue),
+      ring_capacity_(ring_capacity),
+      hub_([this] { run(); }) {}
 
 EventBus::~EventBus() {
   close_all();
@@ -72,15 +75,25 @@ EventBus::~EventBus() {
 
 void EventBus::publish(Payload what) {
   if (!listening()) return;
-  if (!ring_.try_push(Event{std::chrono::system_clock::now(), std::move(what)})) counters_.ring_full.Increment();
+  MpscRing<Event>* ring = ring_.load(std::memory_order_acquire);
+  if (!ring->try_push(Event{std::chrono::system_clock::now(), std::move(what)})) counters_.ring_full.Increment();
+}
+
+size_t EventBus::ring_capacity() const {
+  const MpscRing<Event>* ring = ring_.load(std::memory_order_acquire);
+  return ring != nullptr ? ring->capacity() : 0;
 }
 
 std::shared_ptr<Subscription> EventBus::subscribe(Filter filter) {
   std::lock_guard lock(mutex_);
   if (closed_ || subscriptions_.size() >= max_subscribers_) return nullptr;
+  if (!ring_owner_) {
+    ring_owner_ = std::make_unique<MpscRing<Event>>(ring_capacity_);
+    ring_.store(ring_owner_.get(), std::memory_order_release);
+  }
   auto subscription = std::make_shared<Subscription>(std::move(filter), subscriber_queue_);
   subscriptions_.push_back(subscription);
-  subscribers_.store(static_cast<uint32_t>(subscriptions_.size()), std::memory_order_relaxed);
+  subscribers_.store(static_cast<uint32_t>(subscriptions_.size()), std::memory_order_release);
   counters_.subscribers.Set(static_cast<double>(subscriptions_.size()));
   wake_.notify_all();
   return subscription;
@@ -110,8 +123,11 @@ void EventBus::run() {
   while (!stopping_) {
     if (subscriptions_.empty()) {
       // Nobody listens and nobody publishes: whatever is left is stale for the next subscriber.
+      MpscRing<Event>* ring = ring_owner_.get();
       lock.unlock();
-      while (ring_.try_pop()) {
+      if (ring != nullptr) {
+        while (ring->try_pop()) {
+        }
       }
       lock.lock();
       wake_.wait(lock, [this] { return stopping_ || !subscriptions_.empty(); });
@@ -126,10 +142,12 @@ void EventBus::run() {
 }
 
 bool EventBus::drain(const std::vector<std::shared_ptr<Subscription>>& to) {
+  // Subscriptions exist, so the first of them made the ring.
+  MpscRing<Event>* ring = ring_.load(std::memory_order_acquire);
   size_t handed = 0;
   uint64_t lost = 0;
   for (; handed < kDrainBatch; ++handed) {
-    auto event = ring_.try_pop();
+    auto event = ring->try_pop();
     if (!event) break;
     Line line;
     for (const auto& subscription : to) {

@@ -5,6 +5,7 @@
 // to every subscription whose filter matches. Each subscription has its own bounded queue;
 // one that fills (its reader is too slow, or gone) is cut off and what it missed counted
 // (slow_subscriber). Subscriptions asking for summaries aggregate instead of queueing.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -82,7 +83,7 @@ class EventBus {
   EventBus& operator=(const EventBus&) = delete;
 
   // Any thread, never blocks.
-  bool listening() const { return subscribers_.load(std::memory_order_relaxed) > 0; }
+  bool listening() const { return subscribers_.load(std::memory_order_acquire) > 0; }
   void publish(Payload what);
   // Builds the event only when someone listens: `make` returns a Payload (or one of its types).
   template <class Make>
@@ -90,6 +91,8 @@ class EventBus {
     if (listening()) publish(make());
   }
 
+  // Cells of the queue between producers and the hub: 0 until the first subscription.
+  size_t ring_capacity() const;
   // nullptr when max_subscribers are already subscribed.
   std::shared_ptr<Subscription> subscribe(Filter filter);
   void unsubscribe(const std::shared_ptr<Subscription>& subscription);
@@ -104,7 +107,12 @@ class EventBus {
 
   BusCounters counters_;
   const size_t subscriber_queue_;
-  MpscRing<Event> ring_;
+  const size_t ring_capacity_;
+  // Made by the first subscription and kept: its cells (about 270 bytes each, 17 MiB at the
+  // default capacity) are written when made, memory a proxy nobody watches should not carry.
+  // Set before the subscriber count is raised, so a producer that sees a listener sees it.
+  std::unique_ptr<MpscRing<Event>> ring_owner_;  // under mutex_
+  std::atomic<MpscRing<Event>*> ring_{nullptr};
   std::atomic<uint32_t> subscribers_{0};
 
   std::mutex mutex_;

@@ -44,6 +44,11 @@ Metrics::Metrics()
                             "Times a spliced direction was paused (its sender held to a trickle) because "
                             "its destination read slower than its source sent")
                         .Add({})),
+      splice_held_bytes(counter(*registry_, "snisplice_splice_held_bytes_total",
+                                "Bytes of spliced connections that a pause held on their source socket and "
+                                "the proxy moved itself (the rest of snisplice_bytes_total of a spliced "
+                                "connection stayed in the kernel)")
+                            .Add({})),
       client_hello_bytes(histogram(*registry_, "snisplice_client_hello_bytes",
                                    "Size of the ClientHello or HTTP request head",
                                    {256, 512, 1024, 1536, 2048, 4096, 8192, 16384, 32768, 65536})),

@@ -42,6 +42,7 @@ class Metrics {
   prometheus::Counter& spliced_userspace;
   prometheus::Counter& splice_budget_aborts;
   prometheus::Counter& splice_pauses;
+  prometheus::Counter& splice_held_bytes;
   prometheus::Histogram& client_hello_bytes;
   prometheus::Histogram& connect_duration;
   prometheus::Counter& dns_cache_hit;

@@ -61,6 +61,7 @@ struct KernelDirection {
   uint64_t delivered_seen = 0;    // into the destination's send queue: progress for idle time
   Clock::time_point paced_at{};   // last pause or resume
   uint64_t redirected_counted = 0;
+  uint64_t held_counted = 0;  // of redirected_counted, bytes relay_held moved
 };
 
 // A hand-over to the kernel (splice: auto, relay.cpp): bytes read from the source until

@@ -123,8 +123,12 @@ bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
   bool moved = false;
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
-    uint64_t redirected =
-        stats[kernel_direction(upstream)].redirected_bytes + s.kernel.pair->relayed(kernel_direction(upstream));
+    const uint64_t held = s.kernel.pair->relayed(kernel_direction(upstream));
+    if (held > d.kernel.held_counted) {
+      shared_.metrics.splice_held_bytes.Increment(static_cast<double>(held - d.kernel.held_counted));
+      d.kernel.held_counted = held;
+    }
+    uint64_t redirected = stats[kernel_direction(upstream)].redirected_bytes + held;
     if (redirected <= d.kernel.redirected_counted) continue;
     uint64_t delta = redirected - d.kernel.redirected_counted;
     d.kernel.redirected_counted = redirected;

@@ -248,6 +248,13 @@ class Splice(ProxyTest):
         if SPLICE == "sockmap":
             self.assertGreaterEqual(proxy.metric("snisplice_splice_pauses_total"), 1)
         wait_until(lambda: proxy.metric("snisplice_connections_total", result="proxied") == 1, what="proxied")
+        # What the pause held went through the proxy; it is part of the bytes carried, never more.
+        held = proxy.metric("snisplice_splice_held_bytes_total")
+        if SPLICE == "sockmap":
+            self.assertGreater(held, 0)
+        if SPLICE == "userspace":
+            self.assertEqual(held, 0)
+        self.assertLessEqual(held, proxy.metric("snisplice_bytes_total", direction="client_to_backend"))
 
     def test_client_half_closing_right_after_its_hello_falls_back_and_loses_nothing(self):
         def handler(conn):

@@ -55,6 +55,23 @@ TEST_CASE("nobody listening: publishing is a no-op, nothing counted") {
   CHECK_FALSE(built);
 }
 
+TEST_CASE("the queue's memory is taken by the first subscription, not before, and kept") {
+  Counters counters;
+  EventBus bus(counters.bus());
+  CHECK(bus.ring_capacity() == 0);
+  auto subscription = bus.subscribe(filter(""));
+  REQUIRE(subscription);
+  CHECK(bus.ring_capacity() == EventBus::kRingCapacity);
+  bus.unsubscribe(subscription);
+  CHECK(bus.ring_capacity() == EventBus::kRingCapacity);
+  auto again = bus.subscribe(filter(""));
+  REQUIRE(again);
+  bus.publish(reload(7));
+  auto lines = read(*again, 1);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("\"7\"") != std::string::npos);
+}
+
 TEST_CASE("subscribers get the events their filter matches, in order, encoded") {
   Counters counters;
   EventBus bus(counters.bus());
