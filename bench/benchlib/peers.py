@@ -217,9 +217,12 @@ def metric_sum(values, prefix):
 
 
 def snisplice_counters(values):
-    """Which data path snisplice's connections took, and how many the splice budget cut."""
+    """Which data path snisplice's connections took, how many the splice budget cut, and how many
+    of the bytes carried a pause held for the proxy to move itself."""
     return {
         "sockmap_connections": values.get('snisplice_spliced_connections_total{mode="sockmap"}', 0),
         "userspace_connections": values.get('snisplice_spliced_connections_total{mode="userspace"}', 0),
         "budget_aborts": metric_sum(values, "snisplice_splice_budget_aborts_total"),
+        "carried_bytes": metric_sum(values, "snisplice_bytes_total"),
+        "held_bytes": metric_sum(values, "snisplice_splice_held_bytes_total"),
     }

@@ -37,6 +37,8 @@ def topology_table(name, topo, args):
         if dp:
             lines.append(f"- {path}: bulk runs {dp['bulk_runs_in_kernel']} spliced in the kernel, "
                          f"{dp['bulk_runs_relayed']} relayed in userspace, {dp['budget_aborted_runs']} budget-aborted"
+                         + (f", {dp['held_share']:.0%} of their bytes held by a pause and moved by the proxy"
+                            if dp.get("held_share") is not None else "")
                          + (" (only in-kernel runs count in its bulk columns)" if path == "snisplice sockmap" else ""))
     interfaces = topo.get("interfaces")
     if interfaces:

@@ -85,6 +85,10 @@ def summarize_path(name, by_workload):
             "bulk_runs_relayed": sum(1 for r in bulk if "failed" not in r and r.get("userspace_connections")),
             "budget_aborted_runs": sum(1 for r in bulk if r.get("budget_aborts")),
         }
+        carried = sum(r.get("carried_bytes", 0) for r in bulk if "failed" not in r)
+        if carried and any("held_bytes" in r for r in bulk):
+            # Of the bulk runs' bytes, the share a pause held for the proxy to move (relay_held).
+            data_path["held_share"] = sum(r.get("held_bytes", 0) for r in bulk if "failed" not in r) / carried
         if name == "snisplice sockmap":
             # A bulk run counts for the sockmap path only if every connection was spliced in the kernel.
             for w in ("up", "down", "paced-up", "paced-down"):

@@ -79,6 +79,11 @@ class NamespaceSmoke(unittest.TestCase):
                 for sample in self.topo["raw"][path][workload]:
                     self.assertEqual(bool(sample["sockmap_connections"]), spliced, f"{path} {workload}: {sample}")
                     self.assertEqual(bool(sample["userspace_connections"]), relayed, f"{path} {workload}: {sample}")
+                    # Held bytes are part of the bytes carried; the relay never holds any.
+                    self.assertLessEqual(sample["held_bytes"], sample["carried_bytes"], f"{path} {workload}")
+                    if relayed:
+                        self.assertEqual(sample["held_bytes"], 0, f"{path} {workload}")
+        self.assertIn("held_share", self.topo["summary"]["snisplice sockmap"]["data_path"])
 
     def test_traffic_crossed_the_veth_pairs(self):
         # Up: the client's bytes arrive at the proxy's client-side veth and at the backend's;
