@@ -15,8 +15,12 @@ namespace snisplice::session {
 namespace {
 
 constexpr unsigned kRingEntries = 1024;
-constexpr uint16_t kBufferCount = 512;
-constexpr uint32_t kBufferSize = 16 * 1024;
+// 8 MiB of shared receive buffers per worker. 32 KiB each moves a bulk stream with half the
+// receives and sends of 16 KiB (measured: 1.5-2x the relay's throughput on loopback, one stream
+// or 32 each way); a direction pauses at 4 pending, so 64 directions whose sinks stopped can hold
+// them all, and the rest wait for a buffer to come back.
+constexpr uint16_t kBufferCount = 256;
+constexpr uint32_t kBufferSize = 32 * 1024;
 // How often sockets lingering after their peer failed are checked (close.cpp).
 constexpr auto kLingerPoll = std::chrono::milliseconds(10);
 
