@@ -65,11 +65,14 @@ void Ring::peek(int fd, std::span<uint8_t> into, OpTag tag) {
   io_uring_prep_recv(sqe(tag), fd, into.data(), into.size(), MSG_PEEK);
 }
 
-void Ring::recv_multishot(int fd, uint16_t buffer_group, OpTag tag) {
+void Ring::recv_multishot(int fd, uint16_t buffer_group, OpTag tag, uint32_t max_bytes) {
   io_uring_sqe* s = sqe(tag);
   io_uring_prep_recv_multishot(s, fd, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
   s->buf_group = buffer_group;
+  // The kernel's total byte cap for a multishot receive (6.17+) is read from sqe->optlen,
+  // which liburing 2.3's header names file_index (the same field).
+  s->file_index = max_bytes;
 }
 
 void Ring::send(int fd, std::span<const uint8_t> bytes, OpTag tag) {

@@ -44,7 +44,9 @@ bool holds_undelivered(const Session& s) {
 }  // namespace
 
 void Worker::recycle_buffers(Direction& d) {
-  for (const Chunk& chunk : d.pending) buffers_->recycle(chunk.buffer_id);
+  for (const Chunk& chunk : d.pending) {
+    if (!chunk.copy) give_back(chunk.buffer_id);
+  }
   d.pending.clear();
 }
 

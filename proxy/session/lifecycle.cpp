@@ -84,8 +84,12 @@ std::optional<uint64_t> next_hand_over(uint64_t bytes_up, uint64_t bytes_down, u
 }
 
 Pacing relay_pacing(bool paused, bool receiving, size_t pending, RelayMarks marks) {
-  if (!paused) return pending >= marks.pause_at && receiving ? Pacing::pause : Pacing::keep;
+  if (!paused) return pending >= marks.pause_at ? Pacing::pause : Pacing::keep;
   return pending <= marks.resume_at && !receiving ? Pacing::resume : Pacing::keep;
+}
+
+bool sink_stalled(Clock::time_point send_started_at, Clock::time_point now) {
+  return now - send_started_at >= kSinkStalledAfter;
 }
 
 Pacing splice_pacing(bool paused, uint64_t undelivered, SpliceMarks marks) {

@@ -130,8 +130,14 @@ struct RelayMarks {
   size_t resume_at;  // receive again at this many or fewer
 };
 inline constexpr RelayMarks kRelayMarks{4, 2};
-// `receiving`: a receive is armed (a pause cancels it; a resume waits for its last completion).
+// `receiving`: a receive is armed (a pause cancels any; a resume waits for its last completion).
 Pacing relay_pacing(bool paused, bool receiving, size_t pending, RelayMarks marks = kRelayMarks);
+
+// While a receive waits for a buffer of the worker's shared ring, every direction whose sink has
+// taken nothing of a send for this long copies its buffers out and gives them back, so that
+// sinks that stopped reading cannot hold them all; checked this often.
+inline constexpr auto kSinkStalledAfter = std::chrono::milliseconds(50);
+bool sink_stalled(Clock::time_point send_started_at, Clock::time_point now);
 
 // Splice: in bytes the kernel redirected but the sink's send queue has not taken (memory TCP
 // does not account for).

@@ -6,6 +6,11 @@
 
 #include <array>
 #include <cerrno>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -17,9 +22,13 @@ namespace snisplice::session {
 
 void Worker::arm_relay_recv(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
+  // Capped at what a direction may hold before it pauses: uncapped, a multishot receive kept
+  // taking buffers (measured: up to 100 of them, 3 MiB) before the cancel of a pause landed.
+  const uint32_t cap = capped_receives_ ? static_cast<uint32_t>(lifecycle::kRelayMarks.pause_at * buffers_->buffer_size()) : 0;
   ring_.recv_multishot(upstream ? s.client.get() : s.backend.get(), kBufferGroup,
-                       tag_for(s, upstream ? kRecvUp : kRecvDown));
+                       tag_for(s, upstream ? kRecvUp : kRecvDown), cap);
   d.recv_armed = true;
+  d.recv_capped = cap != 0;
 }
 
 void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done) {
@@ -36,6 +45,13 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
     }
   }
   if (!relaying(s)) return;
+  if (result == -EINVAL && d.recv_capped) {
+    // A kernel without the multishot byte cap: receive uncapped from now on.
+    if (std::exchange(capped_receives_, false))
+      spdlog::info("worker {}: the kernel refuses capped multishot receives (6.17+); receiving uncapped", index_);
+    if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
+    return;
+  }
   if (result > 0) {
     d.bytes += static_cast<uint64_t>(result);
     (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
@@ -45,7 +61,8 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
     if (lifecycle::relay_pacing(d.paused, d.recv_armed, d.pending.size()) == lifecycle::Pacing::pause) {
       // The sink is slower than the source: stop taking shared buffers for this direction.
       d.paused = true;
-      ring_.cancel(io::OpTag{upstream ? kRecvUp : kRecvDown, s.slot, s.generation}, tag_for(s, kCancel));
+      if (d.recv_armed)
+        ring_.cancel(io::OpTag{upstream ? kRecvUp : kRecvDown, s.slot, s.generation}, tag_for(s, kCancel));
     }
   } else if (result == 0) {
     d.eof = true;
@@ -71,16 +88,23 @@ void Worker::send_next(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
   if (d.send_in_flight || d.pending.empty() || d.sink_failed) return;
   const Chunk& chunk = d.pending.front();
-  ring_.send(upstream ? s.backend.get() : s.client.get(),
-             buffers_->buffer(chunk.buffer_id).subspan(chunk.offset, chunk.length),
-             tag_for(s, upstream ? kSendUp : kSendDown));
+  const std::span<const uint8_t> bytes = chunk.copy ? std::span<const uint8_t>(chunk.copy.get() + chunk.offset, chunk.length)
+                                                    : buffers_->buffer(chunk.buffer_id).subspan(chunk.offset, chunk.length);
+  ring_.send(upstream ? s.backend.get() : s.client.get(), bytes, tag_for(s, upstream ? kSendUp : kSendDown));
   d.send_in_flight = true;
+  d.send_started_at = Clock::now();
 }
 
 void Worker::on_relay_sent(Session& s, bool upstream, int result) {
   Direction& d = upstream ? s.up : s.down;
   d.send_in_flight = false;
   if (!relaying(s)) return;
+  // Only spill() cancels a relayed send while the connection relays (close cancels after
+  // leaving the phase). A cancelled send wrote nothing (a partial one completes with its
+  // count): its buffer is copied out now and sent from the copy.
+  const bool cancelled = result == -ECANCELED || (d.send_cancelled_to_spill && result == -EINTR);
+  const bool spilling = std::exchange(d.send_cancelled_to_spill, false) || cancelled;
+  if (cancelled) result = 0;
   if (result < 0) {
     d.sink_failed = true;
     recycle_buffers(d);
@@ -90,24 +114,13 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
   chunk.offset += static_cast<uint32_t>(result);
   chunk.length -= static_cast<uint32_t>(result);
   if (chunk.length == 0) {
-    uint16_t id = chunk.buffer_id;
+    const uint16_t id = chunk.buffer_id;
+    const bool in_ring = !chunk.copy;
     d.pending.pop_front();
-    buffers_->recycle(id);
-    // A buffer came back: connections starved of buffers may receive again.
-    while (!waiting_for_buffers_.empty()) {
-      uint32_t slot = waiting_for_buffers_.back();
-      waiting_for_buffers_.pop_back();
-      if (slot >= slots_.size() || !slots_[slot] || !relaying(*slots_[slot]) || slots_[slot]->lazy.moving)
-        continue;
-      Session& starved = *slots_[slot];
-      for (bool direction : {true, false}) {
-        Direction& sd = direction ? starved.up : starved.down;
-        if (!sd.recv_armed && !sd.eof && !sd.paused && !sd.kernel.carries) arm_relay_recv(starved, direction);
-      }
-      break;
-    }
+    if (in_ring) give_back(id);
   }
-  s.last_activity = Clock::now();
+  if (spilling) spill(s, upstream);
+  if (result > 0) s.last_activity = Clock::now();
   send_next(s, upstream);
   if (!s.lazy.moving &&
       lifecycle::relay_pacing(d.paused, d.recv_armed, d.pending.size()) == lifecycle::Pacing::resume) {
@@ -116,6 +129,55 @@ void Worker::on_relay_sent(Session& s, bool upstream, int result) {
   }
   shut_sink_when_flushed(s, upstream);
   maybe_finish_relay(s);
+}
+
+void Worker::give_back(uint16_t buffer_id) {
+  buffers_->recycle(buffer_id);
+  while (!waiting_for_buffers_.empty()) {
+    uint32_t slot = waiting_for_buffers_.back();
+    waiting_for_buffers_.pop_back();
+    if (slot >= slots_.size() || !slots_[slot] || !relaying(*slots_[slot]) || slots_[slot]->lazy.moving) continue;
+    Session& starved = *slots_[slot];
+    for (bool direction : {true, false}) {
+      Direction& sd = direction ? starved.up : starved.down;
+      if (!sd.recv_armed && !sd.eof && !sd.paused && !sd.kernel.carries) arm_relay_recv(starved, direction);
+    }
+    break;
+  }
+}
+
+void Worker::spill(Session& s, bool upstream) {
+  Direction& d = upstream ? s.up : s.down;
+  std::vector<uint16_t> copied;
+  bool front = true;
+  for (Chunk& chunk : d.pending) {
+    const bool being_sent = std::exchange(front, false) && d.send_in_flight;
+    if (chunk.copy) continue;
+    if (being_sent) {
+      // The kernel reads this buffer until the send ends: cancel it, and copy it out when the
+      // send's completion comes back (on_relay_sent).
+      if (!d.send_cancelled_to_spill) {
+        ring_.cancel(io::OpTag{upstream ? kSendUp : kSendDown, s.slot, s.generation}, tag_for(s, kCancel));
+        d.send_cancelled_to_spill = true;
+      }
+      continue;
+    }
+    chunk.copy = std::make_unique_for_overwrite<uint8_t[]>(chunk.length);
+    std::memcpy(chunk.copy.get(), buffers_->buffer(chunk.buffer_id).data() + chunk.offset, chunk.length);
+    chunk.offset = 0;
+    copied.push_back(chunk.buffer_id);
+  }
+  for (uint16_t id : copied) give_back(id);
+}
+
+void Worker::spill_stalled(Clock::time_point now) {
+  for (const auto& slot : slots_) {
+    if (!slot || !relaying(*slot)) continue;
+    for (bool upstream : {true, false}) {
+      const Direction& d = upstream ? slot->up : slot->down;
+      if (d.send_in_flight && lifecycle::sink_stalled(d.send_started_at, now)) spill(*slot, upstream);
+    }
+  }
 }
 
 bool Worker::shut_sink_when_flushed(Session& s, bool upstream) {

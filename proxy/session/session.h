@@ -20,11 +20,13 @@
 
 namespace snisplice::session {
 
-// A received buffer (from the worker's buffer ring) waiting to be sent on.
+// A received buffer (from the worker's buffer ring) waiting to be sent on. Under pressure on
+// the ring its bytes are copied out (`copy`) and the buffer goes back (relay.cpp, spill).
 struct Chunk {
   uint16_t buffer_id;
   uint32_t offset;
   uint32_t length;
+  std::unique_ptr<uint8_t[]> copy = nullptr;  // set: the bytes live here, buffer_id is not held
 };
 
 // Received buffers in arrival order. A vector with a read index rather than std::deque, which
@@ -34,7 +36,7 @@ class ChunkQueue {
   bool empty() const { return head_ == chunks_.size(); }
   size_t size() const { return chunks_.size() - head_; }
   Chunk& front() { return chunks_[head_]; }
-  void push_back(Chunk chunk) { chunks_.push_back(chunk); }
+  void push_back(Chunk chunk) { chunks_.push_back(std::move(chunk)); }
   void pop_front() {
     if (++head_ == chunks_.size()) clear();
   }
@@ -44,6 +46,8 @@ class ChunkQueue {
   }
   auto begin() const { return chunks_.begin() + static_cast<long>(head_); }
   auto end() const { return chunks_.end(); }
+  auto begin() { return chunks_.begin() + static_cast<long>(head_); }
+  auto end() { return chunks_.end(); }
 
  private:
   std::vector<Chunk> chunks_;
@@ -77,7 +81,10 @@ struct HandOverDrain {
 struct Direction {
   ChunkQueue pending;
   bool recv_armed = false;
+  bool recv_capped = false;  // the armed receive carries the multishot byte cap
   bool send_in_flight = false;
+  bool send_cancelled_to_spill = false;  // the in-flight send reads a ring buffer about to be copied out
+  Clock::time_point send_started_at{};   // of the send in flight
   bool eof = false;          // the source shut down its sending side
   bool shut = false;         // we shut down the sink's sending side after flushing
   bool paused = false;       // recv cancelled because too much is pending

@@ -17,8 +17,8 @@ namespace {
 constexpr unsigned kRingEntries = 1024;
 // 8 MiB of shared receive buffers per worker. 32 KiB each moves a bulk stream with half the
 // receives and sends of 16 KiB (measured: 1.5-2x the relay's throughput on loopback, one stream
-// or 32 each way); a direction pauses at 4 pending, so 64 directions whose sinks stopped can hold
-// them all, and the rest wait for a buffer to come back.
+// or 32 each way). A direction pauses at 4 pending; directions whose sinks stopped copy their
+// buffers out once buffers are scarce (relay.cpp, spill), so they cannot hold them all.
 constexpr uint16_t kBufferCount = 256;
 constexpr uint32_t kBufferSize = 32 * 1024;
 // How often sockets lingering after their peer failed are checked (close.cpp).
@@ -165,6 +165,7 @@ void Worker::run() {
       next = std::min(next, Clock::time_point(Clock::duration(shared_.drain_deadline_ns.load())));
     if (!lingering_.empty()) next = std::min(next, now + kLingerPoll);
     if (auto dns = dns_deadline(now)) next = std::min(next, *dns);
+    if (!waiting_for_buffers_.empty()) next = std::min(next, last_spill_ + lifecycle::kSinkStalledAfter);
     ring_.submit_and_wait(next - now);
 
     ring_.drain_completions([this](const io::Completion& done) { dispatch(done); });
@@ -172,6 +173,10 @@ void Worker::run() {
     now = Clock::now();
     run_deadlines(now);
     close_lingering(now);
+    if (!waiting_for_buffers_.empty() && now - last_spill_ >= lifecycle::kSinkStalledAfter) {
+      last_spill_ = now;
+      spill_stalled(now);
+    }
     run_dns_timers();
     for (size_t i = 0; i < listeners_.size(); ++i) {
       auto& l = listeners_[i];

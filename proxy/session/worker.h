@@ -116,6 +116,13 @@ class Worker {
   void on_relay_sent(Session& s, bool upstream, int result);
   bool shut_sink_when_flushed(Session& s, bool upstream);
   void maybe_finish_relay(Session& s);
+  // A ring buffer whose bytes were sent on, or copied out: back to the kernel, and a starved
+  // connection may receive again.
+  void give_back(uint16_t buffer_id);
+  // Copies a direction's unsent ring buffers out and gives them back (ring buffers scarce).
+  void spill(Session& s, bool upstream);
+  // While receives wait for a buffer: directions whose sink took nothing for a while spill.
+  void spill_stalled(Clock::time_point now);
   // splice: auto (relay.cpp): stop the relay's receives, flush, drain both sockets to EAGAIN,
   // then splice; or back to the relay for good.
   void begin_hand_over(Session& s);
@@ -182,6 +189,8 @@ class Worker {
   size_t live_sessions_ = 0;
   std::set<std::pair<Clock::time_point, uint32_t>> deadlines_;
   std::vector<uint32_t> waiting_for_buffers_;
+  Clock::time_point last_spill_{};
+  bool capped_receives_ = true;  // until the kernel refuses the multishot byte cap
   struct Lingering {
     UniqueFd fd;
     Clock::time_point until;

@@ -1,6 +1,7 @@
 """Faults, each injected while HEALTHY connections to a good backend are in flight (both
 directions checksummed with SHA-256): backends that refuse, never complete the handshake,
-accept and never answer, reset mid-stream, close early or stop reading; a DNS server that
+accept and never answer, reset mid-stream, close early or stop reading; clients that stop
+reading (more than a worker's shared buffers can serve); a DNS server that
 stalls or lies; a reload every second; SIGTERM; and the splice path's own hazards (both ends
 closing at once, a reset while a FIN waits for its bytes to drain, a backend gone while bytes
 are queued toward it). Every healthy connection must come through intact, the faulty one must
@@ -29,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from dns_server import DnsServerProcess  # noqa: E402
 
 HEALTHY = int(os.environ.get("SNISPLICE_FAULT_HEALTHY", 20))   # connections kept in flight
+STALLED = 100                     # clients that stop reading, all on one worker
 HEALTHY_MAX_BYTES = 32 << 20      # per healthy connection and direction
 HEALTHY_CHUNK = 32 << 10          # largest single exchange
 PACE = 0.02                       # seconds between a healthy connection's exchanges
@@ -429,6 +431,73 @@ class Faults(ProxyTest):
             self.assertLess(pushed, 64 << 20, "sends never blocked")
         self.assert_ended(proxy, "stall.fault.test", "idle_timeout")
         self.assert_healthy(proxy, load)
+
+    def test_clients_that_stop_reading_do_not_starve_the_others(self):
+        # STALLED clients (more than a worker's shared receive buffers can serve while each
+        # holds its share) download from backends that send without pause and never read.
+        # Their directions stop at the proxy, holding what it received for them; the healthy
+        # connections on the same worker must still move at once, not wait for those clients to
+        # read again or time out as idle.
+        stop_flooding = threading.Event()
+
+        def flood(conn):
+            read_hello(conn)
+            conn.sendall(b"ready\n")
+            conn.settimeout(1)
+            block, sent = os.urandom(64 << 10), 0
+            while not stop_flooding.is_set() and sent < (64 << 20):
+                try:
+                    sent += conn.send(block)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+
+        backend = self.backend(flood)
+        proxy, _ = self.start(routes=[route("*.flood.fault.test", backend="flood")],
+                              backends={"flood": servers(backend.address)}, workers=1, idle="60s")
+        self.later(stop_flooding.set)
+        baseline = rss_kib([proxy.proc.pid])
+        stalled = []
+        try:
+            for i in range(STALLED):
+                c = socket.socket()
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # never grows: fills at once
+                c.settimeout(20)
+                c.connect(("127.0.0.1", self.port))
+                c.sendall(client_hello(f"s{i}.flood.fault.test"))
+                stalled.append(c)
+                try:
+                    self.assertEqual(recv_exact(c, 6), b"ready\n")
+                except TimeoutError:
+                    self.fail(f"stalled client {i} got nothing: the clients before it hold the buffers")
+            # Until the proxy has taken what the backends sent and could not pass on.
+            moved = lambda: proxy.metric("snisplice_bytes_total", direction="backend_to_client")
+            previous = [-1.0]
+
+            def settled():
+                now, before = moved(), previous[0]
+                previous[0] = now
+                return now == before
+
+            wait_until(settled, timeout=30, interval=1.0, what="the flood to stop at the stalled clients")
+            held_kib = rss_kib([proxy.proc.pid]) - baseline
+            started = time.monotonic()
+            load = self.load()
+            print(f"\n  {STALLED} stalled clients ({SPLICE}): proxy RSS +{held_kib} KiB, healthy connections "
+                  f"exchanging after {time.monotonic() - started:.2f} s", file=sys.stderr)
+            self.assertLess(time.monotonic() - started, 10, "healthy connections waited behind the stalled ones")
+            # Each stalled direction holds one capped receive (4 buffers of 32 KiB) at most; in
+            # `auto`, a hand-over begun before the client stopped also holds what its drain read
+            # (at most 1 MiB, lifecycle::kHandOverLimits) until the client reads it.
+            per_client_kib = 256 + (1024 if SPLICE == "auto" else 0)
+            self.assertLess(held_kib, STALLED * per_client_kib, "the proxy's memory grew with what stalled clients left unread")
+            self.assertEqual(load.finish(), [])
+        finally:
+            stop_flooding.set()
+            for c in stalled:
+                reset(c)
+        self.assertEqual(self.healthy.errors, [])
 
     # ------------------------------------------------------------ DNS
 

@@ -91,14 +91,21 @@ TEST_CASE("deadlines by phase") {
   CHECK_FALSE(idle_expired(t0 + 10s - 1ns, t0, idle));
 }
 
-TEST_CASE("relay pacing: pause at the mark while receiving, resume at half once the receive ended") {
+TEST_CASE("relay pacing: pause at the mark, resume at half once the receive ended") {
   CHECK(relay_pacing(false, true, 3) == Pacing::keep);
   CHECK(relay_pacing(false, true, 4) == Pacing::pause);
-  CHECK(relay_pacing(false, false, 9) == Pacing::keep);  // nothing armed to cancel
+  CHECK(relay_pacing(false, false, 9) == Pacing::pause);  // a capped receive ended: not re-armed
   CHECK(relay_pacing(true, false, 3) == Pacing::keep);
   CHECK(relay_pacing(true, false, 2) == Pacing::resume);
   CHECK(relay_pacing(true, true, 0) == Pacing::keep);  // the cancelled receive has not ended yet
   CHECK(relay_pacing(false, true, 1, RelayMarks{1, 0}) == Pacing::pause);
+}
+
+TEST_CASE("a sink is stalled once a send waited 50 ms") {
+  const Clock::time_point start{};
+  CHECK_FALSE(sink_stalled(start, start));
+  CHECK_FALSE(sink_stalled(start, start + std::chrono::milliseconds(49)));
+  CHECK(sink_stalled(start, start + std::chrono::milliseconds(50)));
 }
 
 TEST_CASE("splice pacing: pause above 16 MiB undelivered, resume at 4 MiB or less") {
