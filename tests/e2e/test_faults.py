@@ -491,7 +491,11 @@ class Faults(ProxyTest):
             # `auto`, a hand-over begun before the client stopped also holds what its drain read
             # (at most 1 MiB, lifecycle::kHandOverLimits) until the client reads it.
             per_client_kib = 256 + (1024 if SPLICE == "auto" else 0)
-            self.assertLess(held_kib, STALLED * per_client_kib, "the proxy's memory grew with what stalled clients left unread")
+            if os.environ.get("SNISPLICE_SANITIZE") == "ON":
+                print("  memory bound not checked: sanitizer builds keep quarantined frees", file=sys.stderr)
+            else:
+                self.assertLess(held_kib, STALLED * per_client_kib,
+                                "the proxy's memory grew with what stalled clients left unread")
             self.assertEqual(load.finish(), [])
         finally:
             stop_flooding.set()
