@@ -79,6 +79,11 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
   }
   if (shut_sink_when_flushed(s, upstream)) return maybe_finish_relay(s);
   if (s.lazy.moving) return maybe_finish_relay(s);
+  // A paused direction resumes when a send brings it under the mark with no receive armed. When
+  // its sends all finished before the cancelled receive's last completion (this one), no send
+  // is left to do it: without this the direction would wait forever, and a sink that failed in
+  // the meantime would never be noticed.
+  if (lifecycle::relay_pacing(d.paused, d.recv_armed, d.pending.size()) == lifecycle::Pacing::resume) d.paused = false;
   if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
   if (s.lazy.enabled && lifecycle::hand_over(s.up.bytes, s.down.bytes, s.up.eof || s.down.eof, s.lazy.at_bytes))
     begin_hand_over(s);
