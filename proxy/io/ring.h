@@ -81,9 +81,9 @@ class Ring {
   void recv(int fd, std::span<uint8_t> into, OpTag tag);
   // recv with MSG_PEEK: copies what is queued (waiting for a first byte) and consumes nothing.
   void peek(int fd, std::span<uint8_t> into, OpTag tag);
-  // Receives into buffers the kernel picks from `buffer_group`, until cancelled or EOF.
-  // A multishot receive into `buffer_group`; with `max_bytes`, it ends (no more flag) once it
-  // received that many. Kernels before 6.17 refuse a cap with -EINVAL.
+  // Receives into buffers the kernel picks from `buffer_group`, until cancelled or EOF; with
+  // `max_bytes`, it ends (no more flag) once it received that many. Kernels before 6.17 refuse
+  // the cap with -EINVAL.
   void recv_multishot(int fd, uint16_t buffer_group, OpTag tag, uint32_t max_bytes = 0);
   void send(int fd, std::span<const uint8_t> bytes, OpTag tag);  // never raises SIGPIPE
   void accept_multishot(int fd, OpTag tag);
