@@ -153,7 +153,6 @@ void Worker::give_back(uint16_t buffer_id) {
 
 void Worker::spill(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
-  std::vector<uint16_t> copied;
   bool front = true;
   for (Chunk& chunk : d.pending) {
     const bool being_sent = std::exchange(front, false) && d.send_in_flight;
@@ -170,9 +169,8 @@ void Worker::spill(Session& s, bool upstream) {
     chunk.copy = std::make_unique_for_overwrite<uint8_t[]>(chunk.length);
     std::memcpy(chunk.copy.get(), buffers_->buffer(chunk.buffer_id).data() + chunk.offset, chunk.length);
     chunk.offset = 0;
-    copied.push_back(chunk.buffer_id);
+    give_back(chunk.buffer_id);  // wakes other connections' receives; this queue is untouched
   }
-  for (uint16_t id : copied) give_back(id);
 }
 
 void Worker::spill_stalled(Clock::time_point now) {
