@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -76,6 +77,13 @@ tl::expected<size_t, Error> count_entries(int map_fd, size_t max_entries) {
 bool kick(int fd) {
   int lowat = 1;
   return ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;
+}
+
+// A read stops before an urgent byte even with bytes of its segment left (tcp_recvmsg): a short
+// read there does not end at a segment's end. An error counts as at the mark.
+bool at_urgent_mark(int fd) {
+  int at_mark = 0;
+  return ::ioctl(fd, SIOCATMARK, &at_mark) != 0 || at_mark != 0;
 }
 
 }  // namespace
@@ -153,7 +161,7 @@ tl::expected<MapOccupancy, Error> SpliceEngine::occupancy() const {
   return MapOccupancy{*peers, *stats, *control};
 }
 
-tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int backend_fd) const {
+tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int backend_fd, ReadsBefore reads) const {
   SplicedPair::Side client{.fd = client_fd};
   SplicedPair::Side backend{.fd = backend_fd};
   for (SplicedPair::Side* side : {&client, &backend}) {
@@ -164,11 +172,15 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     auto before = baselines(side->fd);
     if (!before) return tl::unexpected(SpliceError{SpliceFailure::system, before.error().errno_value, before.error().message()});
     // Queued bytes behind a read may share a segment with read ones; the verdict would send
-    // that segment whole. With nothing read, or nothing queued, no segment is split.
-    if (before->read > 0 && before->unread > 0) {
+    // that segment whole. With nothing read, or nothing queued, or a last read that came back
+    // short anywhere but at an urgent mark, no segment is split. (SIOCINQ counts only up to
+    // an urgent mark: a read stopped there sees nothing queued.)
+    if (before->read > 0 &&
+        ((before->unread > 0 && reads == ReadsBefore::eagain) || at_urgent_mark(side->fd))) {
       return tl::unexpected(SpliceError{SpliceFailure::partly_read, 0,
-                                        std::to_string(before->unread) +
-                                            " bytes wait behind bytes already read: read until EAGAIN first"});
+                                        before->unread > 0 ? std::to_string(before->unread) +
+                                                                 " bytes wait behind bytes already read: read until EAGAIN first"
+                                                           : std::string("the last read stopped at an urgent mark")});
     }
     side->queue_baseline = before->into_send_queue;
     side->received_baseline = before->read;
@@ -180,7 +192,7 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     int map_fd;
     uint64_t key;
   };
-  std::array<Inserted, 4> inserted{};
+  std::array<Inserted, 6> inserted{};
   size_t inserted_count = 0;
   auto insert = [&](int map_fd, uint64_t key, const void* value) {
     if (::bpf_map_update_elem(map_fd, &key, value, BPF_NOEXIST) != 0) return false;
@@ -194,11 +206,25 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
 
   const int peers = peers_map_fd();
   const int stats = stats_map_fd();
-  // Stats first, so the verdict counts from the first byte it sees. No control entry: the
-  // verdict redirects without one, and most pairs never pause (pause() makes it).
+  // Stats first, so the verdict counts from the first byte it sees. No control entry for a
+  // splice from the first byte: the verdict redirects without one, and most pairs never pause
+  // (pause() makes it).
   const splice_sock_stats zero{};
   for (const SplicedPair::Side* side : {&client, &backend}) {
     if (!insert(stats, side->cookie, &zero)) return fail(insert_error("splice_stats insert", errno));
+  }
+  if (reads == ReadsBefore::ended_short) {
+    // A hand-over starts paused: its sources may have filled their windows while the caller
+    // read and replayed, and bytes the verdict redirects from a full queue were measured to
+    // leave the window closed until the sender's zero-window probe (100-750 ms). Held bytes
+    // are read by relay_held(), and a read reopens the window at once; the verdict redirects
+    // again after resume().
+    const splice_control hold{.relayed_bytes = 0, .hold = 1, .lock = {}};
+    for (SplicedPair::Side* side : {&client, &backend}) {
+      if (!insert(control_map_fd(), side->cookie, &hold)) return fail(insert_error("splice_control insert", errno));
+      side->paused = true;
+      side->has_control = true;
+    }
   }
   // Each socket under its peer's cookie; the insert also attaches the verdict to it. The
   // backend first: until the client is in, what the backend receives is passed, not

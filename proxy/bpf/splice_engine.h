@@ -13,13 +13,17 @@
 //     But once you have read from a socket, read it until EAGAIN before splice(): the
 //     verdict receives the head segment whole, so the part of it you had read would be sent
 //     again (measured on 6.18). splice() refuses such a socket (SpliceFailure::partly_read)
-//     rather than duplicate bytes. No recv may be in flight on either socket from splice()
+//     rather than duplicate bytes. (A read that returned less than it asked for also leaves
+//     no segment partly read: say so with ReadsBefore::ended_short.) No recv may be in flight on either socket from splice()
 //     on: cancel a multishot recv first.
 //     On error nothing is left in the maps: relay this connection in userspace
 //     (SpliceError::failure says why, for the metric).
+//     A hand-over of sockets already read (ReadsBefore::ended_short) starts with both
+//     directions paused (step 4): relay what they hold, then resume.
 //  2. Watch both sockets for POLLRDHUP (POLLERR and POLLHUP come with it). Not POLLIN: the
 //     verdict's data-ready wakes POLLIN for every segment on its way through, redirected or
-//     not. Instead, read() the pair on a periodic check (step 4) and look at
+//     not (a one-shot POLLIN is the way to wake a quiet pair's check at its next segment).
+//     Instead, read() the pair on a periodic check (step 4) and look at
 //     stats[d].passed_bytes: non-zero means a peer entry was missing when bytes arrived
 //     (the destination closed and left the map, or, for backend_to_client, the backend
 //     sent in the microseconds between the two inserts). Direction d then belongs to
@@ -51,7 +55,9 @@
 //     nothing is redirected while a held byte is not: docs/splice.md.)
 //     over_budget(budget) stays as the last resort: abort() and close both fds (RST to
 //     both ends).
-//     POLLERR / POLLHUP on either socket (a reset end): abort() as well.
+//     POLLERR / POLLHUP on either socket (a reset end): abort() as well. relay_held() failing
+//     with EPIPE or ECONNRESET means the same: that send took the socket's error, and its
+//     POLLERR may never come.
 //  5. When both directions are shut down (or after abort), destroy the SplicedPair, then
 //     close the fds. Destroying it earlier drops bytes still queued toward a socket.
 // Every SplicedPair must be destroyed before the SpliceEngine that made it.
@@ -85,6 +91,18 @@ struct SpliceError {
   SpliceFailure failure;
   int error_number;  // errno of the failing call
   std::string message;
+};
+
+// What the caller's reads left on the sockets it passes to splice().
+enum class ReadsBefore {
+  // Nothing read, or read until EAGAIN. Checked: a socket with bytes queued behind bytes read
+  // is refused (partly_read).
+  eagain,
+  // The caller's last read of each socket it read from returned fewer bytes than it asked for,
+  // and none followed. tcp_recvmsg stops short of its length only when no queued segment holds
+  // a byte at or after the read position (or at an urgent mark, which splice() checks), so
+  // every segment queued then is whole and the verdict may be handed it.
+  ended_short,
 };
 
 enum class Direction { client_to_backend, backend_to_client };
@@ -155,7 +173,8 @@ class SpliceEngine {
 
   // Splices two connected TCP sockets; the caller keeps owning the fds. On success bytes
   // flow in the kernel both ways, including any already queued. On failure nothing is left.
-  tl::expected<SplicedPair, SpliceError> splice(int client_fd, int backend_fd) const;
+  tl::expected<SplicedPair, SpliceError> splice(int client_fd, int backend_fd,
+                                                ReadsBefore reads = ReadsBefore::eagain) const;
 
   tl::expected<MapOccupancy, Error> occupancy() const;
 

@@ -105,6 +105,8 @@ void Worker::finish(Session& s, Result result, bool abort) {
     case Phase::spliced:
       cancel(kSplicePollClient);
       cancel(kSplicePollBackend);
+      if (s.kernel.wake_armed_client) cancel(kSpliceWakeClient);
+      if (s.kernel.wake_armed_backend) cancel(kSpliceWakeBackend);
       break;  // and any direction the relay took over
     case Phase::relaying: break;
   }

@@ -69,12 +69,17 @@ bool hand_over(uint64_t bytes_up, uint64_t bytes_down, bool any_eof, uint64_t th
   return !any_eof && (bytes_up >= threshold || bytes_down >= threshold);
 }
 
-HandOverStep after_drain(unsigned round, size_t drained, bool source_ended, bool over_limit,
-                         HandOverLimits limits) {
-  if (source_ended) return HandOverStep::give_up;
-  if (over_limit) return HandOverStep::back_off;
-  if (drained == 0) return HandOverStep::splice;
-  return round + 1 < limits.rounds ? HandOverStep::send_and_retry : HandOverStep::back_off;
+HandOverStep after_drain(const HandOverProgress& progress, HandOverLimits limits) {
+  if (progress.ended) return HandOverStep::give_up;
+  if (progress.too_large) return HandOverStep::back_off;
+  if (progress.unsent) return HandOverStep::wait_for_sinks;
+  if (progress.both_short) return HandOverStep::splice;
+  return progress.reads < limits.reads ? HandOverStep::read_again : HandOverStep::back_off;
+}
+
+bool drain_fits(size_t queued, size_t sink_room, HandOverLimits limits) {
+  const size_t read = queued + kHandOverReadSlack;
+  return read <= limits.read_bytes && read <= sink_room + limits.unsent_bytes;
 }
 
 std::optional<uint64_t> next_hand_over(uint64_t bytes_up, uint64_t bytes_down, unsigned attempts,

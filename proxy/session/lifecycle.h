@@ -78,27 +78,39 @@ DataPath data_path(bool kernel_splice, size_t consumed_from_client);
 inline constexpr uint64_t kHandOverBytes = 128u << 10;
 bool hand_over(uint64_t bytes_up, uint64_t bytes_down, bool any_eof, uint64_t threshold = kHandOverBytes);
 
-// The hand-over reads both sockets until EAGAIN (what the relay received must be sent before
-// the kernel redirects anything behind it) and sends what it read, as often as bytes keep
-// arriving in between, up to a bound: a source that never pauses goes back to the relay and is
-// tried again later (next_hand_over). The drain is synchronous: the byte bound keeps the
-// worker's other connections from waiting long.
+// The hand-over reads each socket once more, asking for more than it holds: a read that
+// returns less emptied the queue, so every segment queued behind it is whole and the verdict
+// may take it (proxy/bpf/splice_engine.h, ReadsBefore::ended_short). That socket is not read
+// again before splice(); what was read goes to the sink first (through the ring if the sink
+// does not take it at once). A sender that fills every read, or a queue larger than a read or
+// than the sink's room, sends the connection back to the relay, to be tried again later
+// (next_hand_over). Reads are synchronous: the bounds keep the worker's other connections from
+// waiting long.
 struct HandOverLimits {
-  unsigned rounds;     // drains per connection
-  size_t drain_bytes;  // read in one drain of one socket
+  unsigned reads;       // per attempt, both sockets together
+  size_t read_bytes;    // one read: what is queued plus kHandOverReadSlack must fit
+  size_t unsent_bytes;  // read beyond the sink's room, kept in memory until the sink takes it
 };
-inline constexpr HandOverLimits kHandOverLimits{16, 1u << 20};
+inline constexpr HandOverLimits kHandOverLimits{16, 8u << 20, 1u << 20};
+// Asked for beyond what a socket holds: a read that fills this much too is not short.
+inline constexpr size_t kHandOverReadSlack = 256u << 10;
 enum class HandOverStep {
-  splice,          // both sockets read to EAGAIN, nothing read is unsent: insert them now
-  send_and_retry,  // send what was drained, then drain again
-  back_off,        // send what was drained, back to the relay; maybe try later (next_hand_over)
-  give_up,         // send what was drained, then stay on the relay for good
+  splice,          // both sockets' last reads were short and the sinks took every byte read
+  wait_for_sinks,  // send what the sinks did not take through the ring, then go on
+  read_again,      // a read came back full: read that socket again
+  back_off,        // back to the relay once what was read is sent; maybe try later (next_hand_over)
+  give_up,         // back to the relay for good, once what was read is sent
 };
-// `round`: drains done before this one; `drained`: bytes this drain read from both sockets;
-// `source_ended`: a socket read EOF or an error, or a sink failed; `over_limit`: a socket had
-// more than limits.drain_bytes queued.
-HandOverStep after_drain(unsigned round, size_t drained, bool source_ended, bool over_limit,
-                         HandOverLimits limits = kHandOverLimits);
+struct HandOverProgress {
+  unsigned reads = 0;        // done in this attempt
+  bool ended = false;        // a socket read EOF or an error, or a sink failed
+  bool too_large = false;    // a queue too large for one read or for its sink's room
+  bool both_short = false;   // each socket's last read emptied its queue
+  bool unsent = false;       // bytes read wait for a sink
+};
+HandOverStep after_drain(const HandOverProgress& progress, HandOverLimits limits = kHandOverLimits);
+// Whether a queue of `queued` bytes may be read now, with `sink_room` bytes free in its sink.
+bool drain_fits(size_t queued, size_t sink_room, HandOverLimits limits = kHandOverLimits);
 
 // After a hand-over backed off (bytes kept coming): the bytes one direction must have moved
 // before the next try, twice what the busier one moved so far, or nullopt once `attempts`

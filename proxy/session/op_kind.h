@@ -17,11 +17,13 @@ enum OpKind : uint8_t {
   kSendUp,          // to the backend
   kSendDown,        // to the client
   kCancel,
-  kSplicePollClient,   // POLLIN | POLLRDHUP on a spliced client socket
+  kSplicePollClient,   // POLLRDHUP on a spliced client socket
   kSplicePollBackend,  // the same on its backend socket
   kDnsPoll,            // a c-ares socket; slot: the fd, generation: the watch's serial
   kDrainedUp,          // a hand-over's drained client bytes, to the backend
   kDrainedDown,        // a hand-over's drained backend bytes, to the client
+  kSpliceWakeClient,   // POLLIN on a spliced client socket while its pair's checks back off
+  kSpliceWakeBackend,  // the same on its backend socket
 };
 
 }  // namespace snisplice::session

@@ -2,7 +2,10 @@
 // one send in flight per direction, half-closes passed on once flushed, and a direction
 // paused while its sink is slower than its source. With splice: auto, the hand-over of a
 // connection that proved bulk to the kernel.
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sock_diag.h>
+#include <linux/sockios.h>
 
 #include <array>
 #include <cerrno>
@@ -204,17 +207,20 @@ void Worker::maybe_finish_relay(Session& s) {
 }
 
 // ---------------------------------------------------------------- hand-over (splice: auto)
-// The verdict is handed whole skbs, so a socket the relay read from must be read to EAGAIN
-// before its insertion, and every byte read must be in the sink's send queue before the
-// kernel redirects bytes that came after it (proxy/bpf/splice_engine.h, step 1).
+// The verdict is handed whole skbs, so the last read of a socket before its insertion must
+// have left no segment partly read (a read that returns less than it asked for), and every
+// byte read must be in the sink's send queue before the kernel redirects anything behind it
+// (proxy/bpf/splice_engine.h, step 1).
 
 void Worker::begin_hand_over(Session& s) {
   s.lazy.moving = true;
   s.lazy.rounds = 0;
   for (bool upstream : {true, false}) {
+    Direction& d = upstream ? s.up : s.down;
+    d.drain.read_short = false;
     // The final completion of each receive (-ECANCELED, or the bytes it still took) arrives
     // later; its bytes are sent like any other.
-    if ((upstream ? s.up : s.down).recv_armed)
+    if (d.recv_armed)
       ring_.cancel(io::OpTag{upstream ? kRecvUp : kRecvDown, s.slot, s.generation}, tag_for(s, kCancel));
   }
   continue_hand_over(s);
@@ -227,17 +233,26 @@ void Worker::continue_hand_over(Session& s) {
   if (s.phase != Phase::relaying || !s.lazy.moving || !quiet(s.up) || !quiet(s.down)) return;
   auto ended = [](const Direction& d) { return d.eof || d.source_failed || d.sink_failed; };
   while (s.lazy.enabled && !s.lazy.backed_off) {
-    size_t drained = 0;
-    bool over_limit = false;
-    if (!ended(s.up)) drained += drain_source(s, true, over_limit);
-    if (!ended(s.down)) drained += drain_source(s, false, over_limit);
-    const bool source_ended = ended(s.up) || ended(s.down);
-    const auto step = lifecycle::after_drain(s.lazy.rounds++, drained, source_ended, over_limit);
+    lifecycle::HandOverProgress progress;
+    for (bool upstream : {true, false}) {
+      Direction& d = upstream ? s.up : s.down;
+      if (ended(d) || d.drain.read_short || !d.drain.bytes.empty()) continue;
+      if (!drain_source(s, upstream)) progress.too_large = true;
+      ++s.lazy.rounds;
+    }
+    progress.reads = s.lazy.rounds;
+    progress.ended = ended(s.up) || ended(s.down);
+    progress.both_short = s.up.drain.read_short && s.down.drain.read_short;
+    progress.unsent = !s.up.drain.bytes.empty() || !s.down.drain.bytes.empty();
+    const auto step = lifecycle::after_drain(progress);
+    if (step == lifecycle::HandOverStep::read_again) continue;
+    if (step == lifecycle::HandOverStep::wait_for_sinks) break;  // on_drained_sent goes on
     if (step == lifecycle::HandOverStep::back_off) {
-      // Bytes keep coming: relay on, and try again once the connection moved twice as much.
+      // Bytes keep coming faster than the reads: relay on, and try again once the connection
+      // moved twice as much.
       auto next = lifecycle::next_hand_over(s.up.bytes, s.down.bytes, ++s.lazy.attempts);
-      spdlog::debug("{}: hand-over backed off after {} drains ({} bytes in the last); next at {}",
-                    s.client_address.to_string(), s.lazy.rounds, drained, next ? *next : 0);
+      spdlog::debug("{}: hand-over backed off after {} reads{}; next at {}", s.client_address.to_string(),
+                    s.lazy.rounds, progress.too_large ? " (a queue too large)" : "", next ? *next : 0);
       if (next) {
         s.lazy.at_bytes = *next;
         s.lazy.backed_off = true;
@@ -247,95 +262,91 @@ void Worker::continue_hand_over(Session& s) {
       break;
     }
     if (step == lifecycle::HandOverStep::give_up) {
-      spdlog::debug("{}: staying on the relay after {} drains ({} bytes in the last{})",
-                    s.client_address.to_string(), s.lazy.rounds, drained,
-                    over_limit ? ", over the limit" : source_ended ? ", an end closed" : "");
+      spdlog::debug("{}: staying on the relay after {} reads: an end closed", s.client_address.to_string(),
+                    s.lazy.rounds);
       s.lazy.enabled = false;
       break;
     }
-    if (step == lifecycle::HandOverStep::send_and_retry) {
-      // Usually the sinks take it at once and the next drain follows within microseconds,
-      // which is what lets a steady sender's queue be found empty.
-      send_drained_now(s, true);
-      send_drained_now(s, false);
-      if (!s.up.drain.bytes.empty() || !s.down.drain.bytes.empty()) break;
-      continue;
-    }
-    auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
+    auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get(), bpf::ReadsBefore::ended_short);
     if (pair) {
-      spdlog::debug("{}: handed to the kernel after {} + {} bytes", s.client_address.to_string(), s.up.bytes,
-                    s.down.bytes);
+      spdlog::debug("{}: handed to the kernel after {} + {} bytes, {} reads", s.client_address.to_string(),
+                    s.up.bytes, s.down.bytes, s.lazy.rounds);
       return enter_kernel(s, std::move(*pair));
     }
-    // partly_read: bytes arrived after the drain's EAGAIN; drain them too, within the bound.
-    if (pair.error().failure != bpf::SpliceFailure::partly_read) {
-      spdlog::debug("{}: staying on the relay: {} ({})", s.client_address.to_string(),
-                    bpf::to_string(pair.error().failure), pair.error().message);
-      s.lazy.enabled = false;
-    }
+    spdlog::debug("{}: staying on the relay: {} ({})", s.client_address.to_string(),
+                  bpf::to_string(pair.error().failure), pair.error().message);
+    s.lazy.enabled = false;
   }
-  send_drained_now(s, true);
-  send_drained_now(s, false);
   const bool sending = !s.up.drain.bytes.empty() || !s.down.drain.bytes.empty();
   send_drained(s, true);
   send_drained(s, false);
   if (!sending && (!s.lazy.enabled || s.lazy.backed_off)) back_to_relay(s);
 }
 
-size_t Worker::drain_source(Session& s, bool upstream, bool& over_limit) {
+bool Worker::drain_source(Session& s, bool upstream) {
   Direction& d = upstream ? s.up : s.down;
   const int source = upstream ? s.client.get() : s.backend.get();
-  size_t total = 0;
-  std::array<uint8_t, 64 * 1024> chunk;
-  for (;;) {
-    if (total >= lifecycle::kHandOverLimits.drain_bytes) {
-      over_limit = true;
-      break;
-    }
-    const ssize_t n = ::recv(source, chunk.data(), chunk.size(), MSG_DONTWAIT);
-    if (n > 0) {
-      d.drain.bytes.insert(d.drain.bytes.end(), chunk.data(), chunk.data() + n);
-      total += static_cast<size_t>(n);
-      continue;
-    }
-    if (n == 0) {
-      d.eof = true;
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+  const int sink = upstream ? s.backend.get() : s.client.get();
+  int queued = 0;
+  // The sink's room as its send() sees it: buffer size against memory queued, both counted with
+  // overhead (SO_MEMINFO), so a sink whose peer stopped reading has none.
+  std::array<uint32_t, SK_MEMINFO_VARS> sink_memory{};
+  socklen_t length = sizeof sink_memory;
+  if (::ioctl(source, SIOCINQ, &queued) != 0 ||
+      ::getsockopt(sink, SOL_SOCKET, SO_MEMINFO, sink_memory.data(), &length) != 0) {
+    queued = 0;  // a failed socket: the read below finds out how
+    sink_memory = {};
+  }
+  const uint32_t sink_buffer = sink_memory[SK_MEMINFO_SNDBUF];
+  const uint32_t sink_queued = sink_memory[SK_MEMINFO_WMEM_QUEUED];
+  const size_t sink_room = sink_buffer > sink_queued ? sink_buffer - sink_queued : 0;
+  spdlog::debug("{}: hand-over read of {}: {} queued, sink room {}", s.client_address.to_string(),
+                upstream ? "the client" : "the backend", queued, sink_room);
+  if (!lifecycle::drain_fits(static_cast<size_t>(queued), sink_room)) return false;
+  // Asking for more than is queued: a read that returns less emptied the queue.
+  const size_t want = static_cast<size_t>(queued) + lifecycle::kHandOverReadSlack;
+  if (drain_buffer_.size() < want) drain_buffer_.resize(want);
+  ssize_t n;
+  do {
+    n = ::recv(source, drain_buffer_.data(), want, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) {
+    d.eof = true;
+    return true;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      d.drain.read_short = true;
+    } else {
       d.eof = true;
       d.source_failed = true;
     }
-    break;
+    return true;
   }
-  if (total > 0) {
-    d.bytes += total;
-    (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
-        .Increment(static_cast<double>(total));
-    s.last_activity = Clock::now();
-  }
-  return total;
-}
-
-void Worker::send_drained_now(Session& s, bool upstream) {
-  Direction& d = upstream ? s.up : s.down;
-  const int sink = upstream ? s.backend.get() : s.client.get();
-  while (d.drain.sent < d.drain.bytes.size()) {
-    const ssize_t n = ::send(sink, d.drain.bytes.data() + d.drain.sent, d.drain.bytes.size() - d.drain.sent,
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      d.drain.sent += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
+  const size_t read = static_cast<size_t>(n);
+  d.drain.read_short = read < want;
+  d.bytes += read;
+  (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
+      .Increment(static_cast<double>(read));
+  s.last_activity = Clock::now();
+  size_t taken = 0;
+  while (taken < read) {
+    const ssize_t sent = ::send(sink, drain_buffer_.data() + taken, read - taken, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent > 0) {
+      taken += static_cast<size_t>(sent);
+    } else if (sent < 0 && errno == EINTR) {
       continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return;  // the rest goes through the ring (send_drained)
+    } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      break;  // the rest goes through the ring (send_drained)
     } else {
       d.sink_failed = true;
-      break;
+      return true;
     }
   }
-  std::vector<uint8_t>().swap(d.drain.bytes);
+  d.drain.bytes.assign(drain_buffer_.begin() + static_cast<std::ptrdiff_t>(taken),
+                       drain_buffer_.begin() + static_cast<std::ptrdiff_t>(read));
   d.drain.sent = 0;
+  return true;
 }
 
 void Worker::send_drained(Session& s, bool upstream) {

@@ -69,12 +69,14 @@ struct KernelDirection {
   uint64_t held_counted = 0;  // of redirected_counted, bytes relay_held moved
 };
 
-// A hand-over to the kernel (splice: auto, relay.cpp): bytes read from the source until
-// EAGAIN, sent to the sink before the kernel may redirect anything behind them.
+// A hand-over to the kernel (splice: auto, relay.cpp): the bytes the last reads took from the
+// source that the sink did not take at once, sent before the kernel may redirect anything
+// behind them.
 struct HandOverDrain {
   std::vector<uint8_t> bytes;
   size_t sent = 0;
   bool in_flight = false;
+  bool read_short = false;  // the last read emptied the queue: the source is not read again
 };
 
 // One direction of a connection: bytes received on its source and sent to the other socket,
@@ -145,6 +147,9 @@ struct KernelSplice {
   bool spliced = false;
   std::optional<bpf::SplicedPair> pair;  // destroyed before the fds close (release)
   std::chrono::milliseconds check_interval{0};
+  // A one-shot POLLIN per socket, armed while the checks back off (splice.cpp).
+  bool wake_armed_client = false;
+  bool wake_armed_backend = false;
 };
 
 class WorkerPools;

@@ -235,6 +235,8 @@ void Worker::dispatch(const io::Completion& done) {
     case kDrainedDown: on_drained_sent(*s, false, done.result); break;
     case kSplicePollClient: on_splice_poll(*s, true, done.result); break;
     case kSplicePollBackend: on_splice_poll(*s, false, done.result); break;
+    case kSpliceWakeClient: on_splice_wake(*s, true); break;
+    case kSpliceWakeBackend: on_splice_wake(*s, false); break;
     default: break;
   }
   // The handler may have finished and released the session already: look it up again.

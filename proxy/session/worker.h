@@ -123,13 +123,14 @@ class Worker {
   void spill(Session& s, bool upstream);
   // While receives wait for a buffer: directions whose sink took nothing for a while spill.
   void spill_stalled(Clock::time_point now);
-  // splice: auto (relay.cpp): stop the relay's receives, flush, drain both sockets to EAGAIN,
-  // then splice; or back to the relay for good.
+  // splice: auto (relay.cpp): stop the relay's receives, flush, read each socket until a read
+  // comes back short, send what was read, then splice; or back to the relay.
   void begin_hand_over(Session& s);
   void continue_hand_over(Session& s);
-  size_t drain_source(Session& s, bool upstream, bool& over_limit);
-  void send_drained_now(Session& s, bool upstream);  // what the sink takes without waiting
-  void send_drained(Session& s, bool upstream);       // the rest, through the ring
+  // One read of a source, sent on to its sink as far as the sink takes it at once; false when
+  // the queue is too large for one read or for the sink's room.
+  bool drain_source(Session& s, bool upstream);
+  void send_drained(Session& s, bool upstream);  // what the sink did not take, through the ring
   void on_drained_sent(Session& s, bool upstream, int result);
   // After the drained bytes are sent: the relay again, for good or until the next attempt.
   void back_to_relay(Session& s);
@@ -139,6 +140,9 @@ class Worker {
   void enter_kernel(Session& s, bpf::SplicedPair pair);
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);
+  // While the checks back off: the first segment a source receives wakes a check at once.
+  void arm_splice_wake(Session& s);
+  void on_splice_wake(Session& s, bool client_side);
   void check_splice(Session& s, Clock::time_point now);
   // Pauses or resumes a spliced direction by its undelivered bytes; true when it did either.
   bool pace_direction(Session& s, bool upstream, uint64_t undelivered);
@@ -191,6 +195,9 @@ class Worker {
   std::vector<uint32_t> waiting_for_buffers_;
   Clock::time_point last_spill_{};
   bool capped_receives_ = true;  // until the kernel refuses the multishot byte cap
+  // The hand-over's reads, sent on from here at once: only what a sink does not take is copied
+  // into the connection (no per-connection buffer churn).
+  std::vector<uint8_t> drain_buffer_;
   struct Lingering {
     UniqueFd fd;
     Clock::time_point until;

@@ -1,5 +1,7 @@
 // Bytes through the in-kernel splice: intact, in order, exactly once, whatever was queued,
 // peeked or read before the sockets were inserted.
+#include <optional>
+
 #include "splice_fixture.h"
 
 using namespace splice_test;
@@ -164,6 +166,95 @@ TEST_CASE("a consumed PROXY header in front of the hello: the head skb would go 
     Topology t;
     arrive(t);
     refuse_then_replay_exactly(engine, t, "", hello);  // the consumed header is not replayed
+  }
+  require_maps_empty(engine);
+}
+
+// The hand-over of a relayed connection (splice: auto): the relay has read part of a segment,
+// and the peers keep writing. One more read asking for more than is queued comes back short,
+// which leaves no segment partly read: with what was read replayed, splice(ended_short) is exact
+// while the streams go on. The pair starts paused (its held bytes relayed by userspace, as the
+// worker's checks do) and is resumed at once.
+namespace {
+// Reads `from` as the hand-over does, replaying to `to`: first a part of a segment, then reads
+// asking for more than is queued until one comes back short (false if none does).
+bool read_until_short(int from, int to) {
+  std::vector<char> buffer(8 * kMiB);
+  const ssize_t part = ::recv(from, buffer.data(), 1000, MSG_DONTWAIT);
+  if (part > 0) send_all(to, std::string(buffer.data(), static_cast<size_t>(part)));
+  for (int read = 0; read < 16; ++read) {
+    int queued = 0;
+    REQUIRE(::ioctl(from, SIOCINQ, &queued) == 0);
+    const size_t want = std::min(buffer.size(), static_cast<size_t>(queued) + 256 * 1024);
+    const ssize_t n = ::recv(from, buffer.data(), want, MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN;
+    send_all(to, std::string(buffer.data(), static_cast<size_t>(n)));
+    if (static_cast<size_t>(n) < want) return true;
+  }
+  return false;
+}
+}  // namespace
+
+TEST_CASE("a hand-over whose last reads came back short splices exact while both ends keep writing") {
+  SpliceEngine engine = load_engine();
+  {
+    Topology t;
+    Writer up{t.client.get(), 40, 32 * kMiB};
+    Writer down{t.backend.get(), 41, 32 * kMiB};
+    Reader at_backend{t.backend.get(), 40, 32 * kMiB};
+    Reader at_client{t.client.get(), 41, 32 * kMiB};
+    std::optional<SplicedPair> pair;
+    int steps = 0;
+    auto hand_over = [&] {
+      if (pair) {
+        for (Direction d : {Direction::client_to_backend, Direction::backend_to_client}) {
+          if (pair->paused(d)) REQUIRE(pair->resume(d).has_value());
+          if (!pair->holding(d)) continue;
+          auto relayed = pair->relay_held(d);
+          if (!relayed) FAIL_CHECK(relayed.error().message());
+          REQUIRE(relayed.has_value());
+        }
+        return true;
+      }
+      if (++steps < 4) return true;  // a few rounds of writes queue first
+      REQUIRE(read_until_short(t.p1(), t.p2()));
+      REQUIRE(read_until_short(t.p2(), t.p1()));
+      auto spliced = engine.splice(t.p1(), t.p2(), snisplice::bpf::ReadsBefore::ended_short);
+      if (!spliced) FAIL_CHECK(spliced.error().message);
+      REQUIRE(spliced);
+      CHECK(spliced->paused(Direction::client_to_backend));
+      CHECK(spliced->paused(Direction::backend_to_client));
+      pair.emplace(std::move(*spliced));
+      return true;
+    };
+    const bool done = pump({&up, &down}, {&at_backend, &at_client}, 20s, hand_over);
+    INFO(describe(at_backend) << "; " << describe(at_client) << (pair ? "; " + describe(*pair) : ""));
+    REQUIRE(done);
+    REQUIRE(pair);
+    CHECK(at_backend.intact());
+    CHECK(at_client.intact());
+    const auto stats = pair->stats();
+    CHECK(stats.client_to_backend.redirected_bytes > 0);
+    CHECK(stats.backend_to_client.redirected_bytes > 0);
+  }
+  require_maps_empty(engine);
+}
+
+// A read also stops short at an urgent mark, inside a segment: not a hand-over point.
+TEST_CASE("a short read that stopped at an urgent mark is refused as partly read") {
+  SpliceEngine engine = load_engine();
+  {
+    Topology t;
+    send_all(t.client.get(), "abc");
+    REQUIRE(::send(t.client.get(), "X", 1, MSG_OOB) == 1);
+    send_all(t.client.get(), "def");
+    REQUIRE(wait_for(t.p1(), POLLIN, 1000ms));
+    ::usleep(20000);
+    char buffer[100];
+    REQUIRE(::recv(t.p1(), buffer, sizeof buffer, MSG_DONTWAIT) == 3);  // "abc", up to the mark
+    auto refused = engine.splice(t.p1(), t.p2(), snisplice::bpf::ReadsBefore::ended_short);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().failure == SpliceFailure::partly_read);
   }
   require_maps_empty(engine);
 }

@@ -187,6 +187,13 @@ class TcpBackend:
             t.join(10)
 
 
+def cpu_seconds(pid):
+    """User and system CPU time a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def recv_exact(conn, n):
     data = bytearray()
     while len(data) < n:

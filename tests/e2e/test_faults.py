@@ -23,8 +23,8 @@ import time
 import unittest
 
 from clients import run_clients
-from harness import (SPLICE, ProxyTest, client_hello, config, dns, free_port, listener, pattern, recv_all, recv_exact,
-                     route, rss_kib, servers, wait_until)
+from harness import (LOAD, SPLICE, Process, ProxyTest, client_hello, config, cpu_seconds, dns, free_port, listener,
+                     pattern, recv_all, recv_exact, route, rss_kib, servers, wait_until)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../support"))
 from dns_server import DnsServerProcess  # noqa: E402
@@ -488,8 +488,9 @@ class Faults(ProxyTest):
                   f"exchanging after {time.monotonic() - started:.2f} s", file=sys.stderr)
             self.assertLess(time.monotonic() - started, 10, "healthy connections waited behind the stalled ones")
             # Each stalled direction holds one capped receive (4 buffers of 32 KiB) at most; in
-            # `auto`, a hand-over begun before the client stopped also holds what its drain read
-            # (at most 1 MiB, lifecycle::kHandOverLimits) until the client reads it.
+            # `auto`, a hand-over begun before the client stopped also holds what its reads took
+            # beyond the sink's room (about 1 MiB at most, lifecycle::kHandOverLimits) until the
+            # client reads it.
             per_client_kib = 256 + (1024 if SPLICE == "auto" else 0)
             if os.environ.get("SNISPLICE_SANITIZE") == "ON":
                 print("  memory bound not checked: sanitizer builds keep quarantined frees", file=sys.stderr)
@@ -808,6 +809,30 @@ class Faults(ProxyTest):
         self.assert_ended(proxy, "dying.fault.test", "backend_reset")
         self.assert_healthy(proxy, load)
 
+
+    def test_downloads_whose_clients_reset_mid_stream_end_at_once(self):
+        # snisplice_load ends each download by closing with bytes unread (a reset) while its
+        # backend still sends at loopback speed. In the kernel the direction is then often
+        # paused, its held bytes sent on by the proxy, and such a send can take the reset's
+        # error before the socket's poll reports it. Measured before the fix (sockmap, 2
+        # downloads): the connection never ended, retrying that send every millisecond.
+        backend_port = free_port()
+        serve = Process([LOAD, "serve", "--listen", f"127.0.0.1:{backend_port}", "--max-seconds", "600"],
+                        os.path.join(self.dir, "load-serve.log"))
+        self.later(serve.stop)
+        wait_until(lambda: "listening" in serve.output(), what="snisplice_load serve")
+        proxy, port = self.start(routes=[route("stream.fault.test", backend="stream")],
+                                 backends={"stream": servers(f"127.0.0.1:{backend_port}")})
+        run = subprocess.run([LOAD, "stream", "--target", f"127.0.0.1:{port}", "--sni", "stream.fault.test",
+                              "--direction", "down", "--connections", "4", "--seconds", "1"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        wait_until(lambda: proxy.metric("snisplice_connections_total") == 4, timeout=15,
+                   what=f"4 downloads ended (now {proxy.metric('snisplice_connections_total')})")
+        self.assertEqual(proxy.metric("snisplice_active_connections"), 0)
+        busy = cpu_seconds(proxy.proc.pid)
+        time.sleep(1)
+        self.assertLess(cpu_seconds(proxy.proc.pid) - busy, 0.2, "the proxy stayed busy after the downloads ended")
 
     def test_backend_reset_while_its_fin_waits_for_a_slow_client(self):
         # The mirror image: the backend sends a response and its FIN toward a client that reads

@@ -10,8 +10,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, LOAD, SPLICE, Process, ProxyTest, client_hello, closed_without_data, connect_from, free_port,
-                     one_route_config, recv_exact, rss_kib, to_yaml, wait_until, echo)
+from harness import (BIN, LOAD, SPLICE, Process, ProxyTest, client_hello, closed_without_data, connect_from,
+                     cpu_seconds, echo, free_port, one_route_config, recv_exact, rss_kib, to_yaml, wait_until)
 
 CHURN = int(os.environ.get("SNISPLICE_CHURN", 5000))
 SLOWLORIS = int(os.environ.get("SNISPLICE_SLOWLORIS", 1000))
@@ -21,12 +21,6 @@ OVERLOAD = int(os.environ.get("SNISPLICE_OVERLOAD", 1000))
 # Every held connection is a descriptor here and two in the proxy.
 _, hard_files = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard_files, hard_files))
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Load(ProxyTest):

@@ -147,16 +147,29 @@ TEST_CASE("splice: auto hands a connection to the kernel once one direction move
   CHECK(hand_over(10, 10, false, 10));
 }
 
-TEST_CASE("the hand-over splices once a drain finds nothing, retries a bounded number of times") {
-  const HandOverLimits limits{3, 1000};
-  CHECK(after_drain(0, 0, false, false, limits) == HandOverStep::splice);
-  CHECK(after_drain(2, 0, false, false, limits) == HandOverStep::splice);
-  CHECK(after_drain(0, 10, false, false, limits) == HandOverStep::send_and_retry);
-  CHECK(after_drain(1, 10, false, false, limits) == HandOverStep::send_and_retry);
-  CHECK(after_drain(2, 10, false, false, limits) == HandOverStep::back_off);  // bytes keep coming
-  CHECK(after_drain(0, 10, false, true, limits) == HandOverStep::back_off);   // a backlog over the limit
-  CHECK(after_drain(0, 0, true, false, limits) == HandOverStep::give_up);    // EOF or an error
-  CHECK(after_drain(0, 10, true, false, limits) == HandOverStep::give_up);
+TEST_CASE("the hand-over splices once both sockets' last reads came back short and the sinks took them") {
+  const HandOverLimits limits{3, 1000, 100};
+  auto step = [&](HandOverProgress p) { return after_drain(p, limits); };
+  CHECK(step({.reads = 2, .both_short = true}) == HandOverStep::splice);
+  CHECK(step({.reads = 3, .both_short = true}) == HandOverStep::splice);  // the last read counts, not how many
+  // Bytes read that a sink did not take go first, through the ring; a short socket is not read again.
+  CHECK(step({.reads = 2, .both_short = true, .unsent = true}) == HandOverStep::wait_for_sinks);
+  CHECK(step({.reads = 3, .both_short = false, .unsent = true}) == HandOverStep::wait_for_sinks);
+  // A read that came back full: read again, a bounded number of times.
+  CHECK(step({.reads = 2}) == HandOverStep::read_again);
+  CHECK(step({.reads = 3}) == HandOverStep::back_off);
+  CHECK(step({.reads = 1, .too_large = true, .both_short = true}) == HandOverStep::back_off);
+  CHECK(step({.reads = 1, .ended = true, .both_short = true}) == HandOverStep::give_up);  // EOF or an error
+  CHECK(step({.reads = 1, .ended = true, .too_large = true}) == HandOverStep::give_up);
+}
+
+TEST_CASE("a hand-over reads a queue only if one read holds it and its sink has room for most of it") {
+  const HandOverLimits limits{3, kHandOverReadSlack + 1000, 100};
+  CHECK(drain_fits(0, 0, {3, kHandOverReadSlack, kHandOverReadSlack}));  // nothing queued: the slack alone
+  CHECK(drain_fits(1000, kHandOverReadSlack + 900, limits));
+  CHECK_FALSE(drain_fits(1001, kHandOverReadSlack + 10000, limits));  // more than one read
+  CHECK_FALSE(drain_fits(1000, kHandOverReadSlack + 899, limits));    // more than the sink's room + unsent_bytes
+  CHECK(drain_fits(4u << 20, 4u << 20));  // a full loopback receive buffer into a sink with room
 }
 
 TEST_CASE("a hand-over that backed off is tried again after twice the bytes, a bounded number of times") {
