@@ -78,7 +78,7 @@ void Worker::arm_splice_poll(Session& s, bool client_side) {
                        tag_for(s, client_side ? kSplicePollClient : kSplicePollBackend));
 }
 
-void Worker::arm_splice_wake(Session& s) {
+void Worker::arm_splice_wake(Session& s, const bpf::PairStats& stats) {
   // A quiet pair is checked ever more rarely (up to kIdleCheckMax), but a source that starts
   // sending again may outrun its destination at once, and nothing paces it until the next
   // check: redirected bytes would pile up, unaccounted, toward the budget abort (measured: 214
@@ -93,7 +93,7 @@ void Worker::arm_splice_wake(Session& s) {
     const Direction& from = client_side ? s.up : s.down;
     const bpf::Direction direction = kernel_direction(client_side);
     if (armed || !from.kernel.carries || from.kernel.handing_over || from.kernel.fin_pending || from.eof ||
-        s.kernel.pair->paused(direction) || s.kernel.pair->holding(direction))
+        s.kernel.pair->paused(direction) || s.kernel.pair->holding(direction, stats))
       continue;
     ring_.poll(client_side ? s.client.get() : s.backend.get(), POLLIN,
                tag_for(s, client_side ? kSpliceWakeClient : kSpliceWakeBackend));
@@ -313,7 +313,7 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
     s.kernel.check_interval = kActiveCheck;
   } else {
     s.kernel.check_interval = std::min(stalled ? kStalledCheckMax : kIdleCheckMax, s.kernel.check_interval * 2);
-    arm_splice_wake(s);
+    arm_splice_wake(s, stats);
   }
   set_deadline(s, std::min(now + s.kernel.check_interval, s.last_activity + idle));
 }

@@ -141,7 +141,7 @@ class Worker {
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);
   // While the checks back off: the first segment a source receives wakes a check at once.
-  void arm_splice_wake(Session& s);
+  void arm_splice_wake(Session& s, const bpf::PairStats& stats);
   void on_splice_wake(Session& s, bool client_side);
   void check_splice(Session& s, Clock::time_point now);
   // Pauses or resumes a spliced direction by its undelivered bytes; true when it did either.
