@@ -33,7 +33,7 @@ bool send_queue_empty(const tcp_info& info) { return info.tcpi_unacked == 0 && i
 
 // tcpi_state values (include/net/tcp_states.h, stable ABI; <netinet/tcp.h> has them too but
 // clashes with <linux/tcp.h>, whose tcp_info carries the byte counters).
-enum TcpState : uint8_t { kTimeWait = 6, kClose = 7, kCloseWait = 8, kLastAck = 9, kClosing = 11 };
+enum TcpState : uint8_t { kEstablished = 1, kTimeWait = 6, kClose = 7, kCloseWait = 8, kLastAck = 9, kClosing = 11 };
 
 // States reached by receiving a FIN (kClose: reset or fully closed, counters final).
 bool fin_received(uint8_t state) {
@@ -67,7 +67,8 @@ tl::expected<Baselines, Error> baselines(int fd) {
   // The usual backend socket (nothing written, nothing received): one question answers all.
   // Only userspace writes to it until splice(), so an empty send queue stays empty.
   const bool nothing_queued = send_queue_empty(*before);
-  if (nothing_queued && data_bytes_received(*before) == 0) return Baselines{before->tcpi_bytes_acked, 0, 0};
+  if (nothing_queued && data_bytes_received(*before) == 0)
+    return Baselines{before->tcpi_bytes_acked, 0, 0, before->tcpi_state == kEstablished};
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     auto queued = nothing_queued ? uint64_t{0} : queue_ioctl(fd, SIOCOUTQ, "ioctl(SIOCOUTQ)");
     if (!queued) return tl::unexpected(queued.error());
@@ -79,7 +80,8 @@ tl::expected<Baselines, Error> baselines(int fd) {
                        before->tcpi_bytes_acked == after->tcpi_bytes_acked;
     const uint64_t received = data_bytes_received(*after);
     if (still && received >= *unread) {
-      return Baselines{after->tcpi_bytes_acked + *queued, received - *unread, *unread};
+      return Baselines{after->tcpi_bytes_acked + *queued, received - *unread, *unread,
+                       after->tcpi_state == kEstablished};
     }
     before = std::move(after);
   }

@@ -25,6 +25,7 @@ struct Baselines {
   uint64_t into_send_queue = 0;
   uint64_t read = 0;
   uint64_t unread = 0;
+  bool established = false;  // at the last TCP_INFO
 };
 tl::expected<Baselines, Error> baselines(int fd);
 

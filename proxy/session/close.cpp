@@ -41,6 +41,18 @@ bool holds_undelivered(const Session& s) {
   return false;
 }
 
+// A survivor's bytes toward its failed peer went nowhere: its close must say so with a RST
+// (close() does that by itself for bytes still queued). Bytes a spliced socket held left with
+// its psock when the pair was removed: TCP still counts them unread (SIOCINQ), but close()
+// finds an empty queue and sends a FIN, and a peer still sending then waits on a closed
+// window (seen under ASan: an upload toward a closed backend hung for its 20 s).
+void reset_if_unread(const UniqueFd& fd) {
+  int unread = 0;
+  if (::ioctl(fd.get(), SIOCINQ, &unread) != 0 || unread == 0) return;
+  linger hard{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+}
+
 }  // namespace
 
 void Worker::recycle_buffers(Direction& d) {
@@ -56,14 +68,19 @@ void Worker::linger_close(UniqueFd fd) {
   int unsent = 0;
   // close() now would reset the connection if unread bytes are queued, dropping what we sent
   // but the kernel has not: keep the socket until the peer has it all, or a bounded while.
-  if (::ioctl(fd.get(), SIOCOUTQ, &unsent) == 0 && unsent > 0)
+  if (::ioctl(fd.get(), SIOCOUTQ, &unsent) == 0 && unsent > 0) {
     lingering_.push_back({std::move(fd), Clock::now() + kLingerLimit});
+    return;
+  }
+  reset_if_unread(fd);
 }
 
 void Worker::close_lingering(Clock::time_point now) {
   std::erase_if(lingering_, [now](Lingering& l) {
     int unsent = 0;
-    return now >= l.until || ::ioctl(l.fd.get(), SIOCOUTQ, &unsent) < 0 || unsent == 0;
+    const bool done = now >= l.until || ::ioctl(l.fd.get(), SIOCOUTQ, &unsent) < 0 || unsent == 0;
+    if (done) reset_if_unread(l.fd);
+    return done;
   });
 }
 
