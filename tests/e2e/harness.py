@@ -5,6 +5,7 @@ process; nothing here sends traffic anywhere but 127.0.0.1 / ::1.
 """
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import random
@@ -30,11 +31,28 @@ SPLICE = os.environ.get("SNISPLICE_SPLICE", "userspace")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-_handed_out = set()
+_handed_out = {}  # port -> the fd of its lock
+_PORT_LOCKS = os.path.join(tempfile.gettempdir(), "snisplice-e2e-ports")
+
+
+def _claim_port(port):
+    """Holds a lock on `port` for this process's life, so that test modules run in parallel
+    (ctest -j) never hand out the same one (seen: a proxy's metrics port taken by another
+    module's proxy between the check and the bind)."""
+    os.makedirs(_PORT_LOCKS, exist_ok=True)
+    fd = os.open(os.path.join(_PORT_LOCKS, str(port)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _handed_out[port] = fd
+    return True
 
 
 def free_port(family=socket.AF_INET):
-    """A port nothing listens on, never the same one twice in a process."""
+    """A port nothing listens on, never the same one twice in a process or in two test
+    processes running at once."""
     # Below the kernel's ephemeral range (ip_local_port_range), so no outgoing connection
     # can take the port between this check and the proxy's bind.
     while True:
@@ -46,8 +64,8 @@ def free_port(family=socket.AF_INET):
                 s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", port))
         except OSError:
             continue
-        _handed_out.add(port)
-        return port
+        if _claim_port(port):
+            return port
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
