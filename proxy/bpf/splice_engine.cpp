@@ -2,7 +2,6 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -66,24 +65,6 @@ tl::expected<size_t, Error> count_entries(int map_fd, size_t max_entries) {
     previous = &key;
   }
   return count;
-}
-
-// Makes the verdict look at bytes already queued on fd: they arrived before the socket was
-// in the map and no data-ready event will come for them. SO_RCVLOWAT runs tcp_data_ready(),
-// which calls the psock's data-ready and so the verdict (tests/bpf/splice_test.cpp "bytes
-// queued before splice() reach the peer" fails without it). recv(MSG_PEEK | MSG_DONTWAIT)
-// was measured to work as well on 6.18; SO_RCVLOWAT copies nothing to userspace and 1 is
-// the default value anyway.
-bool kick(int fd) {
-  int lowat = 1;
-  return ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;
-}
-
-// A read stops before an urgent byte even with bytes of its segment left (tcp_recvmsg): a short
-// read there does not end at a segment's end. An error counts as at the mark.
-bool at_urgent_mark(int fd) {
-  int at_mark = 0;
-  return ::ioctl(fd, SIOCATMARK, &at_mark) != 0 || at_mark != 0;
 }
 
 }  // namespace

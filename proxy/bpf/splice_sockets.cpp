@@ -104,4 +104,14 @@ tl::expected<uint64_t, Error> bytes_into_send_queue(int fd) {
   return state->into_send_queue;
 }
 
+bool kick(int fd) {
+  int lowat = 1;
+  return ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;
+}
+
+bool at_urgent_mark(int fd) {
+  int at_mark = 0;
+  return ::ioctl(fd, SIOCATMARK, &at_mark) != 0 || at_mark != 0;
+}
+
 }  // namespace snisplice::bpf

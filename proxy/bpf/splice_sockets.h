@@ -39,4 +39,16 @@ tl::expected<SocketState, Error> socket_state(int fd);
 // unsent). Monotonic until the socket sends its own FIN.
 tl::expected<uint64_t, Error> bytes_into_send_queue(int fd);
 
+// Makes the verdict look at bytes already queued on fd: they arrived before the socket was
+// in the map and no data-ready event will come for them. SO_RCVLOWAT runs tcp_data_ready(),
+// which calls the psock's data-ready and so the verdict (tests/bpf/splice_test.cpp "bytes
+// queued before splice() reach the peer" fails without it). recv(MSG_PEEK | MSG_DONTWAIT)
+// was measured to work as well on 6.18; SO_RCVLOWAT copies nothing to userspace and 1 is
+// the default value anyway.
+bool kick(int fd);
+
+// A read stops before an urgent byte even with bytes of its segment left (tcp_recvmsg): a short
+// read there does not end at a segment's end. An error counts as at the mark.
+bool at_urgent_mark(int fd);
+
 }  // namespace snisplice::bpf
