@@ -6,5 +6,6 @@ target_link_libraries(snisplice_held_repeats PUBLIC snisplice_base)
 add_library(snisplice_bpf_splice STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/splice_engine.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/splice_sockets.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/splice_rollback.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/kernel_features.cpp)
 target_link_libraries(snisplice_bpf_splice PUBLIC snisplice_base snisplice_held_repeats PkgConfig::LIBBPF PRIVATE bpf_splice)

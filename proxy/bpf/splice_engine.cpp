@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "bpf/splice_rollback.h"
 #include "splice.skel.h"
 #include "splice_abi.h"
 
@@ -74,6 +75,7 @@ std::string_view to_string(SpliceFailure failure) {
     case SpliceFailure::not_established: return "not_established";
     case SpliceFailure::partly_read: return "partly_read";
     case SpliceFailure::map_full: return "map_full";
+    case SpliceFailure::lost: return "lost";
     case SpliceFailure::system: return "system";
   }
   return "system";
@@ -186,13 +188,32 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
     inserted[inserted_count++] = Inserted{map_fd, key};
     return true;
   };
-  auto fail = [&](SpliceError error) {
-    for (size_t i = inserted_count; i > 0; --i) ::bpf_map_delete_elem(inserted[i - 1].map_fd, &inserted[i - 1].key);
-    return tl::unexpected(std::move(error));
-  };
-
   const int peers = peers_map_fd();
   const int stats = stats_map_fd();
+  auto fail = [&](SpliceError error) {
+    bool complete = true;
+    for (size_t i = inserted_count; i > 0; --i) {
+      const Inserted& entry = inserted[i - 1];
+      if (entry.map_fd != peers) {
+        ::bpf_map_delete_elem(entry.map_fd, &entry.key);
+        continue;
+      }
+      // A socket in the sockhash (under its peer's cookie): what its verdict took goes with the
+      // psock unless read back first (measured: megabytes of a stream lost to a refused insert).
+      const bool holds_backend = entry.key == client.cookie;
+      const SplicedPair::Side& inserted_side = holds_backend ? backend : client;
+      ReadBack back = take_back(inserted_side.fd, peers, entry.key, stats, inserted_side.cookie, inserted_side.received_baseline);
+      complete = complete && back.complete;
+      (holds_backend ? error.from_backend : error.from_client) = std::move(back.bytes);
+    }
+    if (!complete) {
+      error.failure = SpliceFailure::lost;
+      error.message += "; bytes the verdict took could not all be read back";
+      error.from_client.clear();
+      error.from_backend.clear();
+    }
+    return tl::unexpected(std::move(error));
+  };
   // Stats first, so the verdict counts from the first byte it sees. No control entry for a
   // splice from the first byte: the verdict redirects without one, and most pairs never pause
   // (pause() makes it).

@@ -17,7 +17,9 @@
 //     no segment partly read: say so with ReadsBefore::ended_short.) No recv may be in flight on either socket from splice()
 //     on: cancel a multishot recv first.
 //     On error nothing is left in the maps: relay this connection in userspace
-//     (SpliceError::failure says why, for the metric).
+//     (SpliceError::failure says why, for the metric), sending SpliceError::from_client and
+//     from_backend first: what an inserted socket's verdict took before a later step failed,
+//     read back. SpliceFailure::lost: some of it could not be; reset both ends.
 //     A hand-over of sockets already read (ReadsBefore::ended_short) starts with both
 //     directions paused (step 4): relay what they hold, then resume.
 //  2. Watch both sockets for POLLRDHUP (POLLERR and POLLHUP come with it). Not POLLIN: the
@@ -67,6 +69,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -83,6 +86,8 @@ enum class SpliceFailure {
   partly_read,      // bytes wait on a socket userspace has read from: read it until EAGAIN,
                     // replay, and call splice() again (or relay)
   map_full,         // max_sockets reached
+  lost,             // an insert was refused after the first socket's verdict took bytes; removing
+                    // its entry dropped them: the connection cannot go on, reset both ends
   system,           // anything else (errno in SpliceError)
 };
 std::string_view to_string(SpliceFailure failure);
@@ -91,6 +96,11 @@ struct SpliceError {
   SpliceFailure failure;
   int error_number;  // errno of the failing call
   std::string message;
+  // What the verdict took from a socket already inserted when a later step failed, read back
+  // before its entry went: owed to the peer ahead of anything read from that socket afterwards.
+  // Empty when lost.
+  std::vector<uint8_t> from_client = {};
+  std::vector<uint8_t> from_backend = {};
 };
 
 // What the caller's reads left on the sockets it passes to splice().

@@ -224,7 +224,9 @@ void Worker::start_data_path(Session& s) {
     shared_.event_bus.emit([&] { return events::Spliced{s.client_address, "userspace"}; });
   }
   s.phase = Phase::relaying;
-  arm_relay_recv(s, true);
-  arm_relay_recv(s, false);
+  for (bool upstream : {true, false}) {
+    send_next(s, upstream);  // bytes a failed splice read back
+    arm_relay_recv(s, upstream);
+  }
 }
 }  // namespace snisplice::session

@@ -276,6 +276,9 @@ void Worker::continue_hand_over(Session& s) {
     spdlog::debug("{}: staying on the relay: {} ({})", s.client_address.to_string(),
                   bpf::to_string(pair.error().failure), pair.error().message);
     s.lazy.enabled = false;
+    if (!take_read_back(s, pair.error())) return;
+    send_next(s, true);
+    send_next(s, false);
   }
   const bool sending = !s.up.drain.bytes.empty() || !s.down.drain.bytes.empty();
   send_drained(s, true);

@@ -8,6 +8,8 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <cstring>
+#include <memory>
 
 #include <spdlog/spdlog.h>
 
@@ -45,11 +47,34 @@ bool Worker::try_splice(Session& s) {
   auto pair = shared_.splice->engine.splice(s.client.get(), s.backend.get());
   if (!pair) {
     // Per connection, not per process: e.g. a client that half-closed right after its hello.
+    if (!take_read_back(s, pair.error())) return true;
     spdlog::debug("{}: relaying in userspace: {} ({})", s.client_address.to_string(),
                   bpf::to_string(pair.error().failure), pair.error().message);
     return false;
   }
   enter_kernel(s, std::move(*pair));
+  return true;
+}
+
+bool Worker::take_read_back(Session& s, bpf::SpliceError& error) {
+  if (error.failure == bpf::SpliceFailure::lost) {
+    // Bytes the client or backend sent are gone with a psock: a reset, never a gap.
+    spdlog::warn("{}: a failed splice lost bytes; resetting both ends ({})", s.client_address.to_string(),
+                 error.message);
+    finish(s, Result::splice_error, true);
+    return false;
+  }
+  for (bool upstream : {true, false}) {
+    std::vector<uint8_t>& bytes = upstream ? error.from_client : error.from_backend;
+    if (bytes.empty()) continue;
+    Direction& d = upstream ? s.up : s.down;
+    d.bytes += bytes.size();
+    (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
+        .Increment(static_cast<double>(bytes.size()));
+    auto copy = std::make_unique_for_overwrite<uint8_t[]>(bytes.size());
+    std::memcpy(copy.get(), bytes.data(), bytes.size());
+    d.pending.push_back(Chunk{0, 0, static_cast<uint32_t>(bytes.size()), std::move(copy)});
+  }
   return true;
 }
 

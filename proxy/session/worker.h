@@ -136,7 +136,11 @@ class Worker {
   void back_to_relay(Session& s);
 
   // splice (splice.cpp)
+  // True when the connection went to the kernel or ended; false: the relay carries it.
   bool try_splice(Session& s);
+  // After a failed splice(): what it read back from an inserted socket is queued ahead of the
+  // relay's reads; false when bytes were lost (the connection is reset and finished).
+  bool take_read_back(Session& s, bpf::SpliceError& error);
   void enter_kernel(Session& s, bpf::SplicedPair pair);
   void arm_splice_poll(Session& s, bool client_side);
   void on_splice_poll(Session& s, bool client_side, int result);

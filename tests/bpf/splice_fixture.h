@@ -218,17 +218,20 @@ inline void step_writer(Writer& w, std::vector<uint8_t>& buffer) {
   }
 }
 
+// Bytes of r's stream that reached the test some other way than r's socket.
+inline void take_bytes(Reader& r, const uint8_t* bytes, size_t n) {
+  for (size_t i = 0; i < n && r.first_bad_offset == UINT64_MAX; ++i) {
+    if (bytes[i] != pattern_byte(r.seed, r.received + i)) r.first_bad_offset = r.received + i;
+  }
+  r.received += n;
+}
+
 inline void step_reader(Reader& r, std::vector<uint8_t>& buffer) {
   const ssize_t n = ::recv(r.fd, buffer.data(), std::min(buffer.size(), r.max_per_step), MSG_DONTWAIT);
   if (n == 0) {
     r.eof = true;
   } else if (n > 0) {
-    for (ssize_t i = 0; i < n && r.first_bad_offset == UINT64_MAX; ++i) {
-      if (buffer[static_cast<size_t>(i)] != pattern_byte(r.seed, r.received + static_cast<uint64_t>(i))) {
-        r.first_bad_offset = r.received + static_cast<uint64_t>(i);
-      }
-    }
-    r.received += static_cast<uint64_t>(n);
+    take_bytes(r, buffer.data(), static_cast<size_t>(n));
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
     r.error = errno;
   }
@@ -315,10 +318,11 @@ inline SpliceEngine load_engine() {
   return std::move(*engine);
 }
 
-inline void require_maps_empty(const SpliceEngine& engine) {
+// `other_peers`: peer entries the test inserted itself.
+inline void require_maps_empty(const SpliceEngine& engine, size_t other_peers = 0) {
   auto occupancy = engine.occupancy();
   REQUIRE(occupancy.has_value());
-  CHECK(occupancy->peer_entries == 0);
+  CHECK(occupancy->peer_entries == other_peers);
   CHECK(occupancy->stats_entries == 0);
   CHECK(occupancy->control_entries == 0);
 }
