@@ -275,8 +275,8 @@ void Worker::continue_hand_over(Session& s) {
     }
     spdlog::debug("{}: staying on the relay: {} ({})", s.client_address.to_string(),
                   bpf::to_string(pair.error().failure), pair.error().message);
+    if (!take_read_back(s, pair.error())) return;  // reset; finish() counted it relayed
     s.lazy.enabled = false;
-    if (!take_read_back(s, pair.error())) return;
     send_next(s, true);
     send_next(s, false);
   }
