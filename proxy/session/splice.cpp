@@ -64,6 +64,9 @@ bool Worker::take_read_back(Session& s, bpf::SpliceError& error) {
     finish(s, Result::splice_error, true);
     return false;
   }
+  if (!error.from_client.empty() || !error.from_backend.empty())
+    spdlog::debug("{}: a failed splice read back {} + {} bytes; they go first", s.client_address.to_string(),
+                  error.from_client.size(), error.from_backend.size());
   for (bool upstream : {true, false}) {
     std::vector<uint8_t>& bytes = upstream ? error.from_client : error.from_backend;
     if (bytes.empty()) continue;
