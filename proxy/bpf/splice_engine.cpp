@@ -202,13 +202,17 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
       // psock unless read back first (measured: megabytes of a stream lost to a refused insert).
       const bool holds_backend = entry.key == client.cookie;
       const SplicedPair::Side& inserted_side = holds_backend ? backend : client;
-      ReadBack back = take_back(inserted_side.fd, peers, entry.key, stats, inserted_side.cookie, inserted_side.received_baseline);
-      complete = complete && back.complete;
+      ReadBack back = take_back(inserted_side.fd, peers, entry.key, stats, inserted_side.cookie,
+                                inserted_side.received_baseline);
+      if (!back.complete) {
+        complete = false;
+        error.message += "; " + back.why;
+      }
       (holds_backend ? error.from_backend : error.from_client) = std::move(back.bytes);
     }
     if (!complete) {
       error.failure = SpliceFailure::lost;
-      error.message += "; bytes the verdict took could not all be read back";
+      error.message += " (bytes the verdict took could not all be read back)";
       error.from_client.clear();
       error.from_backend.clear();
     }

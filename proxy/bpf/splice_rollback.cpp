@@ -61,7 +61,8 @@ void read_until_caught_up(int fd, int stats_map_fd, uint64_t stats_key, std::vec
 
 }  // namespace
 
-ReadBack take_back(int fd, int peers_map_fd, uint64_t peers_key, int stats_map_fd, uint64_t stats_key, uint64_t read_before) {
+ReadBack take_back(int fd, int peers_map_fd, uint64_t peers_key, int stats_map_fd, uint64_t stats_key,
+                   uint64_t read_before) {
   ReadBack back;
   // Bytes that arrived before the insertion wait in the receive queue, and a read would take
   // them ahead of the psock's queue only while that is empty: the kick hands them to the verdict
@@ -96,8 +97,17 @@ ReadBack take_back(int fd, int peers_map_fd, uint64_t peers_key, int stats_map_f
   // the program, so the count above misses it. TCP counted it consumed, though: what the socket
   // consumed must be exactly what was read before splice() and read back here.
   auto consumed = baselines(fd);
-  back.complete = taken.exact && taken.into_psock == back.bytes.size() && consumed &&
-                  consumed->read == read_before + back.bytes.size();
+  const uint64_t read = read_before + back.bytes.size();
+  if (!taken.exact) {
+    back.why = "a repeated or redirected skb";
+  } else if (taken.into_psock != back.bytes.size()) {
+    back.why = std::to_string(back.bytes.size()) + " of " + std::to_string(taken.into_psock) + " bytes read back";
+  } else if (!consumed) {
+    back.why = consumed.error().message();
+  } else if (consumed->read != read) {
+    back.why = "TCP consumed " + std::to_string(consumed->read) + " bytes, " + std::to_string(read) + " were read";
+  }
+  back.complete = back.why.empty();
   return back;
 }
 

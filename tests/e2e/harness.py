@@ -7,6 +7,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import random
 import re
@@ -309,11 +310,9 @@ class Proxy(Process):
     def open_fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
-    def splice_map_entries(self):
-        """Entries in this process's splice maps (both sockhashes and the stats); None without bpftool."""
-        if not shutil.which("bpftool") or os.geteuid() != 0:
-            return None
-        total = 0
+    def bpf_maps(self):
+        """{name: id} of the BPF maps this process holds open (bpftool names them)."""
+        maps = {}
         for fd in os.listdir(f"/proc/{self.proc.pid}/fdinfo"):
             try:
                 with open(f"/proc/{self.proc.pid}/fdinfo/{fd}") as f:
@@ -324,9 +323,19 @@ class Proxy(Process):
             if not m:
                 continue
             shown = subprocess.run(["bpftool", "-j", "map", "show", "id", m.group(1)], capture_output=True, text=True)
-            if '"name":"splice_' not in shown.stdout.replace(" ", ""):
+            with contextlib.suppress(ValueError):
+                maps[json.loads(shown.stdout).get("name", "")] = int(m.group(1))
+        return maps
+
+    def splice_map_entries(self):
+        """Entries in this process's splice maps (both sockhashes and the stats); None without bpftool."""
+        if not shutil.which("bpftool") or os.geteuid() != 0:
+            return None
+        total = 0
+        for name, map_id in self.bpf_maps().items():
+            if not name.startswith("splice_"):
                 continue
-            dump = subprocess.run(["bpftool", "map", "dump", "id", m.group(1)], capture_output=True, text=True)
+            dump = subprocess.run(["bpftool", "map", "dump", "id", str(map_id)], capture_output=True, text=True)
             found = re.search(r"Found (\d+) element", dump.stdout)
             total += int(found.group(1)) if found else 0
         return total

@@ -3,10 +3,11 @@ the in-kernel splice once it has moved lifecycle::kHandOverBytes (128 KiB) one w
 not its ends ever pause. The hand-over must lose, duplicate or reorder no byte, whatever the
 ends do meanwhile, and the metrics count what each connection ended up as. Registered once, in
 auto mode."""
+import contextlib
+import ctypes
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import struct
@@ -35,47 +36,29 @@ class SockhashSlot:
     max_connections 1 has two slots). bpf(2) through ctypes: bpftool cannot pass a socket."""
     SYS_BPF = 321  # x86_64
     MAP_UPDATE_ELEM, MAP_DELETE_ELEM, MAP_GET_FD_BY_ID = 2, 3, 14
-    KEY = 0x5EC0_0000_0000_0001
+    BPF_NOEXIST = 1
 
     def __init__(self, proxy):
-        import ctypes
-        self.ctypes = ctypes
         self.libc = ctypes.CDLL(None, use_errno=True)
-        self.map_fd = self._bpf(self.MAP_GET_FD_BY_ID, struct.pack("=III", self._map_id(proxy), 0, 0))
+        self.map_fd = self._bpf(self.MAP_GET_FD_BY_ID, struct.pack("=III", proxy.bpf_maps()["splice_peers"], 0, 0))
         listener = socket.create_server(("127.0.0.1", 0))
         self.ours = socket.create_connection(listener.getsockname())
         self.theirs, _ = listener.accept()
         listener.close()
-        self.key = ctypes.c_uint64(self.KEY)
+        self.key = ctypes.c_uint64(0x5EC0_0000_0000_0001)  # no socket cookie is this large here
         value = ctypes.c_uint64(self.ours.fileno())
         self._bpf(self.MAP_UPDATE_ELEM, struct.pack("=IIQQQ", self.map_fd, 0, ctypes.addressof(self.key),
-                                                      ctypes.addressof(value), 1))  # BPF_NOEXIST
-
-    @staticmethod
-    def _map_id(proxy):
-        for fd in os.listdir(f"/proc/{proxy.proc.pid}/fdinfo"):
-            try:
-                with open(f"/proc/{proxy.proc.pid}/fdinfo/{fd}") as f:
-                    found = re.search(r"^map_id:\s*(\d+)", f.read(), re.M)
-            except OSError:
-                continue
-            if not found:
-                continue
-            shown = subprocess.run(["bpftool", "-j", "map", "show", "id", found.group(1)],
-                                   capture_output=True, text=True)
-            if json.loads(shown.stdout or "{}").get("name") == "splice_peers":
-                return int(found.group(1))
-        raise AssertionError("the proxy has no splice_peers map")
+                                                      ctypes.addressof(value), self.BPF_NOEXIST))
 
     def _bpf(self, command, attr):
-        buffer = self.ctypes.create_string_buffer(attr, 128)
+        buffer = ctypes.create_string_buffer(attr, 128)
         result = self.libc.syscall(self.SYS_BPF, command, buffer, 128)
         if result < 0:
-            raise OSError(self.ctypes.get_errno(), f"bpf({command})")
+            raise OSError(ctypes.get_errno(), f"bpf({command})")
         return result
 
     def release(self):
-        self._bpf(self.MAP_DELETE_ELEM, struct.pack("=IIQ", self.map_fd, 0, self.ctypes.addressof(self.key)))
+        self._bpf(self.MAP_DELETE_ELEM, struct.pack("=IIQ", self.map_fd, 0, ctypes.addressof(self.key)))
         os.close(self.map_fd)
         self.ours.close()
         self.theirs.close()
@@ -252,18 +235,22 @@ class LazySplice(ProxyTest):
     def test_a_refused_hand_over_relays_first_what_the_kernel_took(self):
         # The sockhash is full at the hand-over's second insert (the test holds one of its two
         # slots), while the backend streams at full speed: what the backend socket's verdict took
-        # between the inserts is read back and relayed ahead of the rest. Every download arrives
-        # whole, on the relay (docs/splice.md, "A refused insert").
+        # between the inserts is read back and relayed ahead of the rest, so the download arrives
+        # whole, on the relay. What cannot be read back exactly is reported and the connection
+        # reset: never a short or altered stream (docs/splice.md, "A refused insert").
         if not shutil.which("bpftool"):
             self.skipTest("bpftool is needed to find the proxy's sockhash")
+        if os.uname().machine != "x86_64":
+            self.skipTest("the bpf(2) system call number used here is x86_64's")
         downloads, size = 6, 32 << 20
         down = pattern(b"refused", size)
 
         def handler(conn):
             self.backend_hello(conn)
-            conn.sendall(down)
-            conn.shutdown(socket.SHUT_WR)
-            recv_all(conn)
+            with contextlib.suppress(OSError):  # a reset download
+                conn.sendall(down)
+                conn.shutdown(socket.SHUT_WR)
+                recv_all(conn)
 
         needs_root(self)
         backend = self.backend(handler)
@@ -271,21 +258,33 @@ class LazySplice(ProxyTest):
         proxy = self.proxy(one_route_config(port, backend.address, free_port(),
                                             listener_options={"max_connections": 1}, splice="auto"))
         slot = SockhashSlot(proxy)
+        resets = 0
         try:
             for n in range(downloads):
                 c, _ = self.connect(port)
-                got = recv_all(c)
-                c.close()
-                self.assertEqual(len(got), size, f"download {n}")
-                self.assertTrue(got == down, f"download {n}: bytes differ")
-                self.proxied(proxy, n + 1)
+                try:
+                    got = recv_all(c)
+                except ConnectionResetError:
+                    resets += 1
+                else:
+                    self.assertEqual(len(got), size, f"download {n}")
+                    self.assertTrue(got == down, f"download {n}: bytes differ")
+                finally:
+                    c.close()
+                wait_until(lambda n=n: proxy.metric("snisplice_connections_total") == n + 1, timeout=30,
+                           what=f"download {n} counted")
         finally:
             slot.release()
         self.assertEqual(self.modes(proxy), (0, downloads))
         log = proxy.output()
-        self.assertEqual(log.count("staying on the relay: map_full"), downloads, "every hand-over refused")
+        # A download may also end before its hand-over converged (an end closed): not refused.
+        refused = log.count("staying on the relay: map_full")
+        self.assertEqual(log.count("a failed splice lost bytes"), resets, "a reset without a reported loss")
         read_back = log.count("a failed splice read back")
-        print(f"\n  refused hand-overs that read bytes back: {read_back} of {downloads}")
+        print(f"\n  {downloads} downloads, {refused} hand-overs refused: {read_back} read bytes back, "
+              f"{resets} reset (reported lost)")
+        self.assertGreater(refused, 0, "no hand-over reached the full sockhash")
+        self.assertGreater(read_back, 0, "no hand-over read anything back")
 
 
 if __name__ == "__main__":
