@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -21,14 +22,6 @@ static_assert(sizeof(snisplice::bpf::RepeatRecord) == sizeof(splice_repeat));
 
 namespace snisplice::bpf {
 namespace {
-
-
-tl::expected<uint64_t, int> socket_cookie(int fd) {
-  uint64_t cookie = 0;
-  socklen_t len = sizeof cookie;
-  if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) return tl::unexpected(errno);
-  return cookie;
-}
 
 // Errno -> the caller's decision. All of them mean "relay in userspace"; the kind is for
 // the metric and the log.
@@ -176,46 +169,28 @@ tl::expected<SplicedPair, SpliceError> SpliceEngine::splice(int client_fd, int b
   }
 
   // Every insert uses BPF_NOEXIST, so a socket already spliced elsewhere is refused (EEXIST)
-  // and the rollback below deletes only the entries this call created.
-  struct Inserted {
-    int map_fd;
-    uint64_t key;
-  };
-  std::array<Inserted, 6> inserted{};
+  // and the rollback deletes only the entries this call created.
+  std::array<MapEntry, 6> inserted{};
   size_t inserted_count = 0;
   auto insert = [&](int map_fd, uint64_t key, const void* value) {
     if (::bpf_map_update_elem(map_fd, &key, value, BPF_NOEXIST) != 0) return false;
-    inserted[inserted_count++] = Inserted{map_fd, key};
+    inserted[inserted_count++] = MapEntry{map_fd, key};
     return true;
   };
   const int peers = peers_map_fd();
   const int stats = stats_map_fd();
   auto fail = [&](SpliceError error) {
-    bool complete = true;
-    for (size_t i = inserted_count; i > 0; --i) {
-      const Inserted& entry = inserted[i - 1];
-      if (entry.map_fd != peers) {
-        ::bpf_map_delete_elem(entry.map_fd, &entry.key);
-        continue;
-      }
-      // A socket in the sockhash (under its peer's cookie): what its verdict took goes with the
-      // psock unless read back first (measured: megabytes of a stream lost to a refused insert).
-      const bool holds_backend = entry.key == client.cookie;
-      const SplicedPair::Side& inserted_side = holds_backend ? backend : client;
-      ReadBack back = take_back(inserted_side.fd, peers, entry.key, stats, inserted_side.cookie,
-                                inserted_side.received_baseline);
-      if (!back.complete) {
-        complete = false;
-        error.message += "; " + back.why;
-      }
-      (holds_backend ? error.from_backend : error.from_client) = std::move(back.bytes);
-    }
-    if (!complete) {
+    // What an inserted socket's verdict took goes with its psock unless read back first
+    // (measured: megabytes of a stream lost to a refused insert).
+    RolledBack rolled = roll_back(std::span(inserted).first(inserted_count), peers, stats,
+                                  {client.fd, client.cookie, client.received_baseline},
+                                  {backend.fd, backend.cookie, backend.received_baseline});
+    if (!rolled.lost.empty()) {
       error.failure = SpliceFailure::lost;
-      error.message += " (bytes the verdict took could not all be read back)";
-      error.from_client.clear();
-      error.from_backend.clear();
+      error.message += "; bytes the verdict took could not all be read back: " + rolled.lost;
     }
+    error.from_client = std::move(rolled.from_client);
+    error.from_backend = std::move(rolled.from_backend);
     return tl::unexpected(std::move(error));
   };
   // Stats first, so the verdict counts from the first byte it sees. No control entry for a

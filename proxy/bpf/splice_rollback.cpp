@@ -59,10 +59,16 @@ void read_until_caught_up(int fd, int stats_map_fd, uint64_t stats_key, std::vec
   }
 }
 
-}  // namespace
+struct ReadBack {
+  std::vector<uint8_t> bytes;  // what the socket received since its insertion, in order
+  std::string lost;            // empty when bytes is all the verdict took
+};
 
-ReadBack take_back(int fd, int peers_map_fd, uint64_t peers_key, int stats_map_fd, uint64_t stats_key,
-                   uint64_t read_before) {
+// Reads `socket` (in the sockhash under `peers_key`) back, deletes the entry, and checks the
+// counts.
+ReadBack take_back(const SplicedSocket& socket, int peers_map_fd, uint64_t peers_key, int stats_map_fd) {
+  const int fd = socket.fd;
+  const uint64_t stats_key = socket.cookie;
   ReadBack back;
   // Bytes that arrived before the insertion wait in the receive queue, and a read would take
   // them ahead of the psock's queue only while that is empty: the kick hands them to the verdict
@@ -97,18 +103,40 @@ ReadBack take_back(int fd, int peers_map_fd, uint64_t peers_key, int stats_map_f
   // the program, so the count above misses it. TCP counted it consumed, though: what the socket
   // consumed must be exactly what was read before splice() and read back here.
   auto consumed = baselines(fd);
-  const uint64_t read = read_before + back.bytes.size();
+  const uint64_t read = socket.read_before + back.bytes.size();
   if (!taken.exact) {
-    back.why = "a repeated or redirected skb";
+    back.lost = "a repeated or redirected skb";
   } else if (taken.into_psock != back.bytes.size()) {
-    back.why = std::to_string(back.bytes.size()) + " of " + std::to_string(taken.into_psock) + " bytes read back";
+    back.lost = std::to_string(back.bytes.size()) + " of " + std::to_string(taken.into_psock) + " bytes read back";
   } else if (!consumed) {
-    back.why = consumed.error().message();
+    back.lost = consumed.error().message();
   } else if (consumed->read != read) {
-    back.why = "TCP consumed " + std::to_string(consumed->read) + " bytes, " + std::to_string(read) + " were read";
+    back.lost = "TCP consumed " + std::to_string(consumed->read) + " bytes, " + std::to_string(read) + " were read";
   }
-  back.complete = back.why.empty();
   return back;
+}
+
+}  // namespace
+
+RolledBack roll_back(std::span<const MapEntry> made, int peers_map_fd, int stats_map_fd, const SplicedSocket& client,
+                     const SplicedSocket& backend) {
+  RolledBack rolled;
+  for (auto entry = made.rbegin(); entry != made.rend(); ++entry) {
+    if (entry->map_fd != peers_map_fd) {
+      ::bpf_map_delete_elem(entry->map_fd, &entry->key);
+      continue;
+    }
+    // Each socket is in the sockhash under its peer's cookie.
+    const bool holds_backend = entry->key == client.cookie;
+    ReadBack back = take_back(holds_backend ? backend : client, peers_map_fd, entry->key, stats_map_fd);
+    if (!back.lost.empty() && rolled.lost.empty()) rolled.lost = std::move(back.lost);
+    (holds_backend ? rolled.from_backend : rolled.from_client) = std::move(back.bytes);
+  }
+  if (!rolled.lost.empty()) {
+    rolled.from_client.clear();
+    rolled.from_backend.clear();
+  }
+  return rolled;
 }
 
 }  // namespace snisplice::bpf

@@ -104,6 +104,13 @@ tl::expected<uint64_t, Error> bytes_into_send_queue(int fd) {
   return state->into_send_queue;
 }
 
+tl::expected<uint64_t, int> socket_cookie(int fd) {
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) return tl::unexpected(errno);
+  return cookie;
+}
+
 bool kick(int fd) {
   int lowat = 1;
   return ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;

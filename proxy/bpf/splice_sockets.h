@@ -39,6 +39,9 @@ tl::expected<SocketState, Error> socket_state(int fd);
 // unsent). Monotonic until the socket sends its own FIN.
 tl::expected<uint64_t, Error> bytes_into_send_queue(int fd);
 
+// The socket's cookie (SO_COOKIE): its key in the splice maps. Errno on failure.
+tl::expected<uint64_t, int> socket_cookie(int fd);
+
 // Makes the verdict look at bytes already queued on fd: they arrived before the socket was
 // in the map and no data-ready event will come for them. SO_RCVLOWAT runs tcp_data_ready(),
 // which calls the psock's data-ready and so the verdict (tests/bpf/splice_test.cpp "bytes
