@@ -56,9 +56,7 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
     return;
   }
   if (result > 0) {
-    d.bytes += static_cast<uint64_t>(result);
-    (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
-        .Increment(result);
+    count_moved(s, upstream, static_cast<uint64_t>(result));
     s.last_activity = Clock::now();
     send_next(s, upstream);
     if (lifecycle::relay_pacing(d.paused, d.recv_armed, d.pending.size()) == lifecycle::Pacing::pause) {
@@ -90,6 +88,12 @@ void Worker::on_relay_recv(Session& s, bool upstream, const io::Completion& done
   if (!d.recv_armed && !d.eof && !d.paused) arm_relay_recv(s, upstream);
   if (s.lazy.enabled && lifecycle::hand_over(s.up.bytes, s.down.bytes, s.up.eof || s.down.eof, s.lazy.at_bytes))
     begin_hand_over(s);
+}
+
+void Worker::count_moved(Session& s, bool upstream, uint64_t bytes) {
+  (upstream ? s.up : s.down).bytes += bytes;
+  (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
+      .Increment(static_cast<double>(bytes));
 }
 
 void Worker::send_next(Session& s, bool upstream) {
@@ -328,9 +332,7 @@ bool Worker::drain_source(Session& s, bool upstream) {
   }
   const size_t read = static_cast<size_t>(n);
   d.drain.read_short = read < want;
-  d.bytes += read;
-  (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
-      .Increment(static_cast<double>(read));
+  count_moved(s, upstream, read);
   s.last_activity = Clock::now();
   size_t taken = 0;
   while (taken < read) {

@@ -70,13 +70,10 @@ bool Worker::take_read_back(Session& s, bpf::SpliceError& error) {
   for (bool upstream : {true, false}) {
     std::vector<uint8_t>& bytes = upstream ? error.from_client : error.from_backend;
     if (bytes.empty()) continue;
-    Direction& d = upstream ? s.up : s.down;
-    d.bytes += bytes.size();
-    (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
-        .Increment(static_cast<double>(bytes.size()));
+    count_moved(s, upstream, bytes.size());
     auto copy = std::make_unique_for_overwrite<uint8_t[]>(bytes.size());
     std::memcpy(copy.get(), bytes.data(), bytes.size());
-    d.pending.push_back(Chunk{0, 0, static_cast<uint32_t>(bytes.size()), std::move(copy)});
+    (upstream ? s.up : s.down).pending.push_back(Chunk{0, 0, static_cast<uint32_t>(bytes.size()), std::move(copy)});
   }
   return true;
 }
@@ -194,9 +191,7 @@ bool Worker::count_splice_bytes(Session& s, const bpf::PairStats& stats) {
     if (redirected <= d.kernel.redirected_counted) continue;
     uint64_t delta = redirected - d.kernel.redirected_counted;
     d.kernel.redirected_counted = redirected;
-    d.bytes += delta;
-    (upstream ? shared_.metrics.bytes_client_to_backend : shared_.metrics.bytes_backend_to_client)
-        .Increment(static_cast<double>(delta));
+    count_moved(s, upstream, delta);
     moved = true;
   }
   return moved;

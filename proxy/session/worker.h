@@ -135,6 +135,10 @@ class Worker {
   // After the drained bytes are sent: the relay again, for good or until the next attempt.
   void back_to_relay(Session& s);
 
+  // Bytes taken from a direction's source on their way to its sink, by whichever path: the
+  // access log's and the metrics' count.
+  void count_moved(Session& s, bool upstream, uint64_t bytes);
+
   // splice (splice.cpp)
   // True when the connection went to the kernel or ended; false: the relay carries it.
   bool try_splice(Session& s);
