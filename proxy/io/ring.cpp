@@ -46,7 +46,7 @@ Ring::~Ring() {
 io_uring_sqe* Ring::sqe(OpTag tag) {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (!sqe) {
-    io_uring_submit(&ring_);
+    submit();
     sqe = io_uring_get_sqe(&ring_);
   }
   io_uring_sqe_set_data64(sqe, tag.encode());
@@ -85,14 +85,21 @@ void Ring::accept_multishot(int fd, OpTag tag) {
 
 void Ring::connect(int fd, const sockaddr_storage& address, socklen_t length, const __kernel_timespec& timeout,
                    OpTag tag, OpTag timeout_tag) {
+  // Room for both SQEs first: fetching the second could otherwise submit the connect before
+  // its timeout is linked.
+  if (io_uring_sq_space_left(&ring_) < 2) submit();
   io_uring_sqe* s = sqe(tag);
   io_uring_prep_connect(s, fd, reinterpret_cast<const sockaddr*>(&address), length);
   s->flags |= IOSQE_IO_LINK;
   // liburing 2.3 takes a non-const pointer; the kernel only reads the timespec.
   io_uring_prep_link_timeout(sqe(timeout_tag), const_cast<__kernel_timespec*>(&timeout), 0);
-  // io_uring copies the address at submission.
-  io_uring_submit(&ring_);
 }
+
+void Ring::close(UniqueFd fd, OpTag tag) {
+  if (fd) io_uring_prep_close(sqe(tag), fd.release());
+}
+
+void Ring::submit() { io_uring_submit(&ring_); }
 
 void Ring::poll(int fd, unsigned events, OpTag tag) { io_uring_prep_poll_add(sqe(tag), fd, events); }
 

@@ -15,6 +15,7 @@
 #include <tl/expected.hpp>
 
 #include "base/error.h"
+#include "base/unique_fd.h"
 
 namespace snisplice::io {
 
@@ -88,10 +89,14 @@ class Ring {
   void send(int fd, std::span<const uint8_t> bytes, OpTag tag);  // never raises SIGPIPE
   void accept_multishot(int fd, OpTag tag);
   // A connect bounded by `timeout` (a linked timeout tagged `timeout_tag`); the connect then
-  // completes with -ECANCELED. Submitted at once: `address` may go out of scope after it,
-  // `timeout` must stay valid until the timeout's completion.
+  // completes with -ECANCELED. It goes out with the next submission, when the kernel copies
+  // `address`: that must stay valid until then, `timeout` until the timeout's completion.
   void connect(int fd, const sockaddr_storage& address, socklen_t length, const __kernel_timespec& timeout,
                OpTag tag, OpTag timeout_tag);
+  // Closes `fd` with the next submission instead of a system call of its own.
+  void close(UniqueFd fd, OpTag tag);
+  // Submits what is queued without waiting.
+  void submit();
   void poll(int fd, unsigned events, OpTag tag);
   void poll_multishot(int fd, unsigned events, OpTag tag);
   void remove_poll(OpTag target, OpTag tag);

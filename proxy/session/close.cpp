@@ -164,8 +164,9 @@ void Worker::release(Session& s) {
     if (failed) ::setsockopt(failed.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     linger_close(std::move(client_survives ? s.client : s.backend));
   }
-  s.client.reset();
-  s.backend.reset();
+  // Closed with the loop's next submission: two system calls fewer per connection.
+  ring_.close(std::move(s.client), io::OpTag{kClose, 0, 0});
+  ring_.close(std::move(s.backend), io::OpTag{kClose, 0, 0});
 
   const std::string& listener = s.listener_name;
   const std::string& route_label =

@@ -134,7 +134,8 @@ void Worker::connect_next(Session& s) {
   if (s.dialing.candidate >= s.dialing.targets.size())
     return finish(s, s.dialing.denied_any ? Result::denied_address : Result::connect_error, false);
   s.backend_address = s.dialing.targets[s.dialing.candidate].address;
-  sockaddr_storage storage;
+  if (!s.dialing.connect_address) s.dialing.connect_address = std::make_unique<sockaddr_storage>();
+  sockaddr_storage& storage = *s.dialing.connect_address;
   socklen_t length = s.backend_address.to_sockaddr(storage);
   // Blocking sockets: io_uring would hand -EAGAIN back for O_NONBLOCK ones instead of waiting.
   s.backend.reset(::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -176,6 +177,7 @@ void Worker::on_connect(Session& s, int result) {
   s.connected = true;
   s.connected_server = server;
   std::vector<Dialing::Target>().swap(s.dialing.targets);
+  s.dialing.connect_address.reset();
   shared_.metrics.connect_duration.Observe(
       std::chrono::duration<double>(Clock::now() - s.dialing.connect_started).count());
   send_preamble(s);

@@ -24,6 +24,7 @@ enum OpKind : uint8_t {
   kDrainedDown,        // a hand-over's drained backend bytes, to the client
   kSpliceWakeClient,   // POLLIN on a spliced client socket while its pair's checks back off
   kSpliceWakeBackend,  // the same on its backend socket
+  kClose,              // a released connection's socket (no session: generation 0)
 };
 
 }  // namespace snisplice::session

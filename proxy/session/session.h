@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <linux/time_types.h>
+#include <sys/socket.h>
 
 #include "base/net_address.h"
 #include "base/unique_fd.h"
@@ -128,6 +129,8 @@ struct Dialing {
   bool denied_any = false;
   Clock::time_point connect_started;
   __kernel_timespec connect_timeout{};
+  // The connect's address until its completion: the ring copies it at the next submission.
+  std::unique_ptr<sockaddr_storage> connect_address;
 };
 
 // splice: auto (relay.cpp): relayed until lifecycle::hand_over says the connection is bulk,

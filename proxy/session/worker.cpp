@@ -183,6 +183,7 @@ void Worker::run() {
       if (l.fd && !l.accept_armed && !stopping_ && l.retry_at <= now) arm_accept(i);
     }
   }
+  ring_.submit();  // the closes of the last sessions released
 }
 
 void Worker::begin_stop() {
@@ -206,9 +207,7 @@ void Worker::dispatch(const io::Completion& done) {
   if (tag.kind == kAccept) return on_accept(tag.slot, done.result, done.more());
   if (tag.kind == kDnsPoll) return on_dns_poll(static_cast<int>(tag.slot), tag.generation, done.result);
   if (tag.kind == kWake) return arm_wake();
-  if (tag.generation == 0) {  // a cancel for a listener
-    return;
-  }
+  if (tag.generation == 0) return;  // a cancel for a listener, or a released socket's close
   Session* s = session_for(tag.slot, tag.generation);
   if (!s) {
     // Never expected (a slot is freed only when nothing is in flight), but a buffer must

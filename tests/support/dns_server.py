@@ -506,8 +506,14 @@ def main():
     server = Server(zone, args.log)
     port, sockets = bind_all()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_signal(*_):
+        # Not stop.set(): a handler runs in the main thread, which may hold the Event's lock in
+        # stop.wait(); setting it from there deadlocked (seen: SIGTERM as stdin reached EOF).
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     threads = [threading.Thread(target=serve_udp if kind == "udp" else serve_tcp,
                                 args=(server, sock, stop), daemon=True) for kind, sock in sockets]
     for thread in threads:
@@ -515,7 +521,10 @@ def main():
     print(port, flush=True)
     if args.exit_with_stdin:
         threading.Thread(target=wait_for_stdin_eof, args=(stop,), daemon=True).start()
-    while not stop.wait(0.2):
+    try:
+        while not stop.wait(0.2):
+            pass
+    except SystemExit:
         pass
     for _, sock in sockets:
         sock.close()

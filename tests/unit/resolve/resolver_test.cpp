@@ -131,8 +131,17 @@ class DnsServer {
   ~DnsServer() {
     ::close(stdin_);
     ::kill(pid_, SIGTERM);
+    // Bounded: a server that hangs on its way out must not hang the test.
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    const auto give_up = SteadyClock::now() + 5s;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (SteadyClock::now() >= give_up) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
