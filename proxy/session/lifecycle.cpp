@@ -27,6 +27,11 @@ std::optional<Ending> ending(const DirectionEnd& up, const DirectionEnd& down) {
   return std::nullopt;
 }
 
+bool fin_with_close(const DirectionEnd& up, const DirectionEnd& down) {
+  auto end = ending(up, down);
+  return end && end->survivor == Survivor::none;
+}
+
 Close closing(bool abort, bool connected, Survivor survivor) {
   if (abort) return Close::reset;
   if (connected && survivor == Survivor::none) return Close::reset_if_undelivered;

@@ -50,6 +50,11 @@ struct Ending {
 // survives and gets a FIN. With no failure it ends once both sinks got their FIN.
 std::optional<Ending> ending(const DirectionEnd& up, const DirectionEnd& down);
 
+// Whether the end of stream a direction just passed on (marked shut in `up` or `down`) can go
+// with the connection's close instead of a shutdown() of its own: only when that ends the
+// connection cleanly, so the close follows at once and sends the FIN after the queued bytes.
+bool fin_with_close(const DirectionEnd& up, const DirectionEnd& down);
+
 // How the sockets close. A FIN tells a peer it has every byte: when the proxy gives up (idle,
 // shutdown) while it still holds bytes one end sent, both ends get a reset instead, so a
 // truncated stream never looks complete. A survivor is owed its FIN: it got every byte.

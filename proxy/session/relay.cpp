@@ -192,11 +192,8 @@ void Worker::spill_stalled(Clock::time_point now) {
 
 namespace {
 
-std::optional<lifecycle::Ending> relay_ending(const Session& s) {
-  auto end = [](const Direction& d) {
-    return lifecycle::DirectionEnd{d.source_failed, d.sink_failed, d.shut, d.pending.empty() && !d.send_in_flight};
-  };
-  return lifecycle::ending(end(s.up), end(s.down));
+lifecycle::DirectionEnd relay_end(const Direction& d) {
+  return {d.source_failed, d.sink_failed, d.shut, d.pending.empty() && !d.send_in_flight};
 }
 
 }  // namespace
@@ -208,8 +205,9 @@ bool Worker::shut_sink_when_flushed(Session& s, bool upstream) {
   d.shut = true;
   // When this ends a relayed connection cleanly (the other direction ended first), the close
   // that follows sends the FIN: one system call fewer for every connection that ends normally.
-  auto ending = s.phase == Phase::relaying && !s.lazy.moving ? relay_ending(s) : std::nullopt;
-  if (!ending || ending->survivor != Survivor::none) ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
+  const bool closes_next = s.phase == Phase::relaying && !s.lazy.moving &&
+                           lifecycle::fin_with_close(relay_end(s.up), relay_end(s.down));
+  if (!closes_next) ::shutdown(upstream ? s.backend.get() : s.client.get(), SHUT_WR);
   return true;
 }
 
@@ -218,7 +216,7 @@ void Worker::maybe_finish_relay(Session& s) {
   // have their own drain rules.
   if (s.phase == Phase::spliced) return check_splice(s, Clock::now());
   if (s.lazy.moving) return continue_hand_over(s);
-  if (auto ending = relay_ending(s)) end_with(s, *ending);
+  if (auto ending = lifecycle::ending(relay_end(s.up), relay_end(s.down))) end_with(s, *ending);
 }
 
 // ---------------------------------------------------------------- hand-over (splice: auto)

@@ -18,6 +18,17 @@ TEST_CASE("a connection ends cleanly only when both sinks got their FIN") {
   CHECK_FALSE(any_end_failed(up, down));
 }
 
+TEST_CASE("the last FIN goes with the close only when it ends the connection cleanly") {
+  DirectionEnd up{.shut = true};
+  DirectionEnd down{};
+  CHECK_FALSE(fin_with_close(up, down));  // a half-close: the connection goes on
+  down.shut = true;
+  CHECK(fin_with_close(up, down));
+  DirectionEnd failed_source{.source_failed = true, .shut = true, .delivered = true};
+  CHECK_FALSE(fin_with_close(up, failed_source));  // the survivor lingers: its FIN cannot wait
+  CHECK_FALSE(fin_with_close(failed_source, down));
+}
+
 TEST_CASE("a failed client: the backend survives once it has what it is owed") {
   for (bool source_side : {true, false}) {
     CAPTURE(source_side);
