@@ -32,6 +32,7 @@
 #include "base/unique_fd.h"
 #include "bpf/kernel_features.h"
 #include "bpf/splice_engine.h"
+#include "bpf/splice_sockets.h"
 
 namespace splice_test {
 
@@ -125,10 +126,9 @@ struct Topology {
 };
 
 inline uint64_t cookie_of(int fd) {
-  uint64_t cookie = 0;
-  socklen_t len = sizeof cookie;
-  REQUIRE(::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) == 0);
-  return cookie;
+  auto cookie = snisplice::bpf::socket_cookie(fd);
+  REQUIRE(cookie);
+  return *cookie;
 }
 
 inline int socket_error(int fd) {
