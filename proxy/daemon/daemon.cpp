@@ -218,13 +218,13 @@ int run(const std::string& config_path, config::Config initial) {
   for (size_t i = 0; i < workers.size(); ++i) {
     std::optional<int> cpu;
     if (i < placement.worker_cpus.size()) cpu = placement.worker_cpus[i];
-    threads.emplace_back([&worker = workers[i], cpu] {
-      // A failed pin leaves the worker to the scheduler: slower, never wrong.
-      if (cpu) {
-        if (auto pinned = accept::pin_current_thread(*cpu); !pinned) spdlog::warn("{}", pinned.error().message());
-      }
-      worker->run();
-    });
+    threads.emplace_back([&worker = workers[i]] { worker->run(); });
+    // Pinned from here, before the log line and READY=1 below say so (a pin inside the thread
+    // could come after them). A failed pin leaves the worker to the scheduler: slower, never wrong.
+    if (cpu) {
+      if (auto pinned = accept::pin_thread(threads.back().native_handle(), *cpu); !pinned)
+        spdlog::warn("{}", pinned.error().message());
+    }
   }
   if (!placement.worker_cpus.empty())
     spdlog::info("workers pinned one per CPU{}", placement.steer_by_cpu ? "; new connections go to the worker on their CPU" : "");

@@ -5,6 +5,8 @@
 // applied at accept): the softirq that queued the connection, the worker that serves it and
 // the wake-ups between them stay on one CPU and its cache. On a VM a wake-up across CPUs is an
 // inter-processor interrupt, the dearest thing a short connection does.
+#include <pthread.h>
+
 #include <span>
 #include <vector>
 
@@ -32,6 +34,6 @@ std::vector<int> allowed_cpus();
 // worker i: workers bind their listeners in index order.
 tl::expected<void, Error> steer_by_cpu(int listener_fd);
 
-tl::expected<void, Error> pin_current_thread(int cpu);
+tl::expected<void, Error> pin_thread(pthread_t thread, int cpu);
 
 }  // namespace snisplice::accept

@@ -36,11 +36,11 @@ tl::expected<void, Error> steer_by_cpu(int listener_fd) {
   return {};
 }
 
-tl::expected<void, Error> pin_current_thread(int cpu) {
+tl::expected<void, Error> pin_thread(pthread_t thread, int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
-  if (int rc = ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set); rc != 0)
+  if (int rc = ::pthread_setaffinity_np(thread, sizeof set, &set); rc != 0)
     return tl::unexpected(Error::from_errno("pinning a worker to CPU " + std::to_string(cpu), rc));
   return {};
 }
