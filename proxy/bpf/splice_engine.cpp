@@ -500,7 +500,10 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
   if (!held_relays_) held_relays_ = std::make_unique<std::array<HeldRelay, 2>>();
   HeldRelay& held_relay = (*held_relays_)[static_cast<size_t>(direction)];
   std::string& in_hand = held_relay.in_hand;
-  std::array<char, 128 * 1024> chunk;  // what one recv() takes; only an unsent rest is kept
+  // What one recv() takes; only an unsent rest is kept. Smaller than a core's L1 data cache, so
+  // the send() copies out what the recv() just copied in (128 KiB moved 9 to 30 % fewer bytes
+  // per second, at 10 % more CPU per GB: docs/splice.md).
+  std::array<char, 32 * 1024> chunk;
   uint64_t moved = 0;
   // Held bytes still to read, as of the last counter read: re-read only once they are used up.
   uint64_t held = 0;
