@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "events/aggregate.h"
 
@@ -55,7 +56,7 @@ TEST_CASE("a summary counts by type, listener, route and result, then starts afr
 TEST_CASE("names are ranked, the top ones kept") {
   Aggregator aggregator;
   for (size_t i = 0; i < Aggregator::kTopNames + 5; ++i)
-    add(aggregator, Refused{"tls", address("192.0.2.1:1"), "n" + std::to_string(i) + ".example", "no_route"});
+    add(aggregator, Refused{"tls", address("192.0.2.1:1"), fmt::format("n{}.example", i), "no_route"});
   for (int i = 0; i < 4; ++i) add(aggregator, Refused{"tls", address("192.0.2.1:1"), "popular.example", "no_route"});
   std::string summary = aggregator.summary({}, 1000ms);
   CHECK(contains(summary, R"("names":[{"name":"popular.example","count":4})"));
@@ -68,7 +69,7 @@ TEST_CASE("bounded whatever it is fed: rows past the cap are counted as overflow
   Aggregator aggregator;
   size_t fed = Aggregator::kMaxKeys + 10;
   for (size_t i = 0; i < fed; ++i)
-    add(aggregator, Refused{"l" + std::to_string(i), address("192.0.2.1:1"), "", "no_route"});
+    add(aggregator, Refused{fmt::format("l{}", i), address("192.0.2.1:1"), "", "no_route"});
   std::string summary = aggregator.summary({}, 1000ms);
   CHECK(contains(summary, R"("overflow":10,)"));
   size_t recent = 0;
@@ -76,5 +77,5 @@ TEST_CASE("bounded whatever it is fed: rows past the cap are counted as overflow
        at = summary.find(R"({"type":"refused","time")", at + 1))
     ++recent;
   CHECK(recent == Aggregator::kRecent);
-  CHECK(contains(summary, "\"listener\":\"l" + std::to_string(fed - 1) + "\""));
+  CHECK(contains(summary, fmt::format("\"listener\":\"l{}\"", fed - 1)));
 }
