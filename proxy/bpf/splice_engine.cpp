@@ -501,8 +501,8 @@ tl::expected<uint64_t, Error> SplicedPair::relay_held(Direction direction, uint6
   HeldRelay& held_relay = (*held_relays_)[static_cast<size_t>(direction)];
   std::string& in_hand = held_relay.in_hand;
   // What one recv() takes; only an unsent rest is kept. Smaller than a core's L1 data cache, so
-  // the send() copies out what the recv() just copied in (128 KiB moved 9 to 30 % fewer bytes
-  // per second, at 10 % more CPU per GB: docs/splice.md).
+  // the send() copies out what the recv() just copied in (sizes measured: docs/splice.md, "The
+  // held relay's chunk").
   std::array<char, 32 * 1024> chunk;
   uint64_t moved = 0;
   // Held bytes still to read, as of the last counter read: re-read only once they are used up.
