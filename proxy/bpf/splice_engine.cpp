@@ -368,16 +368,19 @@ bool SplicedPair::fin_received(Direction direction, const PairState& state) cons
   return source_state(direction, state).fin_received;
 }
 
-bool SplicedPair::drained(Direction direction, const PairState& state) const {
-  const DirectionStats& counters = state.stats[direction];
+uint64_t SplicedPair::unseen(Direction direction, const PairState& state) const {
   const uint64_t received_total = source_state(direction, state).received;
   const uint64_t received_since_splice =
       received_total - std::min(received_total, source(direction).received_baseline);
-  if (counters.redirected_bytes + counters.passed_bytes + counters.held_bytes - counters.repeated_bytes <
-      received_since_splice)
-    return false;
+  return unseen_bytes(received_since_splice, state.stats[direction]);
+}
+
+bool SplicedPair::kick_source(Direction direction) const { return kick(source(direction).fd); }
+
+bool SplicedPair::drained(Direction direction, const PairState& state) const {
+  if (unseen(direction, state) > 0) return false;
   const HeldRelay* held = held_relay(direction);
-  if (counters.held_bytes != taken(direction) || (held != nullptr && !held->in_hand.empty())) return false;
+  if (state.stats[direction].held_bytes != taken(direction) || (held != nullptr && !held->in_hand.empty())) return false;
   return progress(direction, state).undelivered == 0;
 }
 

@@ -157,6 +157,13 @@ constexpr uint64_t undelivered_bytes(uint64_t redirected, uint64_t delivered) {
 constexpr bool drained(uint64_t redirected, uint64_t delivered) {
   return delivered >= redirected;
 }
+// Bytes a source received since splice() that no verdict has counted: each skb's bytes are
+// counted once, as redirected, passed or held, and a repeated head is counted again in held.
+constexpr uint64_t unseen_bytes(uint64_t received_since_splice, const DirectionStats& counters) {
+  const uint64_t seen =
+      counters.redirected_bytes + counters.passed_bytes + counters.held_bytes - counters.repeated_bytes;
+  return received_since_splice > seen ? received_since_splice - seen : 0;
+}
 
 // Occupancy of the maps (entries, not pairs): for metrics and leak checks.
 struct MapOccupancy {
@@ -231,6 +238,13 @@ class SplicedPair {
   // (POLLRDHUP): a FIN can be seen before the verdict ran on the bytes in front of it.
   bool drained(Direction direction, const PairState& state) const;
   tl::expected<bool, Error> drained(Direction direction) const;
+  // Bytes the source of direction d has received that no verdict has seen yet. Bytes in
+  // flight between the counters and TCP_INFO show here for a moment; bytes that stay are
+  // stranded on the source's receive queue (docs/splice.md, "Stranded bytes"): kick_source(d).
+  uint64_t unseen(Direction direction, const PairState& state) const;
+  // Runs the verdict on whatever waits on the source's receive queue (SO_RCVLOWAT, as at
+  // splice()). False with errno set when the setsockopt fails.
+  bool kick_source(Direction direction) const;
   // Half-closes the destination of direction d (shutdown SHUT_WR) if it is drained.
   // Returns true once done (then and on later calls), false while bytes are on their way.
   tl::expected<bool, Error> shutdown_peer_when_drained(Direction direction, const PairState& state);

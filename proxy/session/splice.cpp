@@ -210,6 +210,7 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   bool paced = false;    // a paused direction whose destination is taking bytes
   bool stalled = false;  // a paused direction whose destination takes none
   bool watched = false;  // a direction paused or resumed a moment ago
+  bool kicked = false;   // a source kicked for stranded bytes: see that they moved
   for (bool upstream : {true, false}) {
     Direction& d = upstream ? s.up : s.down;
     if (!state) continue;
@@ -260,6 +261,18 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
         draining = true;
       }
       continue;
+    }
+    // Quiet, yet the source received bytes no verdict saw: they are stranded on its receive
+    // queue, and no data-ready event will come for them (docs/splice.md, "Stranded bytes").
+    if (const uint64_t unseen = s.kernel.pair->unseen(direction, *state);
+        unseen > 0 && undelivered == 0 && !s.kernel.pair->holding(direction, stats)) {
+      if (s.kernel.pair->kick_source(direction)) {
+        spdlog::debug("{}: {} bytes received but not seen by the verdict; kicked the source",
+                      s.client_address.to_string(), unseen);
+        kicked = true;
+      } else {
+        spdlog::warn("{}: cannot kick a spliced socket: {}", s.client_address.to_string(), std::strerror(errno));
+      }
     }
     // After a pause or a resume, the direction switches between held and redirected bytes.
     if (pace_direction(s, upstream, undelivered)) d.kernel.paced_at = now;
@@ -332,7 +345,7 @@ void Worker::check_splice(Session& s, Clock::time_point now) {
   if (lifecycle::idle_expired(now, s.last_activity, idle)) return finish(s, Result::idle_timeout, false);
   if (draining || paced) {
     s.kernel.check_interval = kDrainCheck;
-  } else if (moved || watched) {
+  } else if (moved || watched || kicked) {
     s.kernel.check_interval = kActiveCheck;
   } else {
     s.kernel.check_interval = std::min(stalled ? kStalledCheckMax : kIdleCheckMax, s.kernel.check_interval * 2);

@@ -89,3 +89,21 @@ TEST_CASE("the drain rule compares redirected with delivered bytes") {
   CHECK(undelivered_bytes(10, 4) == 6);
   CHECK(undelivered_bytes(4, 10) == 0);
 }
+
+TEST_CASE("unseen bytes: received by the source but counted by no verdict") {
+  using snisplice::bpf::DirectionStats;
+  using snisplice::bpf::unseen_bytes;
+  DirectionStats counters;
+  counters.redirected_bytes = 1000;
+  counters.passed_bytes = 10;
+  counters.held_bytes = 300;
+  CHECK(unseen_bytes(1310, counters) == 0);
+  CHECK(unseen_bytes(2158, counters) == 848);
+  // A repeated head is in held_bytes twice but arrived once.
+  counters.held_bytes = 400;
+  counters.repeated_bytes = 100;
+  CHECK(unseen_bytes(1310, counters) == 0);
+  CHECK(unseen_bytes(1311, counters) == 1);
+  // Counted before TCP_INFO was read: never negative.
+  CHECK(unseen_bytes(1000, counters) == 0);
+}
