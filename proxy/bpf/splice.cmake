@@ -5,6 +5,7 @@ target_link_libraries(snisplice_held_repeats PUBLIC snisplice_base)
 # SpliceEngine (sockhash + SK_SKB verdict owner) and the kernel feature probe.
 add_library(snisplice_bpf_splice STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/splice_engine.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/splice_held_relay.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/splice_sockets.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/splice_rollback.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/kernel_features.cpp)
